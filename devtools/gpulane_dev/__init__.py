@@ -1,0 +1,1 @@
+"""gpulane_dev: a real local control plane (etcd + kube-apiserver + kwok), helm and Prometheus for tests and people."""

@@ -1,0 +1,1 @@
+"""gpulane_operator: the kopf operator that orders, places and binds GPUShareJobs."""
