@@ -1,0 +1,170 @@
+"""Cluster state for placement: nodes, the lane state of every GPU, and the placements made.
+
+``ClusterState`` is immutable; ``reserve`` and ``unreserve`` return new states. The operator
+rebuilds it from the API (GPUNodes + the pods it owns), the simulator evolves it event by event,
+and both ask the same question: which (node, GPUs, lane) options exist for this job?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+
+from gpulane_core.lanes import (
+    AdmissionKind,
+    AdmissionPlan,
+    GpuLanes,
+    admit,
+    check_invariant,
+    plan_admission,
+    plan_exclusive,
+    release,
+)
+from gpulane_core.model import Gpu, Job, JobId, LaneId, Node, NodeName
+
+
+@dataclass(frozen=True, slots=True)
+class GpuChoice:
+    """One GPU of a placement and how the job is admitted to it."""
+
+    index: int
+    uuid: str
+    plan: AdmissionPlan
+
+    @property
+    def lane(self) -> LaneId:
+        return self.plan.lane
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    job: JobId
+    node: NodeName
+    gpus: tuple[GpuChoice, ...]
+
+    @property
+    def first(self) -> GpuChoice:
+        return self.gpus[0]
+
+    @property
+    def exclusive(self) -> bool:
+        return self.first.plan.kind is AdmissionKind.EXCLUSIVE
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    node: Node
+    lanes: Mapping[int, GpuLanes]  # by GPU index
+
+    @staticmethod
+    def empty(node: Node) -> NodeView:
+        return NodeView(node, {g.index: GpuLanes(capacity_mib=g.memory_mib) for g in node.gpus})
+
+    def free_mib(self, index: int) -> int:
+        return self.lanes[index].free_mib
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    nodes: Mapping[NodeName, NodeView] = field(default_factory=dict)
+    placements: Mapping[JobId, Placement] = field(default_factory=dict)
+    jobs: Mapping[JobId, Job] = field(default_factory=dict)
+
+    @staticmethod
+    def of(nodes: list[Node] | tuple[Node, ...]) -> ClusterState:
+        return ClusterState({n.name: NodeView.empty(n) for n in nodes})
+
+    def gpu_lanes(self, node: NodeName, index: int) -> GpuLanes:
+        return self.nodes[node].lanes[index]
+
+    def candidates(self, job: Job, node: NodeName) -> Iterator[Placement]:
+        """Every feasible way to put ``job`` on ``node``; nothing when it does not fit.
+
+        A 1-GPU job yields one option per GPU that admits it (a Salus plan per GPU); a multi-GPU
+        job yields one option: the lowest-index healthy, empty, acceptable GPUs.
+        """
+        view = self.nodes[node]
+        usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
+        if job.gpus == 1:
+            for gpu in usable:
+                plan = plan_admission(view.lanes[gpu.index], job.persistent_mib, job.ephemeral_mib)
+                if plan is not None:
+                    yield Placement(job.name, node, (GpuChoice(gpu.index, gpu.uuid, plan),))
+            return
+        chosen: list[GpuChoice] = []
+        for gpu in usable:
+            plan = plan_exclusive(view.lanes[gpu.index], job.persistent_mib, job.ephemeral_mib)
+            if plan is not None:
+                chosen.append(GpuChoice(gpu.index, gpu.uuid, plan))
+            if len(chosen) == job.gpus:
+                yield Placement(job.name, node, tuple(chosen))
+                return
+
+    def reserve(self, job: Job, placement: Placement) -> ClusterState:
+        """Apply a placement; raises ValueError if it is stale (the state changed since it was made)."""
+        if job.name in self.placements:
+            raise ValueError(f"job {job.name} is already placed on {self.placements[job.name].node}")
+        view = self.nodes[placement.node]
+        lanes = dict(view.lanes)
+        for choice in placement.gpus:
+            lanes[choice.index] = admit(
+                lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
+            )
+        nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
+        return ClusterState(nodes, {**self.placements, job.name: placement}, {**self.jobs, job.name: job})
+
+    def unreserve(self, job: JobId) -> ClusterState:
+        """Release a job's lanes everywhere. Idempotent: an unknown job leaves the state unchanged."""
+        placement = self.placements.get(job)
+        if placement is None:
+            return self
+        view = self.nodes[placement.node]
+        lanes = dict(view.lanes)
+        for choice in placement.gpus:
+            lanes[choice.index] = release(lanes[choice.index], job)
+        nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
+        placements = {k: v for k, v in self.placements.items() if k != job}
+        jobs = {k: v for k, v in self.jobs.items() if k != job}
+        return ClusterState(nodes, placements, jobs)
+
+    def with_node(self, node: Node) -> ClusterState:
+        """Add or update a node (inventory or health changed); lane state of known GPUs is kept."""
+        old = self.nodes.get(node.name)
+        lanes = {
+            g.index: (old.lanes[g.index] if old and g.index in old.lanes else GpuLanes(capacity_mib=g.memory_mib))
+            for g in node.gpus
+        }
+        return replace(self, nodes={**self.nodes, node.name: NodeView(node, lanes)})
+
+    def check_invariants(self) -> list[str]:
+        problems: list[str] = []
+        for name, view in self.nodes.items():
+            for index, gpu_lanes in view.lanes.items():
+                problems += [f"{name}/gpu{index}: {p}" for p in check_invariant(gpu_lanes)]
+        for job, placement in self.placements.items():
+            for choice in placement.gpus:
+                if self.nodes[placement.node].lanes[choice.index].tenant(job) is None:
+                    problems.append(f"job {job} is placed on {placement.node}/gpu{choice.index} but not resident")
+        resident = [t.job for v in self.nodes.values() for g in v.lanes.values() for t in g.tenants]
+        for job in set(resident) - set(self.placements):
+            problems.append(f"job {job} holds lane memory but has no placement")
+        return problems
+
+
+def largest_free(state: ClusterState, job: Job) -> tuple[str, int] | None:
+    """The GPU with the most free memory that the job could use at all, for unschedulable messages."""
+    best: tuple[str, int] | None = None
+    for name, view in state.nodes.items():
+        for gpu in view.node.gpus:
+            if not gpu.healthy or not job.accepts(gpu):
+                continue
+            free = view.lanes[gpu.index].free_mib
+            if best is None or free > best[1]:
+                best = (f"{name}/gpu{gpu.index}", free)
+    return best
+
+
+def gpus_of(nodes: Mapping[NodeName, NodeView]) -> Iterator[tuple[NodeName, Gpu]]:
+    for name, view in nodes.items():
+        for gpu in view.node.gpus:
+            yield name, gpu
