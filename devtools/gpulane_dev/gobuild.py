@@ -1,0 +1,155 @@
+"""Build kube-apiserver, etcd and kwok from the Go module proxy into the cache.
+
+No registry ships kube-apiserver, and `go install k8s.io/kubernetes/cmd/kube-apiserver@v1.34.1` is
+refused because its go.mod replaces the staging modules with local paths. A tiny wrapper module that
+requires k8s.io/kubernetes and replaces each staging module with its published v0.X.Y builds it
+(control-plane.md §1); the same wrapper builds etcd. kwok has no replace directives, so plain
+`go install` works. GOMODCACHE and GOCACHE live in the cache, so a second run takes seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+from gpulane_dev.commands import CommandFailed, Reporter, run, timed
+from gpulane_dev.settings import STAGING_MODULES, CacheLayout, Versions
+
+WRAPPER_MODULE = "gpulane.dev/k8s-binaries"
+KUBE_APISERVER_PKG = "k8s.io/kubernetes/cmd/kube-apiserver"
+ETCD_PKG = "go.etcd.io/etcd/server/v3"
+KWOK_PKG = "sigs.k8s.io/kwok/cmd/kwok"
+_GO_VERSION = re.compile(r"go(\d+)\.(\d+)")
+# kwok v0.8.0 declares `go 1.26.0`; older toolchains would need GOTOOLCHAIN to download a newer one.
+MIN_GO = (1, 24)
+_BUILD_TIMEOUT_S = 3600.0
+
+
+class GoMissing(RuntimeError):
+    """No usable Go toolchain; the message says what to install."""
+
+
+def wrapper_go_mod(versions: Versions) -> str:
+    """The wrapper module's go.mod before `go get` fills in the indirect requirements."""
+    staging = versions.staging
+    replaces = "\n".join(f"replace k8s.io/{name} => k8s.io/{name} {staging}" for name in STAGING_MODULES)
+    return (
+        f"module {WRAPPER_MODULE}\n\n"
+        "go 1.24.0\n\n"
+        # Only the main module's godebug applies; upstream Kubernetes builds with these defaults.
+        "godebug default=go1.24\n\n"
+        "require (\n"
+        f"\tk8s.io/kubernetes {versions.kubernetes}\n"
+        f"\t{ETCD_PKG} {versions.etcd}\n"
+        ")\n\n"
+        f"{replaces}\n"
+    )
+
+
+def wrapper_tools_go() -> str:
+    """A build-tagged file that keeps both commands in the module graph."""
+    return (
+        "//go:build tools\n\n"
+        "package tools\n\n"
+        "import (\n"
+        f'\t_ "{KUBE_APISERVER_PKG}"\n'
+        f'\t_ "{ETCD_PKG}"\n'
+        ")\n"
+    )
+
+
+def wrapper_is_current(go_mod_text: str, versions: Versions) -> bool:
+    """True when an existing go.mod already pins these versions, so `go get` can be skipped."""
+    needed = [f"k8s.io/kubernetes {versions.kubernetes}", f"{ETCD_PKG} {versions.etcd}"]
+    needed += [f"replace k8s.io/{n} => k8s.io/{n} {versions.staging}" for n in STAGING_MODULES]
+    return all(line in go_mod_text for line in needed)
+
+
+def apiserver_ldflags(versions: Versions) -> str:
+    """Link flags that make `kube-apiserver --version` report the pinned version, stripped."""
+    major, minor, _ = versions.kubernetes.lstrip("v").split(".")
+    base = "k8s.io/component-base/version"
+    return (
+        f"-s -w -X {base}.gitVersion={versions.kubernetes} -X {base}.gitMajor={major} -X {base}.gitMinor={minor}"
+    )
+
+
+def go_env(cache: CacheLayout) -> dict[str, str]:
+    return {
+        "GOMODCACHE": str(cache.gomodcache),
+        "GOCACHE": str(cache.gocache),
+        "GOBIN": str(cache.bin),
+        "CGO_ENABLED": "0",
+        # A user's GOFLAGS (-mod=vendor, say) must not leak into the wrapper build.
+        "GOFLAGS": "",
+    }
+
+
+def find_go() -> Path:
+    """The `go` binary, checked to be new enough; GoMissing otherwise."""
+    found = shutil.which("go") or next(
+        (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if Path(p).exists()), None
+    )
+    if found is None:
+        raise GoMissing(
+            "go: not found on PATH; install Go >= 1.24 (https://go.dev/dl/) to build kube-apiserver, "
+            "etcd and kwok, or set KUBEBUILDER_ASSETS to a directory holding etcd and kube-apiserver"
+        )
+    out = run([found, "version"])
+    match = _GO_VERSION.search(out)
+    if match is None or (int(match.group(1)), int(match.group(2))) < MIN_GO:
+        raise GoMissing(f"{found}: {out.strip()!r} is older than go{MIN_GO[0]}.{MIN_GO[1]}")
+    return Path(found)
+
+
+def build_control_plane(go: Path, cache: CacheLayout, versions: Versions, reporter: Reporter) -> None:
+    """Build kube-apiserver and etcd into `cache.bin` through the wrapper module."""
+    env = go_env(cache)
+    log = cache.logs / "go-build.log"
+    cache.wrapper.mkdir(parents=True, exist_ok=True)
+    cache.bin.mkdir(parents=True, exist_ok=True)
+    go_mod = cache.wrapper / "go.mod"
+    (cache.wrapper / "tools.go").write_text(wrapper_tools_go())
+    if not (go_mod.exists() and wrapper_is_current(go_mod.read_text(), versions)):
+        go_mod.write_text(wrapper_go_mod(versions))
+        (cache.wrapper / "go.sum").unlink(missing_ok=True)
+        reporter.say(f"resolving modules (go get, a few hundred MB on a cold cache); log {log}")
+        started = time.monotonic()
+        run(
+            [str(go), "get", f"{KUBE_APISERVER_PKG}@{versions.kubernetes}", f"{ETCD_PKG}@{versions.etcd}"],
+            env=env, cwd=cache.wrapper, log=log, timeout=_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        timed(reporter, "modules resolved", started)
+    builds = [
+        ("kube-apiserver", KUBE_APISERVER_PKG, apiserver_ldflags(versions), versions.kubernetes),
+        ("etcd", ETCD_PKG, "-s -w", versions.etcd),
+    ]
+    for name, pkg, ldflags, version in builds:
+        reporter.say(f"building {name} {version} (cold: minutes on 2 cores; cached: seconds)")
+        started = time.monotonic()
+        target = cache.bin / f".{name}.tmp"
+        run(
+            [str(go), "build", "-trimpath", "-ldflags", ldflags, "-o", str(target), pkg],
+            env=env, cwd=cache.wrapper, log=log, timeout=_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        target.replace(cache.bin / name)  # atomic: a half-written binary is never picked up
+        timed(reporter, f"built {name}", started)
+
+
+def install_kwok(go: Path, cache: CacheLayout, versions: Versions, reporter: Reporter) -> None:
+    """`go install sigs.k8s.io/kwok/cmd/kwok@<version>` with GOBIN in the cache."""
+    reporter.say(f"building kwok {versions.kwok} (go install)")
+    started = time.monotonic()
+    cache.bin.mkdir(parents=True, exist_ok=True)
+    try:
+        run(
+            [str(go), "install", "-trimpath", "-ldflags", "-s -w", f"{KWOK_PKG}@{versions.kwok}"],
+            env=go_env(cache), cwd=cache.root, log=cache.logs / "go-build.log", timeout=_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+    except CommandFailed as exc:
+        if "requires go >=" in exc.output:
+            raise GoMissing(f"kwok {versions.kwok} needs a newer Go; {exc}") from exc
+        raise
+    timed(reporter, "built kwok", started)
