@@ -1,0 +1,158 @@
+"""Scheduler-framework vocabulary shared by the operator and the simulator.
+
+Modelled on the Kubernetes scheduler framework (``framework/interface.go``): small extension points
+that each return a :class:`~gpulane_core.status.Status` or a score, and a :class:`Profile` that runs
+the enabled plugins with weights. Here the unit being filtered and scored is a *placement option*
+(node, GPUs, lane plan), because gpulane decides the lane as well as the node.
+
+Contracts (as in Kubernetes):
+
+* a score plugin returns a raw score; ``normalize`` maps the raw scores of one job's options onto
+  0..100 (:data:`MAX_SCORE`); the profile adds them with integer weights;
+* ``unreserve`` must be idempotent: releasing twice, or releasing a job never reserved, is harmless;
+* plugin arguments are typed dataclasses with ``validate() -> list[str]`` (field-named problems);
+* plugins are registered by a function (:mod:`gpulane_core.registry`), never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gpulane_core.cluster import ClusterState, Placement
+from gpulane_core.model import Job, JobId
+from gpulane_core.ordering import TurnStats
+from gpulane_core.status import Status
+
+MAX_SCORE = 100
+MIN_SCORE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CycleContext:
+    """What plugins may read during one decision: the state as it is now and the clock."""
+
+    state: ClusterState
+    now_s: float = 0.0
+
+
+@runtime_checkable
+class PluginArgs(Protocol):
+    def validate(self) -> list[str]: ...
+
+
+class Plugin(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class FilterPlugin(Plugin, Protocol):
+    """Rejects a placement option with an Unschedulable status, or accepts it with Success."""
+
+    def filter(self, ctx: CycleContext, job: Job, option: Placement) -> Status: ...
+
+
+class ScorePlugin(Plugin, Protocol):
+    """Rates a feasible option; ``normalize`` maps one job's raw scores onto 0..100."""
+
+    def score(self, ctx: CycleContext, job: Job, option: Placement) -> float: ...
+
+    def normalize(self, scores: Sequence[float]) -> list[float]: ...
+
+
+class ReservePlugin(Plugin, Protocol):
+    """Commits a decision into the state; ``unreserve`` must be idempotent."""
+
+    def reserve(self, state: ClusterState, job: Job, option: Placement) -> ClusterState: ...
+
+    def unreserve(self, state: ClusterState, job: JobId) -> ClusterState: ...
+
+
+class OrderPlugin(Plugin, Protocol):
+    """Sorts jobs (the pending queue, or the turns of one lane)."""
+
+    def order(self, stats: Sequence[TurnStats]) -> list[JobId]: ...
+
+
+def clamp_normalize(scores: Sequence[float]) -> list[float]:
+    """For plugins whose raw score is a fraction in [0, 1]: scale to 0..100, clamping outliers."""
+    return [min(float(MAX_SCORE), max(float(MIN_SCORE), s * MAX_SCORE)) for s in scores]
+
+
+def minmax_normalize(scores: Sequence[float]) -> list[float]:
+    """Spread raw scores of unknown range over 0..100 (all equal -> all 100)."""
+    if not scores:
+        return []
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [float(MAX_SCORE)] * len(scores)
+    return [(s - lo) * MAX_SCORE / (hi - lo) for s in scores]
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedScore:
+    plugin: ScorePlugin
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LaneReserve:
+    """The one reserve plugin: admit the job to its lanes (Salus Algorithm 1 plans)."""
+
+    name: str = "LaneReserve"
+
+    def reserve(self, state: ClusterState, job: Job, option: Placement) -> ClusterState:
+        return state.reserve(job, option)
+
+    def unreserve(self, state: ClusterState, job: JobId) -> ClusterState:
+        return state.unreserve(job)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A named set of enabled plugins: filters all must pass, scores added with weights."""
+
+    name: str
+    filters: tuple[FilterPlugin, ...] = ()
+    scores: tuple[WeightedScore, ...] = ()
+    reserve: ReservePlugin = LaneReserve()
+
+    def validate(self) -> list[str]:
+        problems: list[str] = []
+        if not self.name:
+            problems.append("profile.name: must not be empty")
+        for i, ws in enumerate(self.scores):
+            if ws.weight < 1:
+                problems.append(f"profile {self.name}: scores[{i}].weight ({ws.plugin.name}) must be >= 1")
+            if isinstance(ws.plugin, PluginArgs):
+                problems += [f"profile {self.name}: {ws.plugin.name}: {p}" for p in ws.plugin.validate()]
+        return problems
+
+    def run_filters(self, ctx: CycleContext, job: Job, option: Placement) -> Status:
+        for plugin in self.filters:
+            status = plugin.filter(ctx, job, option)
+            if not status.ok:
+                return status
+        return Status.success()
+
+    def total_scores(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
+        """Weighted sum of each plugin's normalized scores, one total per option."""
+        totals = [0.0] * len(options)
+        for ws in self.scores:
+            raw = [ws.plugin.score(ctx, job, o) for o in options]
+            for i, s in enumerate(ws.plugin.normalize(raw)):
+                totals[i] += ws.weight * s
+        return totals
+
+    def select(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> Placement | None:
+        """The best option that passes every filter; ties go to the lowest (node, GPU indices)."""
+        feasible = [o for o in options if self.run_filters(ctx, job, o).ok]
+        if not feasible:
+            return None
+        totals = self.total_scores(ctx, job, feasible)
+        best = min(
+            range(len(feasible)),
+            key=lambda i: (-totals[i], feasible[i].node, tuple(c.index for c in feasible[i].gpus)),
+        )
+        return feasible[best]

@@ -1,0 +1,1 @@
+"""Built-in scheduler plugins: filters and the binpack, spread and lane-aware scorers."""

@@ -1,0 +1,80 @@
+"""gpulane's lane-aware scorers: share what is already in use, keep whole GPUs free, don't grow lanes.
+
+Design (documented in docs/scheduling.md). Salus' Algorithm 1 already picks, per GPU, how a job joins
+(new lane, share, grow). Across GPUs the profile ``gpulane`` prefers:
+
+* GPUs already in use, tightest first (:class:`~gpulane_core.plugins.binpack.Binpack`), so memory is
+  not scattered over many half-used GPUs;
+* options that leave whole GPUs and nodes with many empty GPUs alone (:class:`KeepWholeGpus`), so
+  multi-GPU jobs (which need empty GPUs on one node) still find room;
+* joining without growth (:class:`LaneFit`): a new lane on a used GPU runs concurrently, sharing a
+  lane costs turns (more so the more jobs it already holds), and growing a lane eats the headroom
+  that keeps every other lane runnable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpulane_core.cluster import Placement
+from gpulane_core.framework import CycleContext, clamp_normalize
+from gpulane_core.lanes import AdmissionKind
+from gpulane_core.model import Job
+from gpulane_core.plugins.occupancy import empty_gpus_after
+
+
+@dataclass(frozen=True, slots=True)
+class KeepWholeGpus:
+    """1 when the option opens no empty GPU and leaves the node's empty GPUs together; 0 worst."""
+
+    name: str = "KeepWholeGpus"
+
+    def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
+        empty_after, healthy = empty_gpus_after(ctx.state, option)
+        node_part = 1.0 - empty_after / healthy if healthy else 0.0
+        if job.gpus > 1:
+            # Take whole GPUs from the node that has just enough of them.
+            return node_part
+        view = ctx.state.nodes[option.node]
+        opens_empty = view.lanes[option.first.index].is_empty
+        return 0.5 * (0.0 if opens_empty else 1.0) + 0.5 * node_part
+
+    def normalize(self, scores: Sequence[float]) -> list[float]:
+        return clamp_normalize(scores)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneFitArgs:
+    share_cost_per_job: float = 0.1  # each job already in a lane adds a turn to wait for
+    grow_score: float = 0.2
+
+    def validate(self) -> list[str]:
+        problems: list[str] = []
+        if not 0.0 <= self.share_cost_per_job <= 1.0:
+            problems.append(f"share_cost_per_job: must be within 0..1, got {self.share_cost_per_job}")
+        if not 0.0 <= self.grow_score <= 1.0:
+            problems.append(f"grow_score: must be within 0..1, got {self.grow_score}")
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class LaneFit:
+    args: LaneFitArgs = LaneFitArgs()
+    name: str = "LaneFit"
+
+    def validate(self) -> list[str]:
+        return self.args.validate()
+
+    def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
+        plan = option.first.plan
+        if plan.kind in (AdmissionKind.NEW_LANE, AdmissionKind.EXCLUSIVE):
+            return 1.0
+        if plan.kind is AdmissionKind.GROW_LANE:
+            return self.args.grow_score
+        lanes = ctx.state.nodes[option.node].lanes[option.first.index]
+        members = len(lanes.lane(plan.lane).jobs)
+        return max(self.args.grow_score, 0.9 - self.args.share_cost_per_job * (members - 1))
+
+    def normalize(self, scores: Sequence[float]) -> list[float]:
+        return clamp_normalize(scores)
