@@ -1,0 +1,296 @@
+"""The coordinator's decisions as a pure state machine: who holds each lane, who prefetches, who times out.
+
+Inputs are parsed messages, connection events and the current time (``now``, seconds on a monotonic
+clock); outputs are :class:`Send` / :class:`Close` effects for the socket server to apply. Nothing here
+performs I/O or reads a clock, so every rule is unit-tested by feeding events and reading effects.
+
+Per lane: one holder at a time; the next holder is chosen by ``gpulane_core.ordering.order`` over
+per-job :class:`TurnStats` kept in a sliding window. As soon as the holder is known, the job expected
+next is told to prefetch, so its transfer overlaps the holder's compute (seed 000, PipeSwitch).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gpulane_core.model import JobId, LaneId
+from gpulane_core.ordering import TurnStats, order
+
+from gpulane_agent.coordinator.lane import ConnId, LaneState, Member, TurnRecord
+from gpulane_agent.coordinator.metrics import LaneMetrics, LaneMetricsSnapshot
+from gpulane_agent.coordinator.protocol import (
+    ClientMessage,
+    Error,
+    Evicted,
+    Hello,
+    Leave,
+    Offload,
+    Prefetch,
+    RequestTurn,
+    ServerMessage,
+    TurnDone,
+    TurnGranted,
+    TurnRevoked,
+    Welcome,
+    Withdraw,
+)
+from gpulane_agent.coordinator.settings import TurnSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    conn: ConnId
+    message: ServerMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    conn: ConnId
+    reason: str
+
+
+Effect = Send | Close
+
+
+@dataclass(frozen=True, slots=True)
+class LaneView:
+    """A read-only picture of one lane (for tests, logs and debugging)."""
+
+    lane: LaneId
+    members: tuple[JobId, ...]
+    holder: JobId | None
+    turn_id: int | None
+    waiting: tuple[JobId, ...]
+    round: tuple[JobId, ...]
+    stats: tuple[TurnStats, ...]
+
+
+@dataclass(slots=True)
+class Coordinator:
+    """All lanes of one node. Mutable instance state only; time always comes in as ``now``."""
+
+    settings: TurnSettings = field(default_factory=TurnSettings)
+    _lanes: dict[LaneId, LaneState] = field(default_factory=dict)
+    _metrics: dict[LaneId, LaneMetrics] = field(default_factory=dict)
+    _bound: dict[ConnId, tuple[LaneId, JobId]] = field(default_factory=dict)
+    _next_turn: int = 1
+
+    # ---- inputs -------------------------------------------------------------------------------
+
+    def handle(self, conn: ConnId, message: ClientMessage, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        if isinstance(message, Hello):
+            self._hello(conn, message, now, effects)
+            return effects
+        bound = self._bound.get(conn)
+        if bound is None:
+            return [Send(conn, Error("type", f"{message.TYPE!r} before 'hello': join a lane first"))]
+        lane = self._lanes[bound[0]]
+        member = lane.members[bound[1]]
+        if isinstance(message, RequestTurn):
+            if lane.holder is not None and lane.holder.job == member.job:
+                effects.append(Send(conn, Error("type", f"job already holds turn {lane.holder.turn_id}")))
+            elif member.waiting_since is None:
+                member.waiting_since = now
+        elif isinstance(message, TurnDone):
+            self._turn_done(lane, member, message, now, effects)
+        elif isinstance(message, Withdraw):
+            if lane.holder is not None and lane.holder.job == member.job:
+                self._end_turn(lane, member, TurnRecord(now, 0.0, 0.0, now - lane.holder.granted_s), now)
+            member.waiting_since = None
+        elif isinstance(message, Leave):
+            self._remove(lane, member, now)
+        self._schedule(lane, now, effects)
+        return effects
+
+    def disconnect(self, conn: ConnId, now: float) -> list[Effect]:
+        """The connection closed (leave or crash): the job leaves its lane, its turn passes on."""
+        bound = self._bound.get(conn)
+        if bound is None:
+            return []
+        lane = self._lanes[bound[0]]
+        self._remove(lane, lane.members[bound[1]], now)
+        effects: list[Effect] = []
+        self._schedule(lane, now, effects)
+        return effects
+
+    def tick(self, now: float) -> list[Effect]:
+        """Revoke every turn whose deadline has passed; evict repeat offenders."""
+        effects: list[Effect] = []
+        for lane in list(self._lanes.values()):
+            turn = lane.holder
+            if turn is None or now < turn.deadline_s:
+                continue
+            member = lane.members[turn.job]
+            member.missed += 1
+            self._metrics[lane.id].timeouts += 1
+            self._metrics[lane.id].hold.observe(now - turn.granted_s)
+            lane.holder = None
+            effects.append(Send(member.conn, TurnRevoked(turn.turn_id, member.missed, self.settings.max_missed_deadlines)))
+            member.revoked.add(turn.turn_id)
+            if member.missed >= self.settings.max_missed_deadlines:
+                reason = f"missed {member.missed} consecutive turn deadlines (limit {self.settings.max_missed_deadlines})"
+                effects += [Send(member.conn, Evicted(reason)), Close(member.conn, reason)]
+                self._remove(lane, member, now)
+            self._schedule(lane, now, effects)
+        return effects
+
+    def next_deadline(self) -> float | None:
+        deadlines = [lane.holder.deadline_s for lane in self._lanes.values() if lane.holder is not None]
+        return min(deadlines, default=None)
+
+    # ---- views --------------------------------------------------------------------------------
+
+    def metrics(self) -> tuple[LaneMetricsSnapshot, ...]:
+        return tuple(
+            m.snapshot(self._lanes[lane].waiter_count() if lane in self._lanes else 0)
+            for lane, m in sorted(self._metrics.items())
+        )
+
+    def view(self, lane_id: LaneId, now: float) -> LaneView | None:
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            return None
+        return LaneView(
+            lane.id,
+            tuple(lane.members),
+            lane.holder.job if lane.holder else None,
+            lane.holder.turn_id if lane.holder else None,
+            tuple(m.job for m in lane.waiters()),
+            tuple(lane.round),
+            tuple(self._stats(lane, lane.members.values(), now)),
+        )
+
+    # ---- rules --------------------------------------------------------------------------------
+
+    def _hello(self, conn: ConnId, hello: Hello, now: float, effects: list[Effect]) -> None:
+        if conn in self._bound:
+            lane_id, job = self._bound[conn]
+            effects.append(Send(conn, Error("type", f"this connection already joined lane {lane_id!r} as {job!r}")))
+            return
+        lane = self._lanes.get(hello.lane)
+        if lane is not None and hello.job in lane.members:
+            effects.append(Send(conn, Error("job", f"job {hello.job!r} already joined lane {hello.lane!r} on another connection")))
+            return
+        if lane is None:
+            lane = self._lanes[hello.lane] = LaneState(hello.lane)
+        self._metrics.setdefault(hello.lane, LaneMetrics(hello.lane))
+        lane.members[hello.job] = Member(
+            job=hello.job,
+            conn=conn,
+            joined_s=now,
+            priority=hello.priority,
+            remaining_estimate_s=hello.remaining_s,
+            working_set_bytes=hello.working_set_bytes,
+            iteration_estimate_s=hello.iteration_estimate_s,
+            window=deque(),
+        )
+        self._bound[conn] = (hello.lane, hello.job)
+        t = self.settings
+        effects.append(
+            Send(conn, Welcome(hello.lane, hello.job, t.policy.value, t.turn_timeout_s, t.max_missed_deadlines))
+        )
+        self._schedule(lane, now, effects)
+
+    def _turn_done(self, lane: LaneState, member: Member, done: TurnDone, now: float, effects: list[Effect]) -> None:
+        turn = lane.holder
+        if turn is not None and turn.job == member.job and turn.turn_id == done.turn_id:
+            hold = now - turn.granted_s
+            self._end_turn(lane, member, TurnRecord(now, done.compute_s, done.transfer_s, hold), now)
+            member.missed = 0
+        elif done.turn_id in member.revoked:
+            # It was already told the turn was revoked; its late report carries no trustworthy stats.
+            member.revoked.discard(done.turn_id)
+        else:
+            held = f"holds turn {turn.turn_id}" if turn is not None and turn.job == member.job else "holds no turn"
+            effects.append(Send(member.conn, Error("turn_id", f"turn {done.turn_id} is not this job's turn (it {held})")))
+            return
+        if done.again and member.waiting_since is None:
+            member.waiting_since = now
+
+    def _end_turn(self, lane: LaneState, member: Member, record: TurnRecord, now: float) -> None:
+        self._metrics[lane.id].hold.observe(record.hold_s)
+        member.record(record, self.settings.window_s)
+        lane.holder = None
+
+    def _remove(self, lane: LaneState, member: Member, now: float) -> None:
+        if lane.holder is not None and lane.holder.job == member.job:
+            self._metrics[lane.id].hold.observe(now - lane.holder.granted_s)
+            lane.holder = None
+        lane.forget(member.job)
+        self._bound.pop(member.conn, None)
+        if not lane.members:
+            del self._lanes[lane.id]
+
+    def _schedule(self, lane: LaneState, now: float, effects: list[Effect]) -> None:
+        if lane.id not in self._lanes:
+            return
+        if lane.holder is None:
+            pick = self._pick(lane, now)
+            if pick is not None:
+                self._grant(lane, lane.members[pick], now, effects)
+        self._signal_prefetch(lane, now, effects)
+
+    def _order(self, lane: LaneState, members: list[Member], now: float) -> list[JobId]:
+        known = {m.job for m in members}
+        return [job for job in order(self.settings.policy, self._stats(lane, members, now)) if job in known]
+
+    def _pick(self, lane: LaneState, now: float) -> JobId | None:
+        waiting = lane.waiters()
+        if not waiting:
+            return None
+        if not self.settings.rounds:
+            return self._order(lane, waiting, now)[0]
+        candidates = [job for job in lane.round if lane.members[job].waiting_since is not None]
+        if not candidates:  # work-conserving: nobody left in this round is asking, start the next one
+            lane.round = self._order(lane, list(lane.members.values()), now)
+            candidates = [job for job in lane.round if lane.members[job].waiting_since is not None]
+        pick = candidates[0]
+        lane.round.remove(pick)
+        if not lane.round:  # compute the next round now, so its first job can prefetch during this turn
+            lane.round = self._order(lane, list(lane.members.values()), now)
+        return pick
+
+    def _predict(self, lane: LaneState, now: float) -> JobId | None:
+        """The job expected to hold the lane after the current holder (None: the holder continues)."""
+        assert lane.holder is not None
+        holder = lane.holder.job
+        if self.settings.rounds:
+            rest = [job for job in lane.round if job != holder]
+            asking = [job for job in rest if lane.members[job].waiting_since is not None]
+            choices = asking or rest
+            return choices[0] if choices else None
+        contenders = [*lane.waiters(), lane.members[holder]]
+        return next((job for job in self._order(lane, contenders, now) if job != holder), None)
+
+    def _signal_prefetch(self, lane: LaneState, now: float, effects: list[Effect]) -> None:
+        if lane.holder is None:
+            return
+        target = self._predict(lane, now)
+        if target is None or target == lane.prefetch_target:
+            return
+        lane.prefetch_target = target
+        self._metrics[lane.id].prefetch_signals += 1
+        effects.append(Send(lane.members[target].conn, Prefetch(lane.holder.turn_id)))
+
+    def _grant(self, lane: LaneState, member: Member, now: float, effects: list[Effect]) -> None:
+        assert member.waiting_since is not None
+        turn_id = self._next_turn
+        self._next_turn += 1
+        wait = now - member.waiting_since
+        member.waiting_since = None
+        timeout = max(self.settings.turn_timeout_s, self.settings.timeout_factor * member.typical_iteration_s())
+        prefetched = lane.prefetch_target == member.job
+        lane.prefetch_target = None
+        previous = lane.grant(member.job, turn_id, now, now + timeout)
+        metrics = self._metrics[lane.id]
+        metrics.turns += 1
+        metrics.wait.observe(wait)
+        effects.append(Send(member.conn, TurnGranted(turn_id, timeout, wait, prefetched)))
+        if self.settings.offload_on_switch and previous is not None and previous != member.job and previous in lane.members:
+            effects.append(Send(lane.members[previous].conn, Offload(turn_id)))
+
+    def _stats(self, lane: LaneState, members: Iterable[Member], now: float) -> list[TurnStats]:
+        return [m.stats(now, self.settings) for m in members]
