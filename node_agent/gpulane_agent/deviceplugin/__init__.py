@@ -1,0 +1,1 @@
+"""The kubelet device plugin: advertises GPU memory units and answers Allocate from operator annotations."""

@@ -1,0 +1,165 @@
+"""Pure decisions behind Allocate: which pod the kubelet is allocating for, and what its containers get.
+
+The kubelet's Allocate carries only device IDs, not the pod. The operator writes its decision into pod
+annotations before binding and keeps ``charge-units`` unique among a node's not-yet-allocated pods, so
+the pod is the single one with (node, not ``allocated``, ``charge-units`` == number of IDs). Zero or
+several candidates is a refusal with a message naming what is missing; we never guess (HAMi's guessing
+of "the pending pod" is a known source of stuck pods, anchors.md §5 #5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gpulane_agent import annotations as ann
+from gpulane_agent.kube.api import PodView
+
+
+class AllocateRefused(Exception):
+    """Allocate cannot be answered; the message is returned to the kubelet (FAILED_PRECONDITION)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The operator's decision for one pod, parsed from its annotations."""
+
+    namespace: str
+    pod: str
+    uid: str
+    job: str
+    gpu_indices: tuple[int, ...]
+    gpu_uuids: tuple[str, ...]
+    lane: str
+    lane_size_mib: int
+    persistent_mib: int
+    ephemeral_mib: int
+    memory_limit_mib: int
+    charge_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    container_path: str
+    host_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerGrant:
+    envs: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+
+
+def parse_assignment(pod: PodView) -> Assignment:
+    """Read the operator's annotations; a missing or malformed one is an AllocateRefused naming it."""
+    a = pod.annotations
+    where = f"pod {pod.key}"
+
+    def required(key: str) -> str:
+        value = a.get(key, "").strip()
+        if not value:
+            raise AllocateRefused(f"{where}: annotation {key} is missing")
+        return value
+
+    def integer(key: str) -> int:
+        text = required(key)
+        try:
+            value = int(text)
+        except ValueError:
+            raise AllocateRefused(f"{where}: annotation {key}={text!r} is not an integer") from None
+        if value < 0:
+            raise AllocateRefused(f"{where}: annotation {key}={text!r} is negative")
+        return value
+
+    uuids = tuple(u.strip() for u in required(ann.GPU_UUID).split(","))
+    index_text = required(ann.GPU_INDEX)
+    try:
+        indices = tuple(int(i) for i in index_text.split(","))
+    except ValueError:
+        raise AllocateRefused(f"{where}: annotation {ann.GPU_INDEX}={index_text!r} is not a list of integers") from None
+    if len(indices) != len(uuids) or not all(uuids):
+        raise AllocateRefused(f"{where}: annotations {ann.GPU_INDEX} and {ann.GPU_UUID} differ in length")
+    job = pod.labels.get(ann.JOB_LABEL, "")
+    return Assignment(
+        namespace=pod.namespace,
+        pod=pod.name,
+        uid=pod.uid,
+        job=f"{pod.namespace}/{job}" if job else pod.key,
+        gpu_indices=indices,
+        gpu_uuids=uuids,
+        lane=required(ann.LANE),
+        lane_size_mib=integer(ann.LANE_SIZE_MIB),
+        persistent_mib=integer(ann.PERSISTENT_MIB),
+        ephemeral_mib=integer(ann.EPHEMERAL_MIB),
+        memory_limit_mib=integer(ann.MEMORY_LIMIT_MIB),
+        charge_units=integer(ann.CHARGE_UNITS),
+    )
+
+
+def awaiting_allocation(pods: Sequence[PodView], node_name: str) -> list[PodView]:
+    """Pods on this node the operator assigned and the agent has not allocated yet."""
+    return [
+        p
+        for p in pods
+        if p.annotations.get(ann.NODE) == node_name
+        and p.annotations.get(ann.ALLOCATED) != "true"
+        and not p.finished
+        and not p.deleting
+    ]
+
+
+def find_pod(pods: Sequence[PodView], node_name: str, units: int, resource: str) -> PodView:
+    """The single pod awaiting ``units`` units on ``node_name``, else AllocateRefused explaining why."""
+    waiting = awaiting_allocation(pods, node_name)
+    matches = [p for p in waiting if p.annotations.get(ann.CHARGE_UNITS, "").strip() == str(units)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        names = ", ".join(sorted(p.key for p in matches))
+        raise AllocateRefused(
+            f"{len(matches)} pods on node {node_name} await {units} units of {resource} ({names}); "
+            f"the operator must keep {ann.CHARGE_UNITS} unique, refusing to guess"
+        )
+    if not waiting:
+        raise AllocateRefused(
+            f"no pod on node {node_name} awaits allocation of {units} units of {resource}: no pod has "
+            f"annotation {ann.NODE}={node_name} without {ann.ALLOCATED}=true (was it scheduled by gpulane?)"
+        )
+    others = ", ".join(f"{p.key} ({ann.CHARGE_UNITS}={p.annotations.get(ann.CHARGE_UNITS, 'missing')})"
+                       for p in sorted(waiting, key=lambda p: p.key))
+    raise AllocateRefused(
+        f"no pod on node {node_name} has {ann.CHARGE_UNITS}={units} (the kubelet asked for {units} units of "
+        f"{resource}); pods awaiting allocation: {others}"
+    )
+
+
+def container_grant(assignment: Assignment, coordinator_socket: str) -> ContainerGrant:
+    """The environment and mounts of docs/contracts.md for a container of the assigned pod."""
+    uuids = ",".join(assignment.gpu_uuids)
+    limit = assignment.memory_limit_mib
+    # MPS numbers devices as the container sees them (0..n-1), each pinned to the lane limit.
+    pinned = ",".join(f"{i}={limit}M" for i in range(len(assignment.gpu_uuids)))
+    envs = {
+        "CUDA_VISIBLE_DEVICES": uuids,
+        "NVIDIA_VISIBLE_DEVICES": uuids,
+        "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": pinned,
+        "GPULANE_MEMORY_LIMIT_MIB": str(limit),
+        "GPULANE_PERSISTENT_MIB": str(assignment.persistent_mib),
+        "GPULANE_EPHEMERAL_MIB": str(assignment.ephemeral_mib),
+        "GPULANE_LANE_ID": f"{assignment.gpu_uuids[0]}/{assignment.lane}",
+        "GPULANE_JOB": assignment.job,
+        "GPULANE_GPU_UUID": assignment.gpu_uuids[0],
+        "GPULANE_COORDINATOR_SOCKET": coordinator_socket,
+    }
+    socket_dir = coordinator_socket.rsplit("/", 1)[0] or "/"
+    return ContainerGrant(envs=envs, mounts=(Mount(socket_dir, socket_dir, read_only=False),))
+
+
+def check_units(assignment: Assignment, units: int) -> None:
+    """The kubelet's count must equal the operator's charge (defence against a stale annotation)."""
+    if assignment.charge_units != units:
+        raise AllocateRefused(
+            f"pod {assignment.namespace}/{assignment.pod}: {ann.CHARGE_UNITS}={assignment.charge_units} "
+            f"but the kubelet allocates {units} units"
+        )

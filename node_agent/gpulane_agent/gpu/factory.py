@@ -1,0 +1,43 @@
+"""Choose the GpuBackend from configuration, honouring ``fail_on_init`` (NVIDIA device plugin's factory).
+
+With ``fail_on_init: false`` a node whose NVML cannot start logs why and runs on NullBackend: it keeps
+serving metrics and registers with zero devices, instead of crash-looping the DaemonSet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from gpulane_agent.gpu.backend import BackendInitError, GpuBackend
+from gpulane_agent.gpu.fake import FakeBackend
+from gpulane_agent.gpu.null import NullBackend
+from gpulane_agent.settings import BackendConfig, BackendKind
+
+log = logging.getLogger(__name__)
+
+
+def _load_nvml() -> GpuBackend:
+    from gpulane_agent.gpu.nvml import NvmlBackend
+
+    return NvmlBackend.load()
+
+
+def make_backend(
+    config: BackendConfig, node_name: str, load_nvml: Callable[[], GpuBackend] = _load_nvml
+) -> GpuBackend:
+    """The configured backend; NVML failures fall back to null unless ``fail_on_init`` is set."""
+    if config.kind is BackendKind.NULL:
+        return NullBackend("backend.kind is null")
+    if config.kind is BackendKind.FAKE:
+        if config.fake_config:
+            return FakeBackend.from_file(Path(config.fake_config), node_name)
+        return FakeBackend.default(node_name)
+    try:
+        return load_nvml()
+    except BackendInitError as exc:
+        if config.fail_on_init:
+            raise
+        log.warning("NVML unavailable, running with no GPUs (backend.fail_on_init is false): %s", exc)
+        return NullBackend(str(exc))

@@ -1,0 +1,168 @@
+"""FakeBackend: a faithful, scripted stand-in for NVML so the agent runs and is tested without GPUs.
+
+It models what the agent reads from NVML: GPUs with model, UUID and memory; memory used is the sum of
+the registered processes plus a reserved amount (driver context); per-process memory; utilization;
+and faults that behave like NVML's (a lost GPU raises ``GpuLostError`` on every reading, a chosen call
+raises ``GpuError``, XID events surface through ``poll_events``). Tests and the kind demo drive it by
+registering and unregistering pids. All state sits behind one lock: the scrape thread and the asyncio
+loop read it concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gpulane_agent.gpu.backend import (
+    MIB,
+    EventKind,
+    GpuError,
+    GpuEvent,
+    GpuInfo,
+    GpuLostError,
+    GpuProcess,
+    MemoryInfo,
+)
+from gpulane_agent.gpu.fake_spec import FakeSpec, FakeSpecError, FaultKind, default_spec, parse_spec
+
+
+@dataclass(slots=True)
+class _GpuState:
+    info: GpuInfo
+    utilization: float
+    lost: bool = False
+    failing: set[str] = field(default_factory=set)
+    processes: dict[int, int] = field(default_factory=dict)  # pid -> bytes
+
+
+class FakeBackend:
+    """Deterministic fake GPUs built from a ``FakeSpec``."""
+
+    def __init__(self, spec: FakeSpec) -> None:
+        self._lock = threading.Lock()
+        self._reserved_bytes = spec.reserved_mib * MIB
+        self._gpus = [
+            _GpuState(
+                info=GpuInfo(i, g.uuid, g.model, g.memory_mib * MIB, g.numa_node),
+                utilization=g.utilization,
+            )
+            for i, g in enumerate(spec.gpus)
+        ]
+        self._events: list[GpuEvent] = []
+        for fault in spec.faults:
+            if fault.kind is FaultKind.LOST:
+                self.lose_gpu(fault.gpu)
+            elif fault.kind is FaultKind.NVML_ERROR:
+                self.fail_call(fault.gpu, fault.operation)
+            else:
+                self.emit_xid(fault.gpu, fault.code)
+
+    @classmethod
+    def default(cls, node_name: str) -> FakeBackend:
+        return cls(default_spec(node_name))
+
+    @classmethod
+    def from_file(cls, path: Path, node_name: str) -> FakeBackend:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise FakeSpecError(f"fake_config: cannot read {path}: {exc}") from exc
+        return cls(parse_spec(raw, node_name))
+
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    # -- GpuBackend ---------------------------------------------------------------------------------
+
+    def gpus(self) -> tuple[GpuInfo, ...]:
+        with self._lock:
+            return tuple(g.info for g in self._gpus)
+
+    def memory(self, index: int) -> MemoryInfo:
+        with self._lock:
+            gpu = self._read(index, "memory")
+            total = gpu.info.memory_total_bytes
+            used = min(total, self._reserved_bytes + sum(gpu.processes.values()))
+            return MemoryInfo(total_bytes=total, used_bytes=used, free_bytes=total - used)
+
+    def utilization(self, index: int) -> float:
+        with self._lock:
+            return self._read(index, "utilization").utilization
+
+    def processes(self, index: int) -> tuple[GpuProcess, ...]:
+        with self._lock:
+            gpu = self._read(index, "processes")
+            return tuple(GpuProcess(pid, used) for pid, used in sorted(gpu.processes.items()))
+
+    def poll_events(self) -> tuple[GpuEvent, ...]:
+        with self._lock:
+            events, self._events = tuple(self._events), []
+            return events
+
+    def shutdown(self) -> None:
+        return None
+
+    # -- driving the fake ---------------------------------------------------------------------------
+
+    def register_process(self, index: int, pid: int, used_mib: int) -> None:
+        """A process on GPU ``index`` now holds ``used_mib``; re-registering updates the amount."""
+        if used_mib < 0:
+            raise ValueError(f"used_mib: must not be negative, got {used_mib}")
+        with self._lock:
+            self._state(index).processes[pid] = used_mib * MIB
+
+    def unregister_process(self, pid: int) -> None:
+        """The process exited: its memory is freed on every GPU."""
+        with self._lock:
+            for gpu in self._gpus:
+                gpu.processes.pop(pid, None)
+
+    def set_utilization(self, index: int, ratio: float) -> None:
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"ratio: must be in 0..1, got {ratio}")
+        with self._lock:
+            self._state(index).utilization = ratio
+
+    def lose_gpu(self, index: int) -> None:
+        """The GPU falls off the bus: a GPU_LOST event, then every reading raises GpuLostError."""
+        with self._lock:
+            gpu = self._state(index)
+            if not gpu.lost:
+                gpu.lost = True
+                self._events.append(GpuEvent(index, EventKind.GPU_LOST, message="GPU is lost"))
+
+    def fail_call(self, index: int, operation: str) -> None:
+        """Make ``operation`` (memory, utilization, processes) raise GpuError on this GPU."""
+        with self._lock:
+            self._state(index).failing.add(operation)
+
+    def emit_xid(self, index: int, code: int) -> None:
+        with self._lock:
+            self._state(index)
+            self._events.append(GpuEvent(index, EventKind.XID, code=code, message=f"Xid {code}"))
+
+    def heal(self, index: int) -> None:
+        """Clear faults on a GPU (a reset or a replaced card)."""
+        with self._lock:
+            gpu = self._state(index)
+            gpu.lost = False
+            gpu.failing.clear()
+
+    # -- internals (caller holds the lock) ----------------------------------------------------------
+
+    def _state(self, index: int) -> _GpuState:
+        if not 0 <= index < len(self._gpus):
+            raise GpuError("lookup", index, f"no such GPU (node has {len(self._gpus)})")
+        return self._gpus[index]
+
+    def _read(self, index: int, operation: str) -> _GpuState:
+        gpu = self._state(index)
+        if gpu.lost:
+            raise GpuLostError(operation, index, "GPU is lost (NVML_ERROR_GPU_IS_LOST)")
+        if operation in gpu.failing:
+            raise GpuError(operation, index, "injected NVML error (NVML_ERROR_UNKNOWN)")
+        return gpu

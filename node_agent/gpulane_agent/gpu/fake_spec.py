@@ -1,0 +1,178 @@
+"""The fake GPU backend's YAML spec (``version: v1``): which GPUs a fake node has and which faults it shows.
+
+Parsing is pure and strict: a bad field raises ``FakeSpecError`` naming the field and the reason, so a
+typo in a test fixture or a kind-cluster config fails loudly instead of yielding a different node.
+
+    version: v1
+    reserved_mib: 256            # driver/context memory counted as used on every GPU
+    gpus:                        # omitted: 4 x Fake-GPU-16G (16 GiB), UUIDs derived from the node name
+      - model: Fake-GPU-16G
+        memory: 16Gi
+        uuid: GPU-...            # optional; derived from node name + index when omitted
+        numa_node: 0             # optional
+        utilization: 0.25        # optional, 0..1
+        count: 2                 # optional; repeats this entry
+    faults:
+      - {gpu: 1, kind: lost}                          # every reading of GPU 1 raises GpuLostError
+      - {gpu: 0, kind: nvml-error, operation: memory} # that call fails on GPU 0
+      - {gpu: 2, kind: xid, code: 79}                 # one XID event is reported by poll_events()
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gpulane_core.quantity import QuantityError, parse_mib
+
+DEFAULT_GPU_COUNT = 4
+DEFAULT_MODEL = "Fake-GPU-16G"
+DEFAULT_MEMORY_MIB = 16 * 1024
+DEFAULT_RESERVED_MIB = 256
+OPERATIONS = frozenset({"memory", "utilization", "processes", "gpus"})
+# A fixed namespace so UUIDs are stable across runs and machines for the same node name.
+_UUID_NAMESPACE = uuid.UUID("6f1c5d2e-4b8a-5c3e-9d7f-0a1b2c3d4e5f")
+
+
+class FakeSpecError(ValueError):
+    """The fake backend's spec is malformed; the message names the field."""
+
+
+class FaultKind(enum.Enum):
+    LOST = "lost"
+    NVML_ERROR = "nvml-error"
+    XID = "xid"
+
+
+@dataclass(frozen=True, slots=True)
+class FakeGpuSpec:
+    model: str
+    memory_mib: int
+    uuid: str
+    numa_node: int | None = None
+    utilization: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    gpu: int
+    kind: FaultKind
+    operation: str = ""
+    code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FakeSpec:
+    gpus: tuple[FakeGpuSpec, ...]
+    faults: tuple[FaultSpec, ...] = ()
+    reserved_mib: int = DEFAULT_RESERVED_MIB
+    version: str = "v1"
+
+
+def derive_uuid(node_name: str, index: int) -> str:
+    """Deterministic NVML-shaped UUID (``GPU-`` + 36 chars) from the node name and GPU index."""
+    return f"GPU-{uuid.uuid5(_UUID_NAMESPACE, f'{node_name}/{index}')}"
+
+
+def default_spec(node_name: str) -> FakeSpec:
+    """4 GPUs of 16 GiB, model Fake-GPU-16G, UUIDs derived from ``node_name``, no faults."""
+    gpus = tuple(
+        FakeGpuSpec(model=DEFAULT_MODEL, memory_mib=DEFAULT_MEMORY_MIB, uuid=derive_uuid(node_name, i))
+        for i in range(DEFAULT_GPU_COUNT)
+    )
+    return FakeSpec(gpus=gpus)
+
+
+def parse_spec(raw: Any, node_name: str) -> FakeSpec:
+    """A YAML-loaded mapping to a FakeSpec; ``None`` (empty file) gives the default spec."""
+    if raw is None:
+        return default_spec(node_name)
+    if not isinstance(raw, Mapping):
+        raise FakeSpecError(f"fake spec: must be a mapping, got {type(raw).__name__}")
+    unknown = set(raw) - {"version", "gpus", "faults", "reserved_mib"}
+    if unknown:
+        raise FakeSpecError(f"fake spec: unknown field(s) {sorted(unknown)}")
+    version = raw.get("version", "v1")
+    if version != "v1":
+        raise FakeSpecError(f"version: only v1 is supported, got {version!r}")
+    reserved = _int(raw.get("reserved_mib", DEFAULT_RESERVED_MIB), "reserved_mib", minimum=0)
+    raw_gpus = raw.get("gpus")
+    gpus = default_spec(node_name).gpus if raw_gpus is None else _parse_gpus(raw_gpus, node_name)
+    faults = tuple(_parse_fault(f, i, len(gpus)) for i, f in enumerate(_list(raw.get("faults", []), "faults")))
+    for gpu in gpus:
+        if reserved > gpu.memory_mib:
+            raise FakeSpecError(f"reserved_mib: {reserved} exceeds GPU memory {gpu.memory_mib} MiB")
+    return FakeSpec(gpus=gpus, faults=faults, reserved_mib=reserved)
+
+
+def _parse_gpus(raw_gpus: Any, node_name: str) -> tuple[FakeGpuSpec, ...]:
+    gpus: list[FakeGpuSpec] = []
+    for i, entry in enumerate(_list(raw_gpus, "gpus")):
+        where = f"gpus[{i}]"
+        if not isinstance(entry, Mapping):
+            raise FakeSpecError(f"{where}: must be a mapping")
+        unknown = set(entry) - {"model", "memory", "uuid", "numa_node", "utilization", "count"}
+        if unknown:
+            raise FakeSpecError(f"{where}: unknown field(s) {sorted(unknown)}")
+        count = _int(entry.get("count", 1), f"{where}.count", minimum=1)
+        if count > 1 and "uuid" in entry:
+            raise FakeSpecError(f"{where}.uuid: cannot be set together with count > 1")
+        try:
+            memory_mib = parse_mib(entry.get("memory", f"{DEFAULT_MEMORY_MIB}Mi"))
+        except QuantityError as exc:
+            raise FakeSpecError(f"{where}.memory: {exc}") from exc
+        if memory_mib <= 0:
+            raise FakeSpecError(f"{where}.memory: must be positive")
+        util = entry.get("utilization", 0.0)
+        if isinstance(util, bool) or not isinstance(util, int | float) or not 0.0 <= util <= 1.0:
+            raise FakeSpecError(f"{where}.utilization: must be a number in 0..1, got {util!r}")
+        numa = entry.get("numa_node")
+        if numa is not None:
+            numa = _int(numa, f"{where}.numa_node", minimum=0)
+        model = str(entry.get("model", DEFAULT_MODEL))
+        for _ in range(count):
+            index = len(gpus)
+            gpu_uuid = str(entry.get("uuid") or derive_uuid(node_name, index))
+            if not gpu_uuid.startswith("GPU-") or len(gpu_uuid) > 56:
+                raise FakeSpecError(f"{where}.uuid: must start with 'GPU-' and be at most 56 chars")
+            gpus.append(FakeGpuSpec(model, memory_mib, gpu_uuid, numa, float(util)))
+    uuids = [g.uuid for g in gpus]
+    if len(set(uuids)) != len(uuids):
+        raise FakeSpecError("gpus: UUIDs must be unique")
+    return tuple(gpus)
+
+
+def _parse_fault(entry: Any, i: int, gpu_count: int) -> FaultSpec:
+    where = f"faults[{i}]"
+    if not isinstance(entry, Mapping):
+        raise FakeSpecError(f"{where}: must be a mapping")
+    gpu = _int(entry.get("gpu"), f"{where}.gpu", minimum=0)
+    if gpu >= gpu_count:
+        raise FakeSpecError(f"{where}.gpu: no GPU {gpu} (the node has {gpu_count})")
+    try:
+        kind = FaultKind(entry.get("kind"))
+    except ValueError as exc:
+        kinds = [k.value for k in FaultKind]
+        raise FakeSpecError(f"{where}.kind: must be one of {kinds}, got {entry.get('kind')!r}") from exc
+    operation = str(entry.get("operation", ""))
+    if kind is FaultKind.NVML_ERROR and operation not in OPERATIONS:
+        raise FakeSpecError(f"{where}.operation: must be one of {sorted(OPERATIONS)}, got {operation!r}")
+    code = _int(entry.get("code", 79 if kind is FaultKind.XID else 0), f"{where}.code", minimum=0)
+    return FaultSpec(gpu=gpu, kind=kind, operation=operation, code=code)
+
+
+def _list(value: Any, field_name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FakeSpecError(f"{field_name}: must be a list, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, field_name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FakeSpecError(f"{field_name}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise FakeSpecError(f"{field_name}: must be >= {minimum}, got {value}")
+    return value
