@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -148,7 +149,7 @@ def test_fifo_is_strict_the_earliest_job_keeps_the_lane() -> None:
     h.send("a", Leave())
     assert [j for j, _ in h.grants()] == ["a", "a", "a", "a", "b"]
     # b, the runner-up, was told to prefetch once (the prediction never changed) and then went.
-    assert [(j, m) for j, m in h.inbox if isinstance(m, Prefetch)][0] == ("b", Prefetch(after_turn=1))
+    assert next((j, m) for j, m in h.inbox if isinstance(m, Prefetch)) == ("b", Prefetch(after_turn=1))
     assert h.grants()[-1][1].prefetched
 
 
@@ -188,7 +189,7 @@ def test_weight_rounds_follow_the_core_order_on_the_same_stats() -> None:
         h.finish(view.holder, *profiles[view.holder])
     assert rounds_checked >= 4
     grants = h.grants()
-    switches = [g for (prev, _), (job, g) in zip(grants, grants[1:], strict=False) if job != prev]
+    switches = [g for (prev, _), (job, g) in itertools.pairwise(grants) if job != prev]
     assert switches and all(g.prefetched for g in switches)
 
 

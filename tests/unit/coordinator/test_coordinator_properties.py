@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from gpulane_agent.coordinator.lane import ConnId
 from gpulane_agent.coordinator.machine import Close, Coordinator, Effect, Send
-from gpulane_agent.coordinator.protocol import Hello, Leave, RequestTurn, TurnDone, TurnGranted, TurnRevoked, Withdraw
+from gpulane_agent.coordinator.protocol import (
+    Hello,
+    Leave,
+    RequestTurn,
+    TurnDone,
+    TurnGranted,
+    TurnRevoked,
+    Withdraw,
+)
 from gpulane_agent.coordinator.settings import TurnSettings
 from gpulane_core.model import JobId, LaneId
 from gpulane_core.ordering import OrderingPolicy
