@@ -35,6 +35,7 @@ from gpulane_agent.coordinator.protocol import (
     TurnRevoked,
     Welcome,
     Withdraw,
+    Withdrawn,
 )
 from gpulane_agent.coordinator.settings import TurnSettings
 
@@ -97,9 +98,12 @@ class Coordinator:
         elif isinstance(message, TurnDone):
             self._turn_done(lane, member, message, now, effects)
         elif isinstance(message, Withdraw):
+            given_back: int | None = None
             if lane.holder is not None and lane.holder.job == member.job:
+                given_back = lane.holder.turn_id
                 self._end_turn(lane, member, TurnRecord(now, 0.0, 0.0, now - lane.holder.granted_s), now)
             member.waiting_since = None
+            effects.append(Send(conn, Withdrawn(given_back)))
         elif isinstance(message, Leave):
             self._remove(lane, member, now)
         self._schedule(lane, now, effects)

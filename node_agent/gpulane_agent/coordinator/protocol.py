@@ -127,6 +127,14 @@ class TurnRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """Answer to ``withdraw``: ``turn_id`` is the turn it gave back, None when it only cancelled a request."""
+
+    TYPE: ClassVar[str] = "withdrawn"
+    turn_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Evicted:
     """The job was removed from the lane; the coordinator closes the connection after this."""
 
@@ -141,7 +149,7 @@ class Error:
     reason: str
 
 
-ServerMessage = Welcome | TurnGranted | Prefetch | Offload | TurnRevoked | Evicted | Error
+ServerMessage = Welcome | TurnGranted | Prefetch | Offload | TurnRevoked | Withdrawn | Evicted | Error
 
 
 def encode(message: ClientMessage | ServerMessage) -> bytes:

@@ -23,6 +23,7 @@ from gpulane_agent.coordinator.protocol import (
     TurnRevoked,
     Welcome,
     Withdraw,
+    Withdrawn,
 )
 from gpulane_agent.coordinator.settings import TurnSettings
 from gpulane_core.model import JobId, LaneId
@@ -288,10 +289,10 @@ def test_withdraw_cancels_a_request_and_releases_a_fresh_grant() -> None:
     h.send("a", RequestTurn())
     h.join("b")
     h.send("b", RequestTurn())
-    h.send("b", Withdraw())
+    assert h.send("b", Withdraw()) == [("b", Withdrawn(None))]
     view = h.machine.view(LANE, h.now)
     assert view is not None and view.waiting == ()
-    h.send("a", Withdraw())  # gives back the turn it holds
+    assert h.send("a", Withdraw()) == [("a", Withdrawn(1))]  # gives back the turn it holds
     assert h.holder() is None
 
 
