@@ -87,7 +87,7 @@ class EnforcementConfig:
 @dataclass(frozen=True, slots=True)
 class CoordinatorConfig:
     socket: str = DEFAULT_COORDINATOR_SOCKET
-    serve: bool = False  # start the lane-turn coordinator in this process
+    serve: bool = True  # run the lane-turn coordinator (gpulane_agent.coordinator) in this process
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,179 @@
+"""The agent process: wires the backend, device plugin, inventory, enforcement, exporter and coordinator.
+
+Each concern runs as its own asyncio task so one waiting on something absent (no kubelet yet, no API
+server yet) never stops the others: metrics are served from the first second, and what the agent is
+waiting for is logged once, then retried with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from gpulane_agent import inventory
+from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
+from gpulane_agent.enforcement.attribution import ProcReader
+from gpulane_agent.enforcement.enforcer import Enforcer
+from gpulane_agent.exporter.collector import GpuCollector
+from gpulane_agent.exporter.server import MetricsServer, make_registry
+from gpulane_agent.gpu.backend import GpuBackend
+from gpulane_agent.health import HealthBoard, watch_health
+from gpulane_agent.kube.api import KubeApi, KubeError
+from gpulane_agent.lanes import NodeView, ViewHolder, lane_views, pod_lanes
+from gpulane_agent.settings import AgentConfig
+from gpulane_agent.stats import AgentStats
+
+log = logging.getLogger(__name__)
+
+KubeFactory = Callable[[], Awaitable[KubeApi]]
+
+
+def agent_version() -> str:
+    try:
+        return version("gpulane")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, backend: GpuBackend, kube_factory: KubeFactory | None) -> None:
+        self.config = config
+        self.backend = backend
+        self.stats = AgentStats()
+        self.board = HealthBoard()
+        self.view = ViewHolder()
+        self.kube: KubeApi | None = None
+        self._kube_factory = kube_factory
+        self.enforcer = Enforcer(backend, ProcReader(Path(config.enforcement.proc_root)), config.enforcement, self.stats)
+        self.collector = GpuCollector(backend, self.board, self.view, self.stats, config.node_name)
+        self.registry = make_registry(self.collector)
+        self.metrics = MetricsServer(self.registry, config.metrics.address, config.metrics.port)
+        ctx = PluginContext(config.node_name, config.coordinator.socket, config.device_plugin)
+        self.plugin_service = DevicePluginService(ctx, backend, self.board, lambda: self.kube, self.stats)
+        self.plugin = DevicePluginRunner(self.plugin_service, config.device_plugin)
+        self.coordinator: Any = None
+        self._last_published: tuple[int, NodeView] | None = None
+        self._last_heartbeat = 0.0
+        self._list_failing = False
+
+    async def run(self) -> None:
+        """Run until cancelled; everything started here is stopped on the way out."""
+        self.metrics.start()
+        tasks = [asyncio.create_task(self._connect_kube(), name="kube-connect")]
+        tasks.append(asyncio.create_task(
+            watch_health(self.backend, self.board, self.stats, self.config.device_plugin.health_poll_s), name="health"))
+        if self.config.device_plugin.enabled:
+            tasks.append(asyncio.create_task(self.plugin.run(), name="device-plugin"))
+        tasks.append(asyncio.create_task(self._tick_forever(), name="node-loop"))
+        await self._start_coordinator()
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self._shutdown()
+
+    async def tick(self) -> None:
+        """One pass: list this node's pods, measure, publish the view, enforce, heartbeat the inventory."""
+        pods = []
+        if self.kube is not None:
+            try:
+                pods = await self.kube.list_node_pods(self.config.node_name)
+                if self._list_failing:
+                    log.info("listing pods works again")
+                self._list_failing = False
+            except KubeError as exc:
+                if not self._list_failing:
+                    log.warning("cannot list this node's pods (keeping the last view): %s", exc)
+                self._list_failing = True
+                return
+        lanes = pod_lanes(pods, self.config.node_name)
+        usage = await asyncio.to_thread(self.enforcer.measure, lanes)
+        view = NodeView(pod_lanes=lanes, usage=usage, lanes=lane_views(lanes, usage))
+        self.view.publish(view)
+        await self.enforcer.apply(self.kube, self.enforcer.decide(lanes, usage))
+        await self._publish_inventory(view)
+
+    async def _publish_inventory(self, view: NodeView) -> None:
+        if self.kube is None:
+            return
+        loop = asyncio.get_running_loop()
+        state = (self.board.version, NodeView(view.pod_lanes, (), view.lanes))
+        due = loop.time() - self._last_heartbeat >= self.config.inventory.heartbeat_s
+        if not due and state == self._last_published:
+            return
+        gpus = self.backend.gpus()
+        status = inventory.gpunode_status(
+            gpus,
+            await asyncio.to_thread(inventory.read_used, self.backend, self.stats),
+            self.board.snapshot(g.index for g in gpus),
+            view.lanes,
+            dt.datetime.now(dt.UTC),
+            agent_version(),
+            self.config.device_plugin.memory_unit_mib,
+        )
+        try:
+            await self.kube.apply_gpunode(self.config.node_name, {inventory.NODE_LABEL: self.config.node_name}, status)
+        except KubeError as exc:
+            log.warning("cannot publish GPUNode %s: %s", self.config.node_name, exc)
+            return
+        self._last_published = state
+        self._last_heartbeat = loop.time()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self.config.enforcement.interval_s)
+
+    async def _connect_kube(self) -> None:
+        if self._kube_factory is None or not self.config.kubernetes.enabled:
+            log.info("kubernetes.enabled is false: no Allocate, inventory or enforcement actions")
+            return
+        delay = self.config.kubernetes.retry_initial_s
+        told = False
+        while self.kube is None:
+            try:
+                kube = await self._kube_factory()
+                await kube.list_node_pods(self.config.node_name)  # proves reachability and RBAC
+                self.kube = kube
+                log.info("connected to the Kubernetes API server")
+            except KubeError as exc:
+                if not told:
+                    log.warning("waiting for the Kubernetes API server (retrying with backoff): %s", exc)
+                    told = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.kubernetes.retry_max_s)
+
+    async def _start_coordinator(self) -> None:
+        if not self.config.coordinator.serve:
+            return
+        from gpulane_agent.coordinator import CoordinatorServer, CoordinatorSettings
+
+        server = CoordinatorServer(
+            CoordinatorSettings(socket_path=self.config.coordinator.socket, hostname=self.config.node_name)
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("coordinator disabled: cannot serve %s: %s", self.config.coordinator.socket, exc)
+            return
+        self.registry.register(server.collector())
+        self.coordinator = server
+
+    async def _shutdown(self) -> None:
+        if self.coordinator is not None:
+            await self.coordinator.stop()
+        await self.plugin.stop()
+        self.metrics.stop()
+        if self.kube is not None:
+            await self.kube.close()
+        self.backend.shutdown()

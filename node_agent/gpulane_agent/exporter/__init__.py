@@ -1,0 +1,1 @@
+"""The Prometheus exporter: metric names, a custom Collector over the backend and node view, the HTTP server."""

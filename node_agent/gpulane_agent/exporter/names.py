@@ -1,0 +1,56 @@
+"""Metric and label names of the agent, the only place they are spelled (docs/contracts.md, docs/metrics.md).
+
+Dashboards and the chart's rules use exactly these. Labels follow dcgm-exporter where they overlap
+(``gpu``, ``UUID``, ``modelName``, ``Hostname``, ``device``) and Kubernetes' instrumentation guideline
+for workloads (``namespace``, ``pod``, ``container``).
+"""
+
+from __future__ import annotations
+
+# per GPU
+GPU_UTILIZATION_RATIO = "gpulane_gpu_utilization_ratio"
+GPU_MEMORY_USED_BYTES = "gpulane_gpu_memory_used_bytes"
+GPU_MEMORY_TOTAL_BYTES = "gpulane_gpu_memory_total_bytes"
+GPU_HEALTHY = "gpulane_gpu_healthy"
+GPU_INFO = "gpulane_gpu_info"
+# per lane
+LANE_SIZE_BYTES = "gpulane_lane_size_bytes"
+LANE_USED_BYTES = "gpulane_lane_used_bytes"
+LANE_JOBS = "gpulane_lane_jobs"
+# per pod
+POD_MEMORY_USED_BYTES = "gpulane_pod_memory_used_bytes"
+POD_MEMORY_LIMIT_BYTES = "gpulane_pod_memory_limit_bytes"
+# counters (exposition names; the client library renders the _total suffix)
+LANE_VIOLATIONS_TOTAL = "gpulane_lane_violations_total"
+ALLOCATIONS_TOTAL = "gpulane_allocations_total"
+BACKEND_ERRORS_TOTAL = "gpulane_backend_errors_total"
+# DCGM-compatible (dcgm-exporter's units: percent and MiB)
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
+DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
+
+# labels
+GPU = "gpu"
+UUID = "UUID"
+MODEL_NAME = "modelName"
+HOSTNAME = "Hostname"
+DEVICE = "device"
+NAMESPACE = "namespace"
+POD = "pod"
+CONTAINER = "container"
+LANE = "lane"
+ACTION = "action"
+RESULT = "result"
+OPERATION = "operation"
+
+GPU_LABELS = (GPU, UUID, MODEL_NAME, HOSTNAME)
+DCGM_LABELS = (GPU, UUID, DEVICE, MODEL_NAME, HOSTNAME)
+LANE_LABELS = (GPU, UUID, LANE, HOSTNAME)
+POD_USED_LABELS = (NAMESPACE, POD, CONTAINER, LANE, UUID, HOSTNAME)
+POD_LIMIT_LABELS = (NAMESPACE, POD, LANE, UUID, HOSTNAME)
+
+ALL_METRICS = (
+    GPU_UTILIZATION_RATIO, GPU_MEMORY_USED_BYTES, GPU_MEMORY_TOTAL_BYTES, GPU_HEALTHY, GPU_INFO,
+    LANE_SIZE_BYTES, LANE_USED_BYTES, LANE_JOBS, POD_MEMORY_USED_BYTES, POD_MEMORY_LIMIT_BYTES,
+    LANE_VIOLATIONS_TOTAL, ALLOCATIONS_TOTAL, BACKEND_ERRORS_TOTAL, DCGM_GPU_UTIL, DCGM_FB_USED, DCGM_FB_FREE,
+)

@@ -1,0 +1,142 @@
+"""The node's lanes as the agent sees them: pure functions from pods (annotations) and measured usage.
+
+The operator's annotations are authoritative for who is in which lane and how large it is; the agent
+adds what it measures (memory used per pod and per lane). A finished or deleted pod drops out here,
+which is how its lane is released from the inventory and the metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gpulane_agent import annotations as ann
+from gpulane_agent.kube.api import PodView
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PodLane:
+    """One running pod's place: GPU, lane, lane size and its memory limit."""
+
+    namespace: str
+    pod: str
+    uid: str
+    gpu_index: int
+    gpu_uuid: str
+    lane: str
+    lane_size_mib: int
+    limit_mib: int | None
+    job: str
+    container_ids: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneView:
+    gpu_index: int
+    gpu_uuid: str
+    lane: str
+    size_mib: int
+    used_bytes: int
+    jobs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUsage:
+    """Measured GPU memory of one pod container (``container`` empty when the runtime id is unknown)."""
+
+    uid: str
+    container: str
+    used_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """Everything the exporter and the inventory need, computed once per agent tick."""
+
+    pod_lanes: tuple[PodLane, ...] = ()
+    usage: tuple[ContainerUsage, ...] = ()
+    lanes: tuple[LaneView, ...] = ()
+
+    def pod_used_bytes(self, uid: str) -> int:
+        return sum(u.used_bytes for u in self.usage if u.uid == uid)
+
+
+class ViewHolder:
+    """The latest NodeView; replaced whole, so readers in other threads see a consistent value."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._view = NodeView()
+
+    @property
+    def current(self) -> NodeView:
+        with self._lock:
+            return self._view
+
+    def publish(self, view: NodeView) -> None:
+        with self._lock:
+            self._view = view
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def pod_lanes(pods: Iterable[PodView], node_name: str) -> tuple[PodLane, ...]:
+    """Pods of this node that hold a lane now: assigned here, not finished, not being deleted.
+
+    A pod whose annotations cannot be parsed is skipped here (Allocate reports it by name).
+    """
+    out: list[PodLane] = []
+    for pod in pods:
+        a = pod.annotations
+        if a.get(ann.NODE) != node_name or pod.finished or pod.deleting:
+            continue
+        index = _int(a.get(ann.GPU_INDEX, "").split(",")[0])
+        gpu_uuid = a.get(ann.GPU_UUID, "").split(",")[0].strip()
+        lane = a.get(ann.LANE, "").strip()
+        if index is None or not gpu_uuid or not lane:
+            continue
+        job = pod.labels.get(ann.JOB_LABEL, pod.name)
+        out.append(
+            PodLane(
+                namespace=pod.namespace,
+                pod=pod.name,
+                uid=pod.uid,
+                gpu_index=index,
+                gpu_uuid=gpu_uuid,
+                lane=lane,
+                lane_size_mib=_int(a.get(ann.LANE_SIZE_MIB)) or 0,
+                limit_mib=_int(a.get(ann.MEMORY_LIMIT_MIB)),
+                job=f"{pod.namespace}/{job}",
+                container_ids=dict(pod.container_ids),
+            )
+        )
+    return tuple(sorted(out, key=lambda p: (p.gpu_index, p.lane, p.namespace, p.pod)))
+
+
+def lane_views(lanes: Iterable[PodLane], usage: Iterable[ContainerUsage]) -> tuple[LaneView, ...]:
+    """Group pods by (GPU, lane): size is the largest size any member reports, used the members' sum."""
+    used_by_uid: dict[str, int] = {}
+    for u in usage:
+        used_by_uid[u.uid] = used_by_uid.get(u.uid, 0) + u.used_bytes
+    groups: dict[tuple[int, str, str], list[PodLane]] = {}
+    for pl in lanes:
+        groups.setdefault((pl.gpu_index, pl.gpu_uuid, pl.lane), []).append(pl)
+    return tuple(
+        LaneView(
+            gpu_index=index,
+            gpu_uuid=gpu_uuid,
+            lane=lane,
+            size_mib=max(m.lane_size_mib for m in members),
+            used_bytes=sum(used_by_uid.get(m.uid, 0) for m in members),
+            jobs=tuple(sorted({m.job for m in members})),
+        )
+        for (index, gpu_uuid, lane), members in sorted(groups.items())
+    )
