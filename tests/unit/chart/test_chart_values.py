@@ -1,0 +1,121 @@
+"""The chart's values, schema, README and templates stay in step.
+
+Every configurable key in values.yaml must be described in the chart README's table and declared in
+values.schema.json (and nothing undocumented may be declared); every `.Values.x` a template reads must
+exist; the default fake-backend config must be one the agent accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "gpulane"
+VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+README = (CHART / "README.md").read_text()
+
+
+def documented_keys(values: Any, schema: Mapping[str, Any], path: str = "") -> Iterator[str]:
+    """Dotted keys a user sets: descend while the schema declares properties, stop at free-form maps."""
+    if isinstance(values, dict) and "properties" in schema and values:
+        for key, sub in values.items():
+            child = f"{path}.{key}" if path else key
+            if key not in schema["properties"]:
+                yield f"UNDECLARED:{child}"
+                continue
+            yield from documented_keys(sub, schema["properties"][key], child)
+    else:
+        yield path
+
+
+def schema_leaves(schema: Mapping[str, Any], path: str = "") -> Iterator[str]:
+    props = schema.get("properties")
+    if not props:
+        yield path
+        return
+    for key, sub in props.items():
+        yield from schema_leaves(sub, f"{path}.{key}" if path else key)
+
+
+def readme_keys() -> set[str]:
+    return set(re.findall(r"^\| `([\w.]+)` \|", README, flags=re.MULTILINE))
+
+
+KEYS = sorted(documented_keys(VALUES, SCHEMA))
+
+
+def test_every_key_is_declared_in_the_schema() -> None:
+    assert [k for k in KEYS if k.startswith("UNDECLARED:")] == []
+
+
+def test_schema_declares_nothing_values_yaml_lacks() -> None:
+    extra = set(schema_leaves(SCHEMA)) - set(KEYS) - {"global"}
+    # a declared object whose default is empty (e.g. {}) is documented as one key
+    extra = {k for k in extra if not any(k.startswith(d + ".") for d in KEYS)}
+    assert extra == set()
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_key_is_in_the_readme(key: str) -> None:
+    assert key in readme_keys()
+
+
+def test_readme_lists_no_stale_key() -> None:
+    assert readme_keys() - set(KEYS) == set()
+
+
+def test_every_declared_property_has_a_description_or_type() -> None:
+    def walk(node: Mapping[str, Any], path: str) -> Iterator[str]:
+        for key, sub in node.get("properties", {}).items():
+            here = f"{path}.{key}" if path else key
+            if "type" not in sub and "anyOf" not in sub:
+                yield here
+            yield from walk(sub, here)
+
+    assert list(walk(SCHEMA, "")) == []
+    assert SCHEMA["additionalProperties"] is False
+
+
+def _values_paths(values: Any, path: str = "") -> Iterator[str]:
+    if isinstance(values, dict):
+        for key, sub in values.items():
+            here = f"{path}.{key}" if path else key
+            yield here
+            yield from _values_paths(sub, here)
+
+
+def test_templates_read_only_existing_values() -> None:
+    known = set(_values_paths(VALUES))
+    used: set[str] = set()
+    for template in (CHART / "templates").rglob("*"):
+        if not template.is_file():
+            continue
+        text = template.read_text()
+        used.update(re.findall(r"\.Values\.([A-Za-z][\w.]*[A-Za-z0-9])", text))
+        # aliases such as `$op := .Values.operator`, then `$op.ordering`
+        for alias, base in re.findall(r"(\$\w+) := \.Values\.([\w.]+)", text):
+            for rest in re.findall(re.escape(alias) + r"\.([A-Za-z][\w.]*[A-Za-z0-9])", text):
+                used.add(f"{base}.{rest}")
+    assert "operator.ordering" in used and "nodeAgent.backend" in used
+    missing = {u for u in used if u not in known}
+    assert missing == set()
+
+
+def test_default_fake_config_is_accepted_by_the_agent() -> None:
+    fake_spec = pytest.importorskip("gpulane_agent.gpu.fake_spec")
+    spec = fake_spec.parse_spec(VALUES["nodeAgent"]["fakeConfig"], "node-a")
+    assert len(spec.gpus) == 2
+
+
+def test_kind_values_fake_config_is_accepted_by_the_agent() -> None:
+    fake_spec = pytest.importorskip("gpulane_agent.gpu.fake_spec")
+    kind = yaml.safe_load((CHART / "values-kind.yaml").read_text())
+    assert kind["nodeAgent"]["backend"] == "fake"
+    assert len(fake_spec.parse_spec(kind["nodeAgent"]["fakeConfig"], "kind-worker").gpus) == 4
