@@ -1,0 +1,95 @@
+"""The fake GPU backend behaves like NVML as the agent reads it, and its spec fails loudly on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpulane_agent.gpu.backend import MIB, EventKind, GpuError, GpuLostError
+from gpulane_agent.gpu.fake import FakeBackend
+from gpulane_agent.gpu.fake_spec import FakeSpecError, derive_uuid, parse_spec
+
+
+def test_default_spec_is_four_16g_gpus_with_uuids_from_the_node_name() -> None:
+    a = FakeBackend.default("node-a")
+    gpus = a.gpus()
+    assert [g.index for g in gpus] == [0, 1, 2, 3]
+    assert {g.model for g in gpus} == {"Fake-GPU-16G"}
+    assert {g.memory_total_bytes for g in gpus} == {16 * 1024 * MIB}
+    assert [g.uuid for g in gpus] == [derive_uuid("node-a", i) for i in range(4)]
+    assert len({g.uuid for g in gpus}) == 4
+    assert FakeBackend.default("node-a").gpus() == gpus  # deterministic
+    assert {g.uuid for g in FakeBackend.default("node-b").gpus()}.isdisjoint({g.uuid for g in gpus})
+    assert all(g.uuid.startswith("GPU-") and len(g.uuid) == 40 for g in gpus)
+
+
+def test_memory_used_is_processes_plus_reserved_and_freed_on_unregister() -> None:
+    fake = FakeBackend(parse_spec({"version": "v1", "reserved_mib": 100, "gpus": [{"memory": "8Gi"}]}, "n"))
+    assert fake.memory(0).used_bytes == 100 * MIB
+    fake.register_process(0, pid=41, used_mib=1000)
+    fake.register_process(0, pid=42, used_mib=500)
+    mem = fake.memory(0)
+    assert mem.used_bytes == 1600 * MIB
+    assert mem.free_bytes == 8192 * MIB - 1600 * MIB
+    assert [(p.pid, p.used_bytes) for p in fake.processes(0)] == [(41, 1000 * MIB), (42, 500 * MIB)]
+    fake.register_process(0, pid=41, used_mib=10)  # re-register updates
+    fake.unregister_process(42)
+    assert fake.memory(0).used_bytes == 110 * MIB
+
+
+def test_a_lost_gpu_raises_gpu_lost_on_every_reading_and_reports_an_event() -> None:
+    fake = FakeBackend.default("n")
+    fake.lose_gpu(2)
+    for read in (fake.memory, fake.utilization, fake.processes):
+        with pytest.raises(GpuLostError):
+            read(2)
+    fake.memory(1)  # the others are fine
+    events = fake.poll_events()
+    assert [(e.index, e.kind) for e in events] == [(2, EventKind.GPU_LOST)]
+    assert fake.poll_events() == ()
+    fake.heal(2)
+    fake.memory(2)
+
+
+def test_faults_from_the_spec_fail_only_the_chosen_call_and_emit_xids() -> None:
+    spec = parse_spec(
+        {"version": "v1", "faults": [{"gpu": 0, "kind": "nvml-error", "operation": "utilization"},
+                                     {"gpu": 3, "kind": "xid", "code": 48}]},
+        "n",
+    )
+    fake = FakeBackend(spec)
+    with pytest.raises(GpuError) as info:
+        fake.utilization(0)
+    assert not isinstance(info.value, GpuLostError)
+    assert info.value.operation == "utilization"
+    fake.memory(0)
+    assert [(e.index, e.kind, e.code) for e in fake.poll_events()] == [(3, EventKind.XID, 48)]
+
+
+def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
+    path = tmp_path / "fake.yaml"
+    path.write_text("version: v1\ngpus:\n  - {model: A100-40G, memory: 40Gi, count: 2, numa_node: 1, utilization: 0.5}\n")
+    fake = FakeBackend.from_file(path, "n")
+    assert [(g.model, g.memory_total_bytes // MIB, g.numa_node) for g in fake.gpus()] == [("A100-40G", 40960, 1)] * 2
+    assert fake.utilization(1) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"version": "v2"}, "version"),
+        ({"gpus": [{"memory": "lots"}]}, "gpus[0].memory"),
+        ({"gpus": [{"utilization": 1.5}]}, "gpus[0].utilization"),
+        ({"gpus": [{"modle": "x"}]}, "gpus[0]: unknown"),
+        ({"faults": [{"gpu": 9, "kind": "lost"}]}, "faults[0].gpu"),
+        ({"faults": [{"gpu": 0, "kind": "melt"}]}, "faults[0].kind"),
+        ({"faults": [{"gpu": 0, "kind": "nvml-error", "operation": "fly"}]}, "faults[0].operation"),
+        ({"gpus": [{"uuid": "GPU-x"}, {"uuid": "GPU-x"}]}, "gpus: UUIDs"),
+        ({"reserved_mib": -1}, "reserved_mib"),
+        ([1, 2], "must be a mapping"),
+    ],
+)
+def test_bad_spec_names_the_field(raw: object, field: str) -> None:
+    with pytest.raises(FakeSpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_spec(raw, "n")

@@ -1,0 +1,65 @@
+"""Agent configuration: flag > env > file, and every bad value names its field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpulane_agent.settings import BackendKind, ConfigError, EnforcementPolicy, load_config
+
+
+def test_defaults() -> None:
+    config = load_config(None, {}, {"node_name": "n1"})
+    assert config.version == "v1"
+    assert config.backend.kind is BackendKind.NVML
+    assert config.backend.fail_on_init is False
+    assert config.device_plugin.dir == "/var/lib/kubelet/device-plugins/"
+    assert config.device_plugin.memory_unit_mib == 256
+    assert config.metrics.port == 9400
+    assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
+
+
+def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
+    file = tmp_path / "agent.yaml"
+    file.write_text(
+        "version: v1\nnode_name: from-file\nmetrics: {port: 1111}\nbackend: {kind: fake}\n"
+        "enforcement: {policy: evict, interval_s: 2}\n"
+    )
+    env = {"GPULANE_AGENT_METRICS_PORT": "2222", "GPULANE_AGENT_NODE_NAME": "from-env", "UNRELATED": "x"}
+    config = load_config(str(file), env, {"metrics.port": 3333, "node_name": None})
+    assert config.metrics.port == 3333  # flag
+    assert config.node_name == "from-env"  # env (the flag was not given)
+    assert config.backend.kind is BackendKind.FAKE  # file
+    assert config.enforcement.policy is EnforcementPolicy.EVICT
+    assert config.enforcement.interval_s == 2.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GPULANE_AGENT_METRICS_PORT": "nine"}, "metrics.port: must be a int"),
+        ({"GPULANE_AGENT_METRICS_PORT": "70000"}, "metrics.port: must be 0..65535"),
+        ({"GPULANE_AGENT_BACKEND_KIND": "cuda"}, "backend.kind: must be one of"),
+        ({"GPULANE_AGENT_BACKEND_FAIL_ON_INIT": "maybe"}, "backend.fail_on_init: must be true or false"),
+        ({"GPULANE_AGENT_DEVICE_PLUGIN_MEMORY_UNIT_MIB": "0"}, "device_plugin.memory_unit_mib"),
+        ({"GPULANE_AGENT_ENFORCEMENT_POLICY": "kill"}, "enforcement.policy"),
+        ({"GPULANE_AGENT_COORDINATOR_SOCKET": "rel.sock"}, "coordinator.socket"),
+    ],
+)
+def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env, {"node_name": "n"})
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    bad_version = tmp_path / "v.yaml"
+    bad_version.write_text("version: v2\n")
+    with pytest.raises(ConfigError, match="version: only v1"):
+        load_config(str(bad_version), {}, {})
+    typo = tmp_path / "t.yaml"
+    typo.write_text("version: v1\nmetrics: {prot: 1}\n")
+    with pytest.raises(ConfigError, match="metrics.prot: unknown setting"):
+        load_config(str(typo), {}, {})
+    with pytest.raises(ConfigError, match="config file: cannot read"):
+        load_config(str(tmp_path / "missing.yaml"), {}, {})
