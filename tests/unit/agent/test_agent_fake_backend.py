@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from gpulane_agent.gpu.backend import MIB, EventKind, GpuError, GpuLostError
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.fake_spec import FakeSpecError, derive_uuid, parse_spec

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from gpulane_agent.gpu.backend import MIB, BackendInitError, EventKind, GpuError, GpuLostError
 from gpulane_agent.gpu.factory import make_backend
 from gpulane_agent.gpu.fake import FakeBackend

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from gpulane_agent.settings import BackendKind, ConfigError, EnforcementPolicy, load_config
 
 
@@ -55,11 +54,11 @@ def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:
 def test_file_errors(tmp_path: Path) -> None:
     bad_version = tmp_path / "v.yaml"
     bad_version.write_text("version: v2\n")
-    with pytest.raises(ConfigError, match="version: only v1"):
+    with pytest.raises(ConfigError, match=r"version: only v1"):
         load_config(str(bad_version), {}, {})
     typo = tmp_path / "t.yaml"
     typo.write_text("version: v1\nmetrics: {prot: 1}\n")
-    with pytest.raises(ConfigError, match="metrics.prot: unknown setting"):
+    with pytest.raises(ConfigError, match=r"metrics.prot: unknown setting"):
         load_config(str(typo), {}, {})
-    with pytest.raises(ConfigError, match="config file: cannot read"):
+    with pytest.raises(ConfigError, match=r"config file: cannot read"):
         load_config(str(tmp_path / "missing.yaml"), {}, {})

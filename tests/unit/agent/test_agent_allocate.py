@@ -1,0 +1,88 @@
+"""Allocate's pure decisions: the one matching pod, refusals that say why, and the container env."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from agent_testkit import NODE, assigned_pod
+from gpulane_agent import annotations as ann
+from gpulane_agent.deviceplugin.allocate import (
+    AllocateRefused,
+    check_units,
+    container_grant,
+    find_pod,
+    parse_assignment,
+)
+
+RES = "gpulane.dev/gpu-memory"
+CONTRACTS = Path(__file__).resolve().parents[3] / "docs" / "contracts.md"
+
+
+def test_the_single_unallocated_pod_with_matching_charge_is_found() -> None:
+    pods = [
+        assigned_pod("a", charge_units=4),
+        assigned_pod("b", charge_units=12),
+        assigned_pod("c", charge_units=12, allocated=True),
+        assigned_pod("d", charge_units=12, node="other"),
+        assigned_pod("e", charge_units=12, phase="Succeeded"),
+    ]
+    assert find_pod(pods, NODE, 12, RES).name == "b"
+
+
+def test_no_assigned_pod_is_refused_with_what_is_missing() -> None:
+    with pytest.raises(AllocateRefused, match=r"no pod on node node-a awaits allocation of 5 units.*gpulane.dev/node"):
+        find_pod([assigned_pod("x", allocated=True)], NODE, 5, RES)
+
+
+def test_mismatched_charge_is_refused_listing_the_waiting_pods() -> None:
+    with pytest.raises(AllocateRefused, match=r"no pod on node node-a has gpulane.dev/charge-units=5.*team/a \(gpulane.dev/charge-units=4\)"):
+        find_pod([assigned_pod("a", charge_units=4)], NODE, 5, RES)
+
+
+def test_ambiguous_match_is_refused_never_guessed() -> None:
+    with pytest.raises(AllocateRefused, match=r"2 pods .* refusing to guess"):
+        find_pod([assigned_pod("a"), assigned_pod("b")], NODE, 12, RES)
+
+
+def test_missing_or_bad_annotation_is_named() -> None:
+    pod = assigned_pod("a")
+    broken = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
+                       {k: v for k, v in pod.annotations.items() if k != ann.MEMORY_LIMIT_MIB}, pod.labels)
+    with pytest.raises(AllocateRefused, match=r"annotation gpulane.dev/memory-limit-mib is missing"):
+        parse_assignment(broken)
+    bad = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
+                    {**pod.annotations, ann.LANE_SIZE_MIB: "big"}, pod.labels)
+    with pytest.raises(AllocateRefused, match=r"gpulane.dev/lane-size-mib='big' is not an integer"):
+        parse_assignment(bad)
+    with pytest.raises(AllocateRefused, match=r"charge-units=12 but the kubelet allocates 3"):
+        check_units(parse_assignment(pod), 3)
+
+
+def test_container_grant_is_the_contract_env_and_mount() -> None:
+    pod = assigned_pod("trainer", gpu_uuid="GPU-1234", lane="lane-3", limit_mib=3072, persistent_mib=1024,
+                       ephemeral_mib=2048, job="resnet")
+    grant = container_grant(parse_assignment(pod), "/var/run/gpulane/coordinator.sock")
+    assert dict(grant.envs) == {
+        "CUDA_VISIBLE_DEVICES": "GPU-1234",
+        "NVIDIA_VISIBLE_DEVICES": "GPU-1234",
+        "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": "0=3072M",
+        "GPULANE_MEMORY_LIMIT_MIB": "3072",
+        "GPULANE_PERSISTENT_MIB": "1024",
+        "GPULANE_EPHEMERAL_MIB": "2048",
+        "GPULANE_LANE_ID": "GPU-1234/lane-3",
+        "GPULANE_JOB": "team/resnet",
+        "GPULANE_GPU_UUID": "GPU-1234",
+        "GPULANE_COORDINATOR_SOCKET": "/var/run/gpulane/coordinator.sock",
+    }
+    assert [(m.container_path, m.host_path, m.read_only) for m in grant.mounts] == [
+        ("/var/run/gpulane", "/var/run/gpulane", False)
+    ]
+
+
+def test_annotation_names_match_the_contract_page() -> None:
+    text = CONTRACTS.read_text()
+    documented = set(re.findall(r"`(gpulane\.dev/[a-z-]+)", text))
+    for key in ann.ALL:
+        assert key in documented, f"{key} is not in docs/contracts.md"

@@ -1,0 +1,96 @@
+"""The custom Collector: values match the fake backend, a broken GPU never breaks a scrape."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agent_testkit import NODE, assigned_pod
+from gpulane_agent.exporter import names
+from gpulane_agent.exporter.collector import GpuCollector
+from gpulane_agent.exporter.server import make_registry
+from gpulane_agent.gpu.backend import MIB
+from gpulane_agent.gpu.fake import FakeBackend
+from gpulane_agent.health import HealthBoard
+from gpulane_agent.lanes import ContainerUsage, NodeView, ViewHolder, lane_views, pod_lanes
+from gpulane_agent.stats import AgentStats
+from prometheus_client import generate_latest
+
+CONTRACTS = Path(__file__).resolve().parents[3] / "docs" / "contracts.md"
+
+
+def _setup() -> tuple[FakeBackend, AgentStats, ViewHolder, object]:
+    backend = FakeBackend.default(NODE)
+    stats = AgentStats()
+    view = ViewHolder()
+    registry = make_registry(GpuCollector(backend, HealthBoard(), view, stats, NODE))
+    return backend, stats, view, registry
+
+
+def test_gpu_values_follow_the_backend() -> None:
+    backend, _, _, registry = _setup()
+    backend.register_process(1, 7, 1000)
+    backend.set_utilization(1, 0.42)
+    uuid = backend.gpus()[1].uuid
+    labels = {"gpu": "1", "UUID": uuid, "modelName": "Fake-GPU-16G", "Hostname": NODE}
+    get = registry.get_sample_value  # type: ignore[attr-defined]
+    assert get(names.GPU_MEMORY_USED_BYTES, labels) == (1000 + 256) * MIB
+    assert get(names.GPU_MEMORY_TOTAL_BYTES, labels) == 16 * 1024 * MIB
+    assert get(names.GPU_UTILIZATION_RATIO, labels) == 0.42
+    assert get(names.GPU_HEALTHY, labels) == 1.0
+    assert get(names.GPU_INFO, labels) == 1.0
+    dcgm = {**labels, "device": "nvidia1"}
+    assert get(names.DCGM_GPU_UTIL, dcgm) == 42.0
+    assert get(names.DCGM_FB_USED, dcgm) == 1256.0
+    assert get(names.DCGM_FB_FREE, dcgm) == 16384.0 - 1256.0
+
+
+def test_a_lost_gpu_is_unhealthy_counted_and_the_scrape_still_succeeds() -> None:
+    backend, stats, _, registry = _setup()
+    backend.lose_gpu(2)
+    backend.fail_call(0, "utilization")
+    text = generate_latest(registry).decode()  # type: ignore[arg-type]
+    assert f'gpulane_gpu_healthy{{Hostname="node-a",UUID="{backend.gpus()[2].uuid}",gpu="2"' in text
+    get = registry.get_sample_value  # type: ignore[attr-defined]
+    labels2 = {"gpu": "2", "UUID": backend.gpus()[2].uuid, "modelName": "Fake-GPU-16G", "Hostname": NODE}
+    assert get(names.GPU_HEALTHY, labels2) == 0.0
+    assert get(names.GPU_MEMORY_USED_BYTES, labels2) is None
+    assert get(names.GPU_MEMORY_TOTAL_BYTES, labels2) == 16 * 1024 * MIB
+    assert stats.backend_errors()["memory"] >= 1 and stats.backend_errors()["utilization"] >= 2
+    assert get(names.BACKEND_ERRORS_TOTAL, {"operation": "memory", "Hostname": NODE}) >= 1
+
+
+def test_lane_and_pod_series_follow_the_node_view() -> None:
+    _, stats, view, registry = _setup()
+    a = assigned_pod("a", uid="u-a", lane="lane-1", lane_size_mib=2048, limit_mib=3072)
+    b = assigned_pod("b", uid="u-b", lane="lane-1", lane_size_mib=2048, limit_mib=2000)
+    lanes = pod_lanes([a, b], NODE)
+    usage = (ContainerUsage("u-a", "main", 700 * MIB), ContainerUsage("u-b", "main", 300 * MIB))
+    view.publish(NodeView(lanes, usage, lane_views(lanes, usage)))
+    stats.violation("team", "b", "lane-1", "report")
+    stats.allocation("ok")
+    get = registry.get_sample_value  # type: ignore[attr-defined]
+    lane = {"gpu": "0", "UUID": "GPU-aaaa", "lane": "lane-1", "Hostname": NODE}
+    assert get(names.LANE_SIZE_BYTES, lane) == 2048 * MIB
+    assert get(names.LANE_USED_BYTES, lane) == 1000 * MIB
+    assert get(names.LANE_JOBS, lane) == 2
+    pod = {"namespace": "team", "pod": "a", "lane": "lane-1", "UUID": "GPU-aaaa", "Hostname": NODE}
+    assert get(names.POD_MEMORY_USED_BYTES, {**pod, "container": "main"}) == 700 * MIB
+    assert get(names.POD_MEMORY_LIMIT_BYTES, pod) == 3072 * MIB
+    assert get(names.LANE_VIOLATIONS_TOTAL,
+               {"namespace": "team", "pod": "b", "lane": "lane-1", "action": "report", "Hostname": NODE}) == 1
+    assert get(names.ALLOCATIONS_TOTAL, {"result": "ok", "Hostname": NODE}) == 1
+    assert get(names.ALLOCATIONS_TOTAL, {"result": "error", "Hostname": NODE}) == 0
+
+
+def test_every_metric_name_is_in_the_contract_and_exposed() -> None:
+    contract = set(re.findall(r"`((?:gpulane|DCGM)_[A-Za-z_]+)`", CONTRACTS.read_text()))
+    for name in names.ALL_METRICS:
+        assert name in contract, f"{name} missing from docs/contracts.md"
+    _, stats, _, registry = _setup()
+    stats.backend_error("memory")
+    text = generate_latest(registry).decode()  # type: ignore[arg-type]
+    for name in names.ALL_METRICS:
+        if name not in (names.LANE_SIZE_BYTES, names.LANE_USED_BYTES, names.LANE_JOBS,
+                        names.POD_MEMORY_USED_BYTES, names.POD_MEMORY_LIMIT_BYTES, names.LANE_VIOLATIONS_TOTAL):
+            assert re.search(rf"^{name}\{{", text, re.M), name
