@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -221,12 +221,14 @@ class Lane:
     def iterate(self, iterable: Iterable[T]) -> Iterator[T]:
         """Yield each item inside its own turn: ``for batch in lane.iterate(loader): step(batch)``.
 
-        Each turn ends with ``again`` (the next request rides on ``turn_done``); when the iterable is
-        exhausted the pending request is withdrawn.
+        Each turn ends with ``again`` (the next request rides on ``turn_done``) except the last one of
+        a sized iterable; when an unsized iterable runs out, the pending request is withdrawn.
         """
+        remaining = len(iterable) if isinstance(iterable, Sized) else -1
         try:
             for item in iterable:
-                with self.turn(again=True):
+                remaining -= 1
+                with self.turn(again=remaining != 0):
                     yield item
         finally:
             self._withdraw()

@@ -22,6 +22,7 @@ from gpulane_core.model import LaneId
 from gpulane_agent.coordinator.collector import TurnCollector
 from gpulane_agent.coordinator.lane import ConnId
 from gpulane_agent.coordinator.machine import Close, Coordinator, Effect, LaneView, Send
+from gpulane_agent.coordinator.metrics import LaneMetricsSnapshot
 from gpulane_agent.coordinator.protocol import Error, ProtocolError, encode, parse_client_message
 from gpulane_agent.coordinator.settings import CoordinatorSettings
 
@@ -65,6 +66,10 @@ class CoordinatorServer:
     def collector(self) -> TurnCollector:
         """A prometheus Collector for the agent's registry (fresh families per scrape)."""
         return TurnCollector(self._machine.metrics, self._settings.hostname)
+
+    def metrics(self) -> tuple[LaneMetricsSnapshot, ...]:
+        """The per-lane counters now (the collector reads the same snapshot)."""
+        return self._machine.metrics()
 
     def view(self, lane: str) -> LaneView | None:
         return self._machine.view(LaneId(lane), self._clock.now())
