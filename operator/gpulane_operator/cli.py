@@ -1,0 +1,82 @@
+"""``gpulane operator``: parse flags, load settings (flag > env > file), then run kopf in-process.
+
+kopf is imported inside the command, so ``gpulane`` works without the operator extra installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gpulane_operator.settings import ENV_CONFIG_FILE, SettingsError, load
+
+ORDERINGS = ("fifo", "srtf", "pack", "fair", "weight")
+EXIT_CONFIG = 2
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "operator",
+        help="run the GPUShareJob operator (kopf)",
+        description="Order, place and bind GPUShareJobs on shared GPU lanes.",
+    )
+    p.add_argument("--config", help=f"settings file (YAML, e.g. a mounted ConfigMap); env {ENV_CONFIG_FILE}")
+    p.add_argument("--ordering", choices=ORDERINGS, help="queue ordering policy (default fifo)")
+    p.add_argument("--placement", help="placement policy: gpulane, binpack, spread (default gpulane)")
+    p.add_argument(
+        "--preemption", action=argparse.BooleanOptionalAction, default=None, help="guaranteed may preempt best-effort"
+    )
+    p.add_argument("--backfill", action=argparse.BooleanOptionalAction, default=None, help="let later jobs pass")
+    p.add_argument("--on-node-loss", choices=("reschedule", "fail"), help="what happens to jobs of a lost node")
+    p.add_argument("--namespace", action="append", help="watch only this namespace (repeatable)")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics (0 disables; default 8080)")
+    p.add_argument("--standalone", action="store_true", default=None, help="no peering: always schedule")
+    p.add_argument("--peering", help="name of the (Cluster)KopfPeering object (default gpulane)")
+    p.add_argument("--priority", type=int, help="peering priority of this replica")
+    p.add_argument("--liveness", help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=run)
+
+
+def flags_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "scheduling.ordering": args.ordering,
+        "scheduling.placement": args.placement,
+        "scheduling.preemption": args.preemption,
+        "scheduling.backfill": args.backfill,
+        "scheduling.on_node_loss": args.on_node_loss,
+        "scope.namespaces": tuple(args.namespace) if args.namespace else None,
+        "metrics.port": args.metrics_port,
+        "peering.standalone": args.standalone,
+        "peering.name": args.peering,
+        "peering.priority": args.priority,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.config or os.environ.get(ENV_CONFIG_FILE)
+    try:
+        text = Path(path).read_text() if path else None
+        settings = load(text, os.environ, flags_of(args))
+    except (OSError, SettingsError) as exc:
+        print(f"gpulane operator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    import kopf
+
+    import gpulane_operator.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=args.verbose)
+    namespaces = settings.scope.namespaces
+    kopf.run(
+        standalone=settings.peering.standalone,
+        peering_name=None if settings.peering.standalone else settings.peering.name,
+        priority=settings.peering.priority,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+        memo=kopf.Memo(settings=settings),
+    )
+    return 0

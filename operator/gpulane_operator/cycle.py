@@ -1,0 +1,205 @@
+"""Apply one scheduling cycle: snapshot, decide (pure), then act through the k8s layer.
+
+Order of effects for a placement, chosen so a crash at any point is recoverable: remember the
+assumption, create the pod carrying its assignment (the durable record), bind it, then write the
+job's status. A restart finds the pod, counts its lane, and finishes binding and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+
+from gpulane_core.model import JobId, NodeName
+from gpulane_core.scheduler import Preemption, schedule_cycle
+
+from gpulane_operator import statuses
+from gpulane_operator.assignment import Assignment, PodRecord, parse_pod, pod_name
+from gpulane_operator.crd import JobRecord, Reason, split_job_id
+from gpulane_operator.decide import lost_actions, plan, prepare, queue_lengths
+from gpulane_operator.inventory import NodeInventory
+from gpulane_operator.k8s import binding, events, pods, status
+from gpulane_operator.k8s.api import ApiError
+from gpulane_operator.k8s.events import JobRef
+from gpulane_operator.podspec import build_pod, same_assignment
+from gpulane_operator.runtime import Runtime
+from gpulane_operator.snapshot import Lost
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Views:
+    """Plain snapshots of kopf's indexes, taken at the start of a cycle."""
+
+    jobs: Mapping[JobId, JobRecord]
+    pods: Mapping[JobId, PodRecord]
+    inventory: Mapping[NodeName, NodeInventory]
+
+
+def ref(rec: JobRecord) -> JobRef:
+    return JobRef(rec.namespace, rec.name, rec.uid)
+
+
+async def _gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
+    limit = asyncio.Semaphore(rt.settings.scheduling.max_concurrent_requests)
+
+    async def one(call: Awaitable[None]) -> None:
+        async with limit:
+            try:
+                await call
+            except ApiError as exc:
+                log.warning("API call failed (retried next cycle): %s", exc)
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
+async def run(rt: Runtime, views: Views) -> None:
+    async with rt.lock:
+        await _run(rt, views)
+
+
+async def _run(rt: Runtime, views: Views) -> None:
+    rt.forget_confirmed(set(views.pods))
+    prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting)
+    now = rt.clock()
+    for problem in prepared.snapshot.problems:
+        log.error("lane invariant broken in observed state: %s", problem)
+    await _gather(rt, [_lose(rt, item, fail, views) for item, fail in _lost(rt, prepared.snapshot.lost, views)])
+    await _gather(rt, [_delete_orphan(rt, pod) for pod in orphan_pods(views)])
+    result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
+    decided = plan(prepared, result, views.jobs, views.pods, rt.assumed_assignments())
+    rt.waiting = dict(decided.waiting)
+    for job, a in ((rec.id, a) for rec, a in decided.creates):
+        rt.assume(job, a)  # before any await: the next cycle must already count these lanes
+    calls: list[Awaitable[None]] = [_preempt(rt, p, views) for p in decided.preemptions]
+    calls += [_place(rt, rec, a) for rec, a in decided.creates]
+    calls += [_resume(rt, rec, pod) for rec, pod in prepared.resumes]
+    calls += [_invalid(rt, rec) for rec in prepared.invalid]
+    for u in decided.unschedulable:
+        calls.append(_queue(rt, u.record, u.reason, u.message, u.position))
+        rt.metrics.unschedulable.labels(reason=u.reason.value).inc()
+    await _gather(rt, calls)
+    rt.metrics.observe_state(result.state)
+    phases = Counter(rec.phase.value for rec in views.jobs.values())
+    rt.metrics.observe_counts(queue_lengths(views.jobs), phases)
+    rt.metrics.cycles.labels(result="ok").inc()
+
+
+def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[tuple[Lost, bool]]:
+    fail = rt.settings.scheduling.on_node_loss == "fail"
+    return [(item, f) for item, f in lost_actions(lost, views.jobs, fail) if item.job not in rt.deleting]
+
+
+async def sweep_losses(rt: Runtime, views: Views) -> None:
+    """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
+    async with rt.lock:
+        rt.forget_confirmed(set(views.pods))
+        prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting)
+        await _gather(rt, [_lose(rt, i, f, views) for i, f in _lost(rt, prepared.snapshot.lost, views)])
+
+
+def orphan_pods(views: Views) -> list[PodRecord]:
+    """Pods whose GPUShareJob is gone (force-deleted past its finalizer): they must not keep a lane."""
+    return [pod for job, pod in views.pods.items() if job not in views.jobs and not pod.deleting]
+
+
+async def _delete_orphan(rt: Runtime, pod: PodRecord) -> None:
+    log.warning("deleting pod %s/%s: its GPUShareJob %s is gone", pod.namespace, pod.name, pod.job)
+    await pods.delete_if_present(rt.api, pod.namespace, pod.name)
+
+
+async def _evict(rt: Runtime, job: JobId, reason: Reason) -> None:
+    """Delete a job's pod, remembering why, so the pod-deleted handler leaves the job to us."""
+    rt.mark_deleting(job, reason)
+    rt.assumed.pop(job, None)
+    namespace, name = split_job_id(job)
+    await pods.delete_if_present(rt.api, namespace, pod_name(name))
+
+
+async def _lose(rt: Runtime, item: Lost, fail: bool, views: Views) -> None:
+    rec = views.jobs[item.job]
+    await _evict(rt, item.job, item.reason)
+    now = rt.clock()
+    if fail:
+        body = statuses.failed(rec, item.reason, item.message, now)
+    else:
+        body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)
+    await status.patch(rt.api, rec.namespace, rec.name, body)
+    await events.post(rt.api, ref(rec), item.reason.value, item.message, now, warning=True)
+
+
+async def _preempt(rt: Runtime, p: Preemption, views: Views) -> None:
+    victim = views.jobs.get(p.victim)
+    await _evict(rt, p.victim, Reason.PREEMPTED)
+    rt.metrics.preemptions.inc()
+    now = rt.clock()
+    if victim is not None:
+        body = statuses.pending(victim, Reason.PREEMPTED, f"preempted: {p.reason}", now, preempted=True)
+        await status.patch(rt.api, victim.namespace, victim.name, body)
+        await events.post(rt.api, ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
+    preemptor = views.jobs.get(p.for_job)
+    if preemptor is not None:
+        await events.post(rt.api, ref(preemptor), Reason.PREEMPTING.value, f"preempting {p.victim}: {p.reason}", now)
+
+
+async def _place(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
+    try:
+        pod, created = await pods.create_or_adopt(rt.api, build_pod(rec, a))
+    except ApiError as exc:
+        if exc.definitive:
+            rt.assumed.pop(rec.id, None)
+            rt.metrics.placements.labels(result="error").inc()
+            message = f"the pod cannot be created: {exc.message}"
+            await status.patch(rt.api, rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, rt.clock()))
+            await events.post(rt.api, ref(rec), Reason.FAILED.value, message, rt.clock(), warning=True)
+            return
+        raise  # outcome unknown: keep the assumption until the watch shows the pod or it expires
+    existing = parse_pod(pod)
+    if not created:
+        if existing is None or existing.assignment is None or existing.deleting or existing.terminal:
+            rt.assumed.pop(rec.id, None)
+            log.warning("pod %s exists but cannot be adopted for %s; retrying later", pod_name(rec.name), rec.id)
+            return
+        if not same_assignment((pod.get("metadata") or {}).get("annotations") or {}, a):
+            a = existing.assignment  # what the pod says wins; it is what the lanes are rebuilt from
+            rt.assume(rec.id, a)
+    bound = existing.bound_node if existing is not None else ""
+    await _bind_and_report(rt, rec, a, bound)
+
+
+async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_node: str) -> None:
+    try:
+        await binding.bind_if_unbound(rt.api, rec.namespace, pod_name(rec.name), a.node, bound_node)
+    except binding.BindConflict as exc:
+        log.error("%s; deleting the pod so the job is placed again", exc)
+        await _evict(rt, rec.id, Reason.POD_DELETED)
+        return
+    now = rt.clock()
+    await status.patch(rt.api, rec.namespace, rec.name, statuses.scheduled(rec, a, now))
+    rt.metrics.placements.labels(result="bound").inc()
+    rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
+    await events.post(rt.api, ref(rec), Reason.PLACED.value, statuses.scheduled(rec, a, now)["status"]["message"], now)
+
+
+async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
+    """A queued job whose pod exists (crash after create, or a status patch lost): finish it."""
+    if pod.assignment is None or rec.id in rt.deleting:
+        return
+    await _bind_and_report(rt, rec, pod.assignment, pod.bound_node)
+
+
+async def _invalid(rt: Runtime, rec: JobRecord) -> None:
+    now = rt.clock()
+    await status.patch(rt.api, rec.namespace, rec.name, statuses.failed(rec, Reason.INVALID, rec.error, now))
+    await events.post(rt.api, ref(rec), Reason.INVALID.value, rec.error, now, warning=True)
+
+
+async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:
+    now = rt.clock()
+    await status.patch(rt.api, rec.namespace, rec.name, statuses.pending(rec, reason, message, now, position))
+    if reason is Reason.UNSCHEDULABLE and rec.scheduled_reason != reason.value:
+        await events.post(rt.api, ref(rec), reason.value, message, now, warning=True)

@@ -1,0 +1,184 @@
+"""One scheduling cycle as a pure function: what the API says in, the actions to take out.
+
+``prepare`` rebuilds the lane state and the queue, ``gpulane_core.scheduler.schedule_cycle`` decides,
+and ``plan`` turns its result into API actions. Safety rules live here, not in the handlers:
+
+* a job that has any pod (even one being deleted) is never queued again, so no second pod appears;
+* a guaranteed job that preempted best-effort jobs waits until their pods are gone, and nothing
+  else is placed on a node in the same cycle in which victims there were released, because a
+  victim's memory is only free once its pod has ended;
+* charges of ``gpulane.dev/gpu-memory`` stay unique among a node's not-yet-allocated pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gpulane_core.model import Job, JobClass, JobId, NodeName
+from gpulane_core.scheduler import CycleResult, PendingJob, Preemption
+from gpulane_core.status import Code
+
+from gpulane_operator.assignment import Assignment, PodRecord, from_placement
+from gpulane_operator.crd import JobRecord, Reason
+from gpulane_operator.inventory import NodeInventory
+from gpulane_operator.podspec import charge_units
+from gpulane_operator.snapshot import Lost, Snapshot, build
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    snapshot: Snapshot
+    pending: tuple[PendingJob, ...]
+    resumes: tuple[tuple[JobRecord, PodRecord], ...]  # queued jobs whose pod exists: bind/finish them
+    invalid: tuple[JobRecord, ...]  # queued jobs whose spec the core rejects
+    waiting: Mapping[JobId, frozenset[JobId]]  # preemptors still waiting for victims' pods to end
+
+
+@dataclass(frozen=True, slots=True)
+class Unschedulable:
+    record: JobRecord
+    reason: Reason
+    message: str
+    position: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    creates: tuple[tuple[JobRecord, Assignment], ...] = ()
+    preemptions: tuple[Preemption, ...] = ()
+    unschedulable: tuple[Unschedulable, ...] = ()  # only those whose status must change
+    waiting: Mapping[JobId, frozenset[JobId]] = field(default_factory=dict)
+    queue: tuple[JobId, ...] = ()
+
+
+def live_assignments(pods: Mapping[JobId, PodRecord], assumed: Mapping[JobId, Assignment]) -> dict[JobId, Assignment]:
+    """Pods the watch has shown win; assumed placements fill the gap until it does."""
+    live = {job: a for job, a in assumed.items() if job not in pods}
+    for job, pod in pods.items():
+        if pod.holds_memory and pod.assignment is not None:
+            live[job] = pod.assignment
+    return live
+
+
+def prepare(
+    jobs: Mapping[JobId, JobRecord],
+    pods: Mapping[JobId, PodRecord],
+    assumed: Mapping[JobId, Assignment],
+    inventory: Mapping[NodeName, NodeInventory],
+    waiting: Mapping[JobId, frozenset[JobId]],
+) -> Prepared:
+    known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
+    snapshot = build(inventory, live_assignments(pods, assumed).values(), known)
+    still_waiting = {
+        job: victims
+        for job, victims in waiting.items()
+        if job in jobs and jobs[job].pending and any(v in pods for v in victims)
+    }
+    pending: list[PendingJob] = []
+    resumes: list[tuple[JobRecord, PodRecord]] = []
+    invalid: list[JobRecord] = []
+    for rec in sorted(jobs.values(), key=lambda r: r.id):
+        if not rec.pending:
+            continue
+        pod = pods.get(rec.id)
+        if pod is not None:
+            if not pod.deleting and not pod.terminal and pod.assignment is not None:
+                resumes.append((rec, pod))
+            continue
+        if rec.id in assumed:
+            continue
+        if rec.job is None:
+            invalid.append(rec)
+            continue
+        if rec.id in still_waiting:
+            continue
+        pending.append(PendingJob(rec.job, rec.queued_s or rec.created_s))
+    return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting)
+
+
+def taken_charges(
+    pods: Mapping[JobId, PodRecord], assumed: Mapping[JobId, Assignment]
+) -> dict[NodeName, set[int]]:
+    taken: dict[NodeName, set[int]] = {}
+    for pod in pods.values():
+        if pod.assignment is not None and pod.holds_memory and not pod.allocated:
+            taken.setdefault(pod.assignment.node, set()).add(pod.assignment.charge_units)
+    for job, a in assumed.items():
+        if job not in pods:
+            taken.setdefault(a.node, set()).add(a.charge_units)
+    return taken
+
+
+def plan(
+    prepared: Prepared,
+    result: CycleResult,
+    jobs: Mapping[JobId, JobRecord],
+    pods: Mapping[JobId, PodRecord],
+    assumed: Mapping[JobId, Assignment],
+) -> CyclePlan:
+    snapshot = prepared.snapshot
+    victims_on: set[NodeName] = set()
+    for p in result.preemptions:
+        placed = snapshot.state.placements.get(p.victim)
+        if placed is not None:
+            victims_on.add(placed.node)
+    preemptors = {p.for_job for p in result.preemptions}
+    waiting = dict(prepared.waiting)
+    for job in preemptors:
+        waiting[job] = frozenset(p.victim for p in result.preemptions if p.for_job == job)
+    taken = taken_charges(pods, assumed)
+    creates: list[tuple[JobRecord, Assignment]] = []
+    held: list[JobId] = []
+    for placement in result.placements:
+        if placement.job in preemptors or placement.node in victims_on:
+            held.append(placement.job)
+            continue
+        rec = jobs[placement.job]
+        assert rec.job is not None  # only parsed jobs are queued
+        node_taken = taken.setdefault(placement.node, set())
+        units = charge_units(placement, snapshot.unit_mib.get(placement.node, 256), node_taken)
+        node_taken.add(units)
+        creates.append((rec, from_placement(rec.job, placement, units)))
+    position = {job: i + 1 for i, job in enumerate(result.queue)}
+    changes: list[Unschedulable] = []
+    for job in held:
+        rec = jobs[job]
+        victims = waiting.get(job, frozenset())
+        if victims:
+            msg = f"preempting {len(victims)} best-effort job(s): {', '.join(sorted(victims))}"
+            reason = Reason.PREEMPTING
+        else:
+            msg = "waiting for preempted jobs on the chosen node to release their lanes"
+            reason = Reason.QUEUED
+        if rec.scheduled_reason != reason.value or rec.scheduled_message != msg:
+            changes.append(Unschedulable(rec, reason, msg, position.get(job)))
+    for job, status in sorted(result.unschedulable.items()):
+        if job not in jobs:
+            continue
+        rec = jobs[job]
+        reason = Reason.QUEUED if status.code is Code.WAIT else Reason.UNSCHEDULABLE
+        msg = status.message or "no GPU can hold the job now"
+        pos = position.get(job)
+        if rec.scheduled_reason != reason.value or rec.scheduled_message != msg or rec.queue_position != pos:
+            changes.append(Unschedulable(rec, reason, msg, pos))
+    return CyclePlan(tuple(creates), result.preemptions, tuple(changes), waiting, result.queue)
+
+
+def lost_actions(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord], fail: bool) -> list[tuple[Lost, bool]]:
+    """(lost placement, whether the job fails) for jobs still running somewhere that vanished."""
+    out = []
+    for item in lost:
+        rec = jobs.get(item.job)
+        if rec is None or rec.phase.terminal or rec.deleting:
+            continue
+        out.append((item, fail))
+    return out
+
+
+def queue_lengths(jobs: Mapping[JobId, JobRecord]) -> dict[str, int]:
+    counts = {c.value: 0 for c in JobClass}
+    for rec in jobs.values():
+        if rec.pending and rec.job is not None:
+            counts[rec.job.job_class.value] += 1
+    return counts

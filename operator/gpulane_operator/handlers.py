@@ -1,0 +1,164 @@
+"""kopf handlers: thin glue from watch events to the pure decisions and the k8s layer.
+
+Run with ``gpulane operator`` (which loads settings and calls kopf) or ``kopf run -m
+gpulane_operator.handlers`` (settings then come from the environment and GPULANE_OPERATOR_CONFIG).
+The scheduling loop runs while some pending job's daemon holds it; kopf stops those daemons when
+peering pauses this replica, so only the active replica schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from gpulane_operator import cycle, indexes, lifecycle
+from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, parse_pod, pod_name
+from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
+from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index
+from gpulane_operator.k8s import events, pods, status
+from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
+from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
+from gpulane_operator.runtime import CycleRunner, Runtime
+from gpulane_operator.settings import ENV_CONFIG_FILE, OperatorSettings, load
+
+__all__ = ["gpunode_index", "gsj_index", "node_index", "pod_index"]
+STORAGE_PREFIX = "kopf.gpulane.dev"
+
+
+def _settings(memo: Any) -> OperatorSettings:
+    given = memo.get("settings")
+    if isinstance(given, OperatorSettings):
+        return given
+    path = os.environ.get(ENV_CONFIG_FILE)
+    return load(Path(path).read_text() if path else None, os.environ)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    config = _settings(memo)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    metrics = OperatorMetrics()
+    metrics.serve(config.metrics.port)
+    rt = Runtime(config, await AsyncKubeApi.connect(), metrics)
+    live = dict(kwargs)  # kopf's indexes: live objects, filled before any resource handler runs
+    s = config.scheduling
+    rt.runner = CycleRunner(lambda: cycle.run(rt, indexes.views(live)), s.debounce_s, s.resync_s)
+    memo["runtime"] = rt
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    rt: Runtime | None = memo.get("runtime")
+    if rt is None:
+        return
+    if rt.runner is not None:
+        await rt.runner.stop()
+    await rt.api.close()
+
+
+def _is_queued(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    phase = status.get("phase") or Phase.PENDING.value
+    return phase == Phase.PENDING.value and not meta.get("deletionTimestamp")
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_is_queued, cancellation_timeout=1.0)
+async def queued(stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    """Holds the scheduling loop while this job waits; kopf stops it once the job leaves the queue."""
+    rt: Runtime = memo["runtime"]
+    if rt.runner is not None:
+        await rt.runner.hold(stopped)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    rt: Runtime = memo["runtime"]
+    rec = parse_job(body)
+    if type == "DELETED":
+        rt.assumed.pop(rec.id, None)
+        rt.waiting.pop(rec.id, None)
+        rt.poke()
+        return
+    if rec.pending or rec.deleting:
+        rt.poke()
+    pod = indexes.lookup(kwargs, "pod_index", rec.id)
+    await _apply_sync(rt, rec, lifecycle.sync(rec, pod, rt.clock()))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The finalizer: the job's pod goes, so its lane is freed; nothing stays allocated."""
+    rt: Runtime = memo["runtime"]
+    rec = parse_job(body)
+    rt.assumed.pop(rec.id, None)
+    rt.waiting.pop(rec.id, None)
+    rt.mark_deleting(rec.id, Reason.POD_DELETED)
+    try:
+        await pods.delete_if_present(rt.api, rec.namespace, pod_name(rec.name))
+    except ApiError as exc:
+        raise kopf.TemporaryError(f"pod of {rec.id} not deleted yet: {exc}", delay=2) from exc
+    rt.poke()
+
+
+@kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER, LABEL_JOB: kopf.PRESENT})
+async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    rt: Runtime = memo["runtime"]
+    pod = parse_pod(body)
+    rt.poke()
+    if pod is None:
+        return
+    rec = indexes.lookup(kwargs, "gsj_index", pod.job)
+    if rec is None:
+        return
+    if type == "DELETED":
+        if rt.deleting.pop(pod.job, None) is not None:
+            return  # the operator deleted it and has already re-queued or failed the job
+        await _apply_sync(rt, rec, lifecycle.after_pod_gone(rec, rt.clock()))
+        return
+    await _apply_sync(rt, rec, lifecycle.sync(rec, pod, rt.clock()))
+
+
+async def _apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
+    if patch is None:
+        return
+    try:
+        await status.patch(rt.api, rec.namespace, rec.name, patch)
+    except ApiError as exc:
+        raise kopf.TemporaryError(f"status of {rec.id} not updated: {exc}", delay=1) from exc
+    phase = patch["status"].get("phase")
+    now = rt.clock()
+    if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
+        rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
+        reason = Reason.SUCCEEDED if phase == Phase.SUCCEEDED.value else Reason.FAILED
+        await events.post(rt.api, cycle.ref(rec), reason.value, patch["status"]["message"], now)
+    elif phase == Phase.PENDING.value:
+        await events.post(rt.api, cycle.ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_changed(memo: kopf.Memo, **kwargs: Any) -> None:
+    await _inventory_changed(memo["runtime"], kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, GPUNODES)
+async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
+    await _inventory_changed(memo["runtime"], kwargs)
+
+
+async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
+    views = indexes.views(kwargs)
+    if views.inventory == rt.last_inventory:
+        return  # a heartbeat: nothing placement-relevant changed
+    rt.last_inventory = dict(views.inventory)
+    rt.poke()
+    await cycle.sweep_losses(rt, views)

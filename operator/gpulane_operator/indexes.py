@@ -1,0 +1,84 @@
+"""kopf indexes: the operator's in-memory view of GPUShareJobs, gpulane pods, Nodes and GPUNodes.
+
+Each index function only parses (pure functions of crd/assignment/inventory); :func:`views` turns
+the live indexes into the plain mappings a cycle works on. kopf fills every index before any
+handler runs, so the first cycle after a restart already sees every pod and its lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import kopf
+from gpulane_core.model import JobId, NodeName
+
+from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, PodRecord, parse_pod
+from gpulane_operator.crd import JobRecord, parse_job
+from gpulane_operator.cycle import Views
+from gpulane_operator.inventory import (
+    GpuNodeFacts,
+    NodeFacts,
+    NodeInventory,
+    merge,
+    parse_gpunode,
+    parse_node,
+)
+from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
+
+T = TypeVar("T")
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def gsj_index(body: kopf.Body, **_: Any) -> dict[JobId, JobRecord]:
+    rec = parse_job(body)
+    return {rec.id: rec}
+
+
+@kopf.index("", "v1", "pods", labels={MANAGED_BY: MANAGER, LABEL_JOB: kopf.PRESENT})
+def pod_index(body: kopf.Body, **_: Any) -> dict[JobId, PodRecord]:
+    pod = parse_pod(body)
+    return {} if pod is None else {pod.job: pod}
+
+
+@kopf.index("", "v1", "nodes")
+def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
+    facts = parse_node(body)
+    return {facts.name: facts}
+
+
+@kopf.index(GROUP, VERSION, GPUNODES)
+def gpunode_index(body: kopf.Body, **_: Any) -> dict[str, GpuNodeFacts]:
+    facts = parse_gpunode(body)
+    return {facts.name: facts}
+
+
+def _one(stores: Mapping[Any, Iterable[T]]) -> dict[Any, T]:
+    """An index maps each key to a store of values; ours have one object per key (names are unique)."""
+    out: dict[Any, T] = {}
+    for key, store in list(stores.items()):
+        for value in store:
+            out[key] = value
+    return out
+
+
+def inventory(node_idx: Mapping[Any, Iterable[NodeFacts]], gpunode_idx: Mapping[Any, Iterable[GpuNodeFacts]]) -> dict[NodeName, NodeInventory]:
+    return merge(_one(gpunode_idx), _one(node_idx))
+
+
+def lookup(kwargs: Mapping[str, Any], index: str, key: Any) -> Any:
+    """One value of one index (the newest), or None; avoids copying a whole index per event."""
+    store = kwargs[index].get(key)
+    if store is None:
+        return None
+    values = list(store)
+    return values[-1] if values else None
+
+
+def views(kwargs: Mapping[str, Any]) -> Views:
+    """Views from a handler's kwargs (kopf passes each index under its function's name)."""
+    return Views(
+        jobs=_one(kwargs["gsj_index"]),
+        pods=_one(kwargs["pod_index"]),
+        inventory=inventory(kwargs["node_index"], kwargs["gpunode_index"]),
+    )

@@ -1,0 +1,110 @@
+"""Which GPUs exist: GPUNode objects published by node agents, with Node labels as a fallback.
+
+A Node without a GPUNode may still describe its GPUs with the GPU feature discovery labels
+``nvidia.com/gpu.count`` and ``nvidia.com/gpu.memory`` (MiB per GPU), optionally ``nvidia.com/gpu.product``.
+Such GPUs get synthetic UUIDs (``GPU-<node>-<index>``); this is meant for clusters or tests without
+the agent, where no device plugin hands out ``gpulane.dev/gpu-memory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gpulane_core.model import Gpu, Node, NodeName
+
+LABEL_COUNT = "nvidia.com/gpu.count"
+LABEL_MEMORY = "nvidia.com/gpu.memory"
+LABEL_PRODUCT = "nvidia.com/gpu.product"
+DEFAULT_UNIT_MIB = 256
+
+
+@dataclass(frozen=True, slots=True)
+class GpuNodeFacts:
+    name: str
+    gpus: tuple[Gpu, ...]
+    memory_unit_mib: int
+    unschedulable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    name: str
+    ready: bool
+    unschedulable: bool
+    label_gpus: tuple[Gpu, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInventory:
+    node: Node
+    memory_unit_mib: int
+    schedulable: bool  # False: keep counting its lanes, place nothing new there
+    source: str  # "gpunode" or "labels"
+
+
+def parse_gpunode(body: Mapping[str, Any]) -> GpuNodeFacts:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    gpus = tuple(
+        sorted(
+            (
+                Gpu(
+                    index=int(g["index"]),
+                    uuid=str(g["uuid"]),
+                    model=str(g.get("model", "")),
+                    memory_mib=int(g["memoryMiB"]),
+                    healthy=g.get("health", "Healthy") == "Healthy",
+                )
+                for g in status.get("gpus") or ()
+                if "index" in g and "uuid" in g and "memoryMiB" in g
+            ),
+            key=lambda g: g.index,
+        )
+    )
+    return GpuNodeFacts(
+        name=str(meta.get("name", "")),
+        gpus=gpus,
+        memory_unit_mib=int(status.get("memoryUnitMiB") or DEFAULT_UNIT_MIB),
+        unschedulable=bool((body.get("spec") or {}).get("unschedulable", False)),
+    )
+
+
+def parse_node(body: Mapping[str, Any]) -> NodeFacts:
+    meta = body.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    labels = meta.get("labels") or {}
+    conditions = (body.get("status") or {}).get("conditions") or ()
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    gpus: tuple[Gpu, ...] = ()
+    try:
+        count, memory = int(labels.get(LABEL_COUNT, 0)), int(labels.get(LABEL_MEMORY, 0))
+    except ValueError:
+        count, memory = 0, 0
+    if count > 0 and memory > 0:
+        model = str(labels.get(LABEL_PRODUCT, "unknown"))
+        gpus = tuple(Gpu(i, f"GPU-{name}-{i}", model, memory) for i in range(count))
+    return NodeFacts(
+        name=name,
+        ready=ready,
+        unschedulable=bool((body.get("spec") or {}).get("unschedulable", False)),
+        label_gpus=gpus,
+    )
+
+
+def merge(gpunodes: Mapping[str, GpuNodeFacts], nodes: Mapping[str, NodeFacts]) -> dict[NodeName, NodeInventory]:
+    """GPU nodes that exist now. A GPUNode whose Node is gone is not a node anymore."""
+    out: dict[NodeName, NodeInventory] = {}
+    for name, facts in sorted(nodes.items()):
+        published = gpunodes.get(name)
+        if published is not None and published.gpus:
+            gpus, unit, source = published.gpus, published.memory_unit_mib, "gpunode"
+            cordoned = published.unschedulable
+        elif facts.label_gpus:
+            gpus, unit, source, cordoned = facts.label_gpus, DEFAULT_UNIT_MIB, "labels", False
+        else:
+            continue
+        schedulable = facts.ready and not facts.unschedulable and not cordoned
+        out[NodeName(name)] = NodeInventory(Node(NodeName(name), gpus), unit, schedulable, source)
+    return out

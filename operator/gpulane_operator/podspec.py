@@ -1,0 +1,96 @@
+"""The pod a GPUShareJob runs in: built purely from the job's template and its assignment.
+
+The pod carries everything the node agent needs (annotations of docs/contracts.md), requests its
+charge of ``gpulane.dev/gpu-memory`` on the first container, names gpulane as its scheduler and is
+owned by the job, so deleting the job (or garbage collection) removes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from gpulane_core.cluster import Placement
+
+from gpulane_operator.assignment import (
+    LABEL_JOB,
+    MANAGED_BY,
+    MANAGER,
+    RESOURCE,
+    SCHEDULER_NAME,
+    Assignment,
+    pod_name,
+    to_annotations,
+)
+from gpulane_operator.crd import JobRecord
+from gpulane_operator.names import API_VERSION, KIND
+
+
+def charge_units(placement: Placement, unit_mib: int, taken: Collection[int]) -> int:
+    """Units of gpulane.dev/gpu-memory the pod requests (contracts.md "Extended resource").
+
+    The lane opener pays persistent + lane size, a job growing a lane pays persistent + growth, a job
+    sharing a lane pays its persistent memory: that is exactly the plan's ``growth_mib``. At least
+    one unit, so the device plugin's Allocate is always called; padded past ``taken`` (the charges
+    of the node's pods not yet allocated) so the agent's match by charge is never ambiguous.
+    """
+    if unit_mib <= 0:
+        raise ValueError(f"memory unit must be positive, got {unit_mib}")
+    mib = sum(choice.plan.growth_mib for choice in placement.gpus)
+    units = max(1, math.ceil(mib / unit_mib))
+    while units in taken:
+        units += 1
+    return units
+
+
+def build_pod(rec: JobRecord, assignment: Assignment) -> dict[str, Any]:
+    """The pod for the job ``rec`` placed as ``assignment``; the job's template is not modified."""
+    template = copy.deepcopy(dict(rec.template))
+    tmeta = template.get("metadata") or {}
+    spec = dict(template.get("spec") or {})
+    labels = {**(tmeta.get("labels") or {}), MANAGED_BY: MANAGER, LABEL_JOB: rec.name}
+    annotations = {**(tmeta.get("annotations") or {}), **to_annotations(assignment)}
+    containers = [dict(c) for c in spec.get("containers") or ()]
+    if not containers:
+        raise ValueError("spec.template.spec.containers: at least one container is required")
+    first = containers[0]
+    resources = dict(first.get("resources") or {})
+    units = str(assignment.charge_units)
+    resources["limits"] = {**(resources.get("limits") or {}), RESOURCE: units}
+    resources["requests"] = {**(resources.get("requests") or {}), RESOURCE: units}
+    first["resources"] = resources
+    containers[0] = first
+    spec["containers"] = containers
+    spec["schedulerName"] = SCHEDULER_NAME
+    spec.pop("nodeName", None)
+    # A job runs to completion: without an explicit policy its pod must reach Succeeded or Failed.
+    spec.setdefault("restartPolicy", "Never")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(rec.name),
+            "namespace": rec.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": rec.name,
+                    "uid": rec.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+def same_assignment(pod_annotations: Mapping[str, str], assignment: Assignment) -> bool:
+    """Whether an existing pod (found on a 409) carries exactly this assignment."""
+    wanted = to_annotations(assignment)
+    return all(pod_annotations.get(k) == v for k, v in wanted.items())

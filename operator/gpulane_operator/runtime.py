@@ -1,0 +1,122 @@
+"""The operator's mutable, per-process state, kept in kopf's ``memo`` (never in module globals).
+
+It holds what the API cannot tell yet: placements whose pods the watch has not shown (so no cycle
+double-books in that gap), pods this process is deleting and why, and preemptors waiting for
+their victims. Losing it (a crash) is safe: pods carry their assignments, and a pod in flight is
+either visible after a restart or was never created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpulane_core.model import JobId
+
+from gpulane_operator.assignment import Assignment
+from gpulane_operator.crd import Reason
+from gpulane_operator.k8s.api import KubeApi
+from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+ASSUMED_TTL_S = 60.0  # an unconfirmed pod creation is forgotten after this (the watch shows real ones sooner)
+
+
+@dataclass(frozen=True, slots=True)
+class Assumed:
+    assignment: Assignment
+    since_s: float
+
+
+class CycleRunner:
+    """Runs scheduling cycles one at a time while any pending job's daemon holds it.
+
+    Daemons of pending jobs call :meth:`hold`; kopf stops those daemons when the job is placed or when
+    peering pauses this replica, so cycles run exactly while this replica may schedule and has work.
+    The cycle runs in its own task: a daemon being stopped never cancels a cycle halfway.
+    """
+
+    def __init__(self, cycle: Callable[[], Awaitable[None]], debounce_s: float, resync_s: float) -> None:
+        self._cycle = cycle
+        self._debounce_s = debounce_s
+        self._resync_s = resync_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.holders = 0
+        self.cycles = 0
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def hold(self, stopped: Any) -> None:
+        self.holders += 1
+        self.poke()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="gpulane scheduling loop")
+        try:
+            await stopped.wait()
+        finally:
+            self.holders -= 1
+
+    async def _loop(self) -> None:
+        while self.holders > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._resync_s)
+            self._wake.clear()
+            await asyncio.sleep(self._debounce_s)
+            if self.holders <= 0:
+                break
+            try:
+                await self._cycle()
+            except Exception:
+                log.exception("scheduling cycle failed; retrying after the next change or resync")
+            self.cycles += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    api: KubeApi
+    metrics: OperatorMetrics
+    clock: Callable[[], float] = time.time
+    assumed: dict[JobId, Assumed] = field(default_factory=dict)
+    deleting: dict[JobId, tuple[Reason, float]] = field(default_factory=dict)
+    waiting: dict[JobId, frozenset[JobId]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one cycle or loss sweep at a time
+    runner: CycleRunner | None = None
+    last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
+
+    def assume(self, job: JobId, assignment: Assignment) -> None:
+        self.assumed[job] = Assumed(assignment, self.clock())
+
+    def forget_confirmed(self, visible: set[JobId]) -> None:
+        """Drop assumptions the watch has confirmed, and stale ones whose pod never appeared."""
+        now = self.clock()
+        for job in list(self.assumed):
+            if job in visible or now - self.assumed[job].since_s > ASSUMED_TTL_S:
+                del self.assumed[job]
+        for job in list(self.deleting):
+            if job not in visible and now - self.deleting[job][1] > ASSUMED_TTL_S:
+                del self.deleting[job]
+
+    def mark_deleting(self, job: JobId, reason: Reason) -> None:
+        self.deleting[job] = (reason, self.clock())
+
+    def assumed_assignments(self) -> dict[JobId, Assignment]:
+        return {job: a.assignment for job, a in self.assumed.items()}
+
+    def poke(self) -> None:
+        if self.runner is not None:
+            self.runner.poke()

@@ -1,0 +1,143 @@
+"""Rebuild the cluster's lane state from what the API says: GPU inventory plus pod assignments.
+
+Nothing about lanes is remembered between cycles except what pods carry in their annotations (and
+the few placements this process made that the watch has not shown yet). So a restarted operator,
+or a second replica taking over, sees exactly the lanes that exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gpulane_core.cluster import ClusterState, GpuChoice, NodeView, Placement
+from gpulane_core.lanes import AdmissionKind, AdmissionPlan, GpuLanes, Lane, Tenant, check_invariant
+from gpulane_core.model import Job, JobId, LaneId, NodeName
+
+from gpulane_operator.assignment import Assignment
+from gpulane_operator.crd import Reason
+from gpulane_operator.inventory import NodeInventory
+
+_LANE_SEQ = re.compile(r"^lane-(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A placed job whose node or GPU is gone or unhealthy."""
+
+    job: JobId
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    state: ClusterState  # every node, every resident job
+    schedulable: ClusterState  # what new placements may use (cordoned / not-ready nodes left out)
+    lost: tuple[Lost, ...] = ()
+    problems: tuple[str, ...] = ()  # invariant violations observed (should stay empty)
+    unit_mib: Mapping[NodeName, int] = field(default_factory=dict)
+
+
+def _lost_reason(a: Assignment, inventory: Mapping[NodeName, NodeInventory]) -> Lost | None:
+    inv = inventory.get(a.node)
+    if inv is None:
+        return Lost(a.job, Reason.NODE_LOST, f"node {a.node} is gone or has no GPUs anymore")
+    gpus = {g.index: g for g in inv.node.gpus}
+    for index, uuid in zip(a.gpu_indices, a.gpu_uuids, strict=True):
+        gpu = gpus.get(index)
+        if gpu is None or gpu.uuid != uuid:
+            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) is gone from node {a.node}")
+        if not gpu.healthy:
+            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) on node {a.node} is unhealthy")
+    return None
+
+
+def _gpu_lanes(capacity: int, tenants: list[tuple[Assignment, LaneId]]) -> GpuLanes:
+    members: dict[LaneId, list[Assignment]] = defaultdict(list)
+    for a, lane in tenants:
+        members[lane].append(a)
+    lanes = []
+    for lane_id, group in sorted(members.items()):
+        exclusive = any(a.exclusive for a in group)
+        size = capacity - sum(a.persistent_mib for a in group) if exclusive else max(a.ephemeral_mib for a in group)
+        lanes.append(Lane(lane_id, size, tuple(a.job for a in group), exclusive=exclusive))
+    seqs = [int(m.group(1)) for lane_id in members if (m := _LANE_SEQ.match(lane_id))]
+    return GpuLanes(
+        capacity_mib=capacity,
+        lanes=tuple(lanes),
+        tenants=tuple(Tenant(a.job, a.persistent_mib, a.ephemeral_mib, lane) for a, lane in tenants),
+        next_lane=max(seqs, default=-1) + 1,
+    )
+
+
+def assignment_job(a: Assignment) -> Job:
+    """What the core needs to know about a resident job when its GPUShareJob is not at hand."""
+    return Job(
+        name=a.job,
+        persistent_mib=a.persistent_mib,
+        ephemeral_mib=a.ephemeral_mib,
+        gpus=len(a.gpu_indices),
+        job_class=a.job_class,
+    )
+
+
+def build(
+    inventory: Mapping[NodeName, NodeInventory],
+    assignments: Iterable[Assignment],
+    jobs: Mapping[JobId, Job] | None = None,
+) -> Snapshot:
+    """The ClusterState these assignments imply; lost ones are reported and left out."""
+    known = jobs or {}
+    lost: list[Lost] = []
+    per_gpu: dict[tuple[NodeName, int], list[tuple[Assignment, LaneId]]] = defaultdict(list)
+    placements: dict[JobId, Placement] = {}
+    resident: dict[JobId, Job] = {}
+    for a in sorted(assignments, key=lambda a: a.job):
+        gone = _lost_reason(a, inventory)
+        if gone is not None:
+            lost.append(gone)
+            if gone.reason is Reason.NODE_LOST or a.node not in inventory:
+                continue
+        gpus = {g.index: g for g in inventory[a.node].node.gpus}
+        if any(i not in gpus for i in a.gpu_indices):
+            continue  # the GPU is gone, nothing left to count
+        kind = AdmissionKind.EXCLUSIVE if a.exclusive else AdmissionKind.SHARE_LANE
+        choices = tuple(
+            GpuChoice(i, u, AdmissionPlan(kind, a.lane, a.lane_size_mib, 0))
+            for i, u in zip(a.gpu_indices, a.gpu_uuids, strict=True)
+        )
+        for i in a.gpu_indices:
+            per_gpu[(a.node, i)].append((a, a.lane))
+        placements[a.job] = Placement(a.job, a.node, choices)
+        resident[a.job] = known.get(a.job) or assignment_job(a)
+    nodes: dict[NodeName, NodeView] = {}
+    problems: list[str] = []
+    for name, inv in inventory.items():
+        lanes = {}
+        for gpu in inv.node.gpus:
+            lanes[gpu.index] = _gpu_lanes(gpu.memory_mib, per_gpu.get((name, gpu.index), []))
+            problems += [f"{name}/gpu{gpu.index}: {p}" for p in check_invariant(lanes[gpu.index])]
+        nodes[name] = NodeView(inv.node, lanes)
+    state = ClusterState(nodes, placements, resident)
+    cordoned = {name for name, inv in inventory.items() if not inv.schedulable}
+    return Snapshot(
+        state=state,
+        schedulable=without_nodes(state, cordoned),
+        lost=tuple(lost),
+        problems=tuple(problems),
+        unit_mib={name: inv.memory_unit_mib for name, inv in inventory.items()},
+    )
+
+
+def without_nodes(state: ClusterState, names: set[NodeName]) -> ClusterState:
+    if not names:
+        return state
+    gone = {job for job, p in state.placements.items() if p.node in names}
+    return ClusterState(
+        {n: v for n, v in state.nodes.items() if n not in names},
+        {j: p for j, p in state.placements.items() if j not in gone},
+        {j: job for j, job in state.jobs.items() if j not in gone},
+    )
