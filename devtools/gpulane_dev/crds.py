@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
@@ -53,14 +53,15 @@ def apply(api: client.ApiClient, docs: Sequence[dict[str, Any]]) -> list[str]:
     for doc in docs:
         name = doc["metadata"]["name"]
         try:
-            ext.create_custom_resource_definition(doc)
+            ext.create_custom_resource_definition(cast(Any, doc))
         except ApiException as exc:
             if exc.status != 409:
                 raise CrdError(f"CRD {name}: rejected by the apiserver: {server_message(exc)}") from exc
             current = ext.read_custom_resource_definition(name)
+            version = current.metadata.resource_version if current.metadata else None
             body = dict(doc)
-            body["metadata"] = dict(doc["metadata"], resourceVersion=current.metadata.resource_version)
-            ext.replace_custom_resource_definition(name, body)
+            body["metadata"] = dict(doc["metadata"], resourceVersion=version)
+            ext.replace_custom_resource_definition(name, cast(Any, body))
         names.append(name)
     return names
 
@@ -83,7 +84,8 @@ def wait_established(api: client.ApiClient, names: Sequence[str], *, timeout: fl
     while pending:
         still: list[str] = []
         for name in pending:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            status = ext.read_custom_resource_definition(name).status
+            conditions = (status.conditions if status else None) or []
             state = {c.type: c.status for c in conditions}
             last[name] = [f"{c.type}={c.status} ({c.reason}: {c.message})" for c in conditions]
             if not (state.get("Established") == "True" and state.get("NamesAccepted") == "True"):

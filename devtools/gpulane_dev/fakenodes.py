@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -34,7 +34,8 @@ class FakeGpuNode:
     name: str
     gpus: int = 4
     gpu_memory_mib: int = 16384
-    product: str = "NVIDIA-Fake-GPU"
+    # None: "Fake-GPU-<GiB>G", the model name the node agent's fake backend reports by default.
+    product: str | None = None
     memory_unit_mib: int = DEFAULT_MEMORY_UNIT_MIB
     cpu: str = "32"
     memory: str = "256Gi"
@@ -51,6 +52,10 @@ class FakeGpuNode:
             raise FakeNodeError(
                 f"gpu_memory_mib: {self.gpu_memory_mib} must be a multiple of memory_unit_mib {self.memory_unit_mib}"
             )
+
+    @property
+    def gpu_product(self) -> str:
+        return self.product or f"Fake-GPU-{self.gpu_memory_mib // 1024}G"
 
     @property
     def memory_units(self) -> int:
@@ -78,7 +83,7 @@ class FakeGpuNode:
                     "kubernetes.io/arch": "amd64",
                     "type": "kwok",
                     FAKE_GPU_LABEL: "true",
-                    "nvidia.com/gpu.product": self.product,
+                    "nvidia.com/gpu.product": self.gpu_product,
                     "nvidia.com/gpu.memory": str(self.gpu_memory_mib),
                     "nvidia.com/gpu.count": str(self.gpus),
                 },
@@ -95,17 +100,20 @@ def fleet(count: int, prefix: str, *, gpus: int = 4, gpu_memory_mib: int = 16384
 
 
 def create(api: client.ApiClient, nodes: Sequence[FakeGpuNode]) -> list[str]:
-    """Create the nodes (an existing node of the same name is replaced); return their names."""
+    """Create the nodes (an existing node of the same name is replaced); return their names.
+
+    Plain dict bodies are passed on purpose (the client validates them into its models at runtime).
+    """
     core = client.CoreV1Api(api)
     for node in nodes:
         try:
-            core.create_node(node.manifest())
+            core.create_node(cast(Any, node.manifest()))
         except ApiException as exc:
             if exc.status != 409:
                 raise
             core.delete_node(node.name)
             _wait_gone(core, node.name, timeout=30.0)
-            core.create_node(node.manifest())
+            core.create_node(cast(Any, node.manifest()))
     return [n.name for n in nodes]
 
 

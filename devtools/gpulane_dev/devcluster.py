@@ -1,0 +1,222 @@
+"""`gpulane dev-cluster up|down|status`: the test control plane, detached, for people.
+
+`up` starts etcd, kube-apiserver and kwok in the background (they outlive the command), installs the
+CRDs, creates fake GPU nodes and, unless told not to, one fake-backend node agent per node. Pids,
+ports and paths go to `<state-dir>/state.json`, which `down` and `status` read. Processes are
+stopped only after checking that their pid still runs the executable recorded for it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from gpulane_dev import crds, fakenodes, procs
+from gpulane_dev.binaries import Binaries
+from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions, http_ok
+from gpulane_dev.kubeclient import api_client
+
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+class DevClusterError(RuntimeError):
+    """The dev cluster cannot be brought up, read or stopped; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    state_dir: Path
+    nodes: int = 2
+    gpus_per_node: int = 4
+    gpu_memory_mib: int = 16384
+    node_prefix: str = "gpu-node"
+    crds_dir: Path | None = None
+    agents: bool = True
+    agent_metrics_base_port: int = 19400
+
+    def __post_init__(self) -> None:
+        if self.nodes < 0:
+            raise DevClusterError(f"--nodes: {self.nodes} must be >= 0")
+        if self.gpus_per_node < 1:
+            raise DevClusterError(f"--gpus-per-node: {self.gpus_per_node} must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """What `up` wrote and `down`/`status` read."""
+
+    kubeconfig: str
+    server: str
+    admin_token: str
+    ca_cert: str
+    processes: tuple[procs.ProcessRecord, ...]
+    nodes: tuple[str, ...] = ()
+    agent_metrics: dict[str, int] = field(default_factory=dict)
+    version: int = STATE_VERSION
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        return json.dumps(raw, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> ClusterState:
+        try:
+            raw: Any = json.loads(text)
+            if raw.get("version") != STATE_VERSION:
+                raise DevClusterError(f"{where}: state version {raw.get('version')!r}, expected {STATE_VERSION}")
+            records = tuple(procs.ProcessRecord(**p) for p in raw["processes"])
+            return cls(
+                kubeconfig=raw["kubeconfig"], server=raw["server"], admin_token=raw["admin_token"],
+                ca_cert=raw["ca_cert"], processes=records, nodes=tuple(raw.get("nodes", ())),
+                agent_metrics=dict(raw.get("agent_metrics", {})),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DevClusterError(f"{where}: unreadable state ({exc}); remove it after stopping its processes") from exc
+
+
+def read_state(state_dir: Path) -> ClusterState | None:
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    return ClusterState.from_json(path.read_text(), path)
+
+
+def fake_agent_spec(gpus: int, gpu_memory_mib: int, model: str) -> str:
+    """The node agent's fake-backend spec (see gpulane_agent.gpu.fake_spec) for one fake node."""
+    return yaml.safe_dump({"version": "v1", "gpus": [{"model": model, "memory": f"{gpu_memory_mib}Mi", "count": gpus}]})
+
+
+def agent_argv(node: str, spec_file: Path, kubeconfig: Path, port: int, node_dir: Path) -> tuple[str, ...]:
+    return (
+        sys.executable, "-m", "gpulane_core.cli", "agent",
+        "--backend", "fake", "--fake-config", str(spec_file), "--node-name", node,
+        "--kubeconfig", str(kubeconfig), "--metrics-port", str(port),
+        # No kubelet runs locally: the device-plugin and coordinator sockets live in the state dir.
+        "--device-plugin-dir", str(node_dir / "device-plugins"),
+        "--coordinator-socket", str(node_dir / "coordinator.sock"),
+    )  # fmt: skip
+
+
+def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> ClusterState:
+    """Start (or report) the dev cluster; the state is written before returning."""
+    state_dir = options.state_dir
+    existing = read_state(state_dir)
+    if existing is not None:
+        if all(procs.record_alive(r) for r in existing.processes):
+            print(f"dev cluster already running (state {state_dir / STATE_FILE})", file=out)
+            return existing
+        print("found a stale dev cluster; stopping what is left of it", file=out)
+        down(state_dir, out)
+    run_dir = state_dir / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
+    opts = ControlPlaneOptions.from_binaries(binaries, run_dir)
+    opts = ControlPlaneOptions(
+        workdir=opts.workdir, kube_apiserver=opts.kube_apiserver, etcd=opts.etcd, kwok=opts.kwok,
+        die_with_parent=False,
+    )  # fmt: skip
+    plane = ControlPlane.start(opts)
+    records = list(plane.records())
+    try:
+        print(f"control plane ready in {plane.timings.total_s:.1f}s at {plane.server}", file=out)
+        api = api_client(plane.kubeconfig)
+        try:
+            if options.crds_dir is not None:
+                names = crds.install_directory(api, options.crds_dir)
+                print(f"CRDs established: {', '.join(names) or '(none found)'}", file=out)
+            specs = (
+                fakenodes.fleet(options.nodes, options.node_prefix, gpus=options.gpus_per_node,
+                                gpu_memory_mib=options.gpu_memory_mib)
+                if options.nodes else []
+            )  # fmt: skip
+            node_names = fakenodes.create(api, specs)
+            fakenodes.wait_ready(api, node_names)
+            print(f"fake GPU nodes Ready: {', '.join(node_names) or '(none)'}", file=out)
+        finally:
+            api.close()
+        metrics: dict[str, int] = {}
+        if options.agents:
+            for i, spec in enumerate(specs):
+                node_dir = run_dir / "agents" / spec.name
+                node_dir.mkdir(parents=True, exist_ok=True)
+                spec_file = node_dir / "fake-gpus.yaml"
+                spec_file.write_text(fake_agent_spec(spec.gpus, spec.gpu_memory_mib, spec.gpu_product))
+                port = options.agent_metrics_base_port + i
+                agent = procs.start(
+                    procs.ProcessSpec(f"agent/{spec.name}", agent_argv(spec.name, spec_file, plane.kubeconfig, port, node_dir),
+                                      run_dir / "logs" / f"agent-{spec.name}.log",
+                                      env={"GPULANE_AGENT_METRICS_ADDRESS": "127.0.0.1"}),
+                    die_with_parent=False,
+                )  # fmt: skip
+                records.append(agent.record())
+                metrics[spec.name] = port
+            if specs:
+                print(f"node agents started (metrics on 127.0.0.1:{min(metrics.values())}..{max(metrics.values())})",
+                      file=out)  # fmt: skip
+        state = ClusterState(
+            kubeconfig=str(plane.kubeconfig), server=plane.server, admin_token=plane.pki.admin_token,
+            ca_cert=str(plane.pki.ca_cert), processes=tuple(records), nodes=tuple(node_names), agent_metrics=metrics,
+        )  # fmt: skip
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / STATE_FILE).write_text(state.to_json())
+        return state
+    except BaseException:
+        for record in reversed(records):
+            procs.stop_record(record)
+        raise
+
+
+def down(state_dir: Path, out: TextIO = sys.stderr) -> int:
+    """Stop every process the state records (agents first, etcd last); return how many were running."""
+    state = read_state(state_dir)
+    if state is None:
+        print(f"no dev cluster state in {state_dir}; nothing to stop", file=out)
+        return 0
+    stopped = 0
+    for record in reversed(state.processes):
+        if procs.stop_record(record):
+            stopped += 1
+            print(f"stopped {record.name} (pid {record.pid})", file=out)
+        else:
+            print(f"{record.name} (pid {record.pid}) was not running", file=out)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(state_dir / "run" / "etcd-data", ignore_errors=True)
+    return stopped
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStatus:
+    name: str
+    pid: int
+    running: bool
+    log: str
+
+
+def status(state_dir: Path) -> tuple[ClusterState | None, list[ProcessStatus], bool]:
+    """Each recorded process's liveness, and whether the apiserver answers /readyz."""
+    state = read_state(state_dir)
+    if state is None:
+        return None, [], False
+    rows = [ProcessStatus(r.name, r.pid, procs.record_alive(r), r.log) for r in state.processes]
+    context = ssl.create_default_context(cafile=state.ca_cert) if Path(state.ca_cert).exists() else None
+    ready = context is not None and http_ok(f"{state.server}/readyz", context=context, token=state.admin_token)
+    return state, rows, ready
+
+
+def format_status(state: ClusterState | None, rows: Sequence[ProcessStatus], ready: bool) -> str:
+    if state is None:
+        return "dev cluster: not running (no state)"
+    lines = [f"dev cluster: apiserver {state.server} {'ready' if ready else 'NOT ready'}",
+             f"kubeconfig: {state.kubeconfig}"]  # fmt: skip
+    lines += [f"  {r.name:24s} pid {r.pid:<8d} {'running' if r.running else 'STOPPED'}  log {r.log}" for r in rows]
+    if state.nodes:
+        lines.append(f"fake GPU nodes: {', '.join(state.nodes)}")
+    return "\n".join(lines)
