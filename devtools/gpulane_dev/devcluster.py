@@ -22,7 +22,7 @@ import yaml
 from gpulane_dev import crds, fakenodes, procs
 from gpulane_dev.binaries import Binaries
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions, http_ok
-from gpulane_dev.kubeclient import api_client
+from gpulane_dev.kubeclient import connected
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
@@ -127,8 +127,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
     records = list(plane.records())
     try:
         print(f"control plane ready in {plane.timings.total_s:.1f}s at {plane.server}", file=out)
-        api = api_client(plane.kubeconfig)
-        try:
+        with connected(plane.kubeconfig) as api:
             if options.crds_dir is not None:
                 names = crds.install_directory(api, options.crds_dir)
                 print(f"CRDs established: {', '.join(names) or '(none found)'}", file=out)
@@ -140,8 +139,6 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
             node_names = fakenodes.create(api, specs)
             fakenodes.wait_ready(api, node_names)
             print(f"fake GPU nodes Ready: {', '.join(node_names) or '(none)'}", file=out)
-        finally:
-            api.close()
         metrics: dict[str, int] = {}
         if options.agents:
             for i, spec in enumerate(specs):
