@@ -18,7 +18,6 @@ from typing import Any
 
 import grpc
 import pytest
-
 from gpulane_agent import annotations as ann
 from gpulane_agent.deviceplugin._proto import api_pb2, api_pb2_grpc
 from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
