@@ -8,6 +8,7 @@ was preceded by a prefetch signal, and that crashed or hung holders lose the tur
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -151,14 +152,14 @@ def turns_of(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def assert_no_overlap(turns: list[dict[str, Any]]) -> None:
-    for prev, cur in zip(turns, turns[1:], strict=False):
+    for prev, cur in itertools.pairwise(turns):
         assert prev["end"] is not None and prev["end"] <= cur["t"], f"{prev} overlaps {cur}"
 
 
 def assert_prefetch_before_switches(log: list[dict[str, Any]], turns: list[dict[str, Any]]) -> int:
     """Every turn that switches jobs (all but the very first) was announced by a prefetch signal."""
     checked = 0
-    for prev, cur in zip(turns, turns[1:], strict=False):
+    for prev, cur in itertools.pairwise(turns):
         if cur["job"] == prev["job"]:
             continue
         assert cur["prefetched"], f"turn {cur['turn']} of {cur['job']} was not prefetched"
