@@ -1,0 +1,198 @@
+"""The socket server over a real unix socket: framing, errors, socket-file handling, metrics, and the
+client library's hooks, withdraw and eviction paths against it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpulane_agent.coordinator import CoordinatorServer, CoordinatorSettings, TurnSettings
+from gpulane_client import EvictEvent, Lane, LaneConfig, LaneError, LaneEvictedError, PrefetchEvent
+from gpulane_core.ordering import OrderingPolicy
+from prometheus_client import CollectorRegistry
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def sock_path() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="gl-", dir="/tmp") as d:
+        yield Path(d) / "run" / "c.sock"
+
+
+@pytest.fixture
+async def server(sock_path: Path) -> AsyncIterator[CoordinatorServer]:
+    settings = CoordinatorSettings(
+        socket_path=str(sock_path), hostname="n1",
+        turns=TurnSettings(policy=OrderingPolicy.FAIR, turn_timeout_s=0.3, timeout_factor=0, max_missed_deadlines=1),
+    )
+    srv = CoordinatorServer(settings)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+async def _exchange(path: Path, *lines: bytes, expect: int) -> list[dict[str, Any]]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    for line in lines:
+        writer.write(line)
+    await writer.drain()
+    out = [json.loads(await asyncio.wait_for(reader.readline(), 5)) for _ in range(expect)]
+    writer.close()
+    return out
+
+
+async def test_socket_is_created_with_mode_and_removed_on_stop(sock_path: Path, server: CoordinatorServer) -> None:
+    mode = sock_path.stat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o666
+    await server.stop()
+    assert not sock_path.exists()
+
+
+async def test_malformed_lines_get_field_named_errors_and_the_connection_survives(sock_path: Path, server: CoordinatorServer) -> None:
+    out = await _exchange(
+        sock_path,
+        b"garbage\n",
+        b'{"v":1,"type":"hello","job":"","lane":"l"}\n',
+        b'{"v":1,"type":"request_turn"}\n',
+        b'{"v":1,"type":"hello","job":"a","lane":"l"}\n',
+        b'{"v":1,"type":"request_turn"}\n',
+        expect=5,
+    )
+    assert [(m["type"], m.get("field")) for m in out] == [
+        ("error", "<message>"), ("error", "job"), ("error", "type"), ("welcome", None), ("turn_granted", None),
+    ]
+    assert "non-empty string" in out[1]["reason"]
+
+
+async def test_overlong_line_is_refused_and_closed(sock_path: Path, server: CoordinatorServer) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(sock_path))
+    writer.write(b'{"v":1,"type":"hello","job":"' + b"x" * 70000 + b'"}\n')
+    await writer.drain()
+    reply = json.loads(await asyncio.wait_for(reader.readline(), 5))
+    assert reply["field"] == "<message>" and "longer than 65536 bytes" in reply["reason"]
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_stale_socket_is_replaced_but_a_live_one_is_not(sock_path: Path, server: CoordinatorServer) -> None:
+    second = CoordinatorServer(CoordinatorSettings(socket_path=str(sock_path)))
+    with pytest.raises(RuntimeError, match="another coordinator is serving"):
+        await second.start()
+    await server.stop()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(sock_path))  # a socket file nobody listens on, as after a crash
+    stale.close()
+    await second.start()
+    await second.stop()
+
+
+def test_settings_are_validated_at_construction() -> None:
+    with pytest.raises(ValueError, match="socket_path: must be an absolute path"):
+        CoordinatorServer(CoordinatorSettings(socket_path="rel.sock"))
+    with pytest.raises(ValueError, match="turns.max_missed_deadlines"):
+        CoordinatorServer(CoordinatorSettings(turns=TurnSettings(max_missed_deadlines=0)))
+
+
+async def test_hung_client_is_revoked_by_the_timer_and_evicted(sock_path: Path, server: CoordinatorServer) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(sock_path))
+    writer.write(b'{"v":1,"type":"hello","job":"a","lane":"l"}\n{"v":1,"type":"request_turn"}\n')
+    await writer.drain()
+    types = [json.loads(await asyncio.wait_for(reader.readline(), 5))["type"] for _ in range(4)]
+    # Nobody sends anything after the grant: the timer alone revokes the turn, then evicts (limit 1).
+    assert types == ["welcome", "turn_granted", "turn_revoked", "evicted"]
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    registry = CollectorRegistry()
+    registry.register(server.collector())
+    assert registry.get_sample_value("gpulane_lane_turn_timeouts_total", {"lane": "l", "Hostname": "n1"}) == 1
+
+
+def _client_thread(fn: Any) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_client_hooks_withdraw_and_eviction_against_the_server(sock_path: Path, server: CoordinatorServer) -> None:
+    """Two client Lanes (threads in this process, blocking API) against the asyncio server."""
+    events: dict[str, list[Any]] = {"a": [], "b": []}
+    result: dict[str, Any] = {}
+
+    def run_a() -> None:
+        lane = Lane(LaneConfig(str(sock_path), "l", "a"))
+        lane.on_prefetch(events["a"].append)
+        lane.on_evict(events["a"].append)
+        done = 0
+        for _ in lane.iterate(iter(range(6))):  # unsized: the last request is withdrawn
+            done += 1
+        result["a"] = done
+        lane.close()
+
+    def run_b() -> None:
+        lane = Lane(LaneConfig(str(sock_path), "l", "b"))
+        lane.on_prefetch(events["b"].append)
+        lane.on_evict(events["b"].append)
+        try:
+            with lane.turn():
+                import time
+
+                time.sleep(1.0)  # overruns the 0.3 s deadline; limit 1 miss: evicted
+            with lane.turn():
+                pass
+        except LaneEvictedError as exc:
+            result["b"] = str(exc)
+
+    threads = [_client_thread(run_a), _client_thread(run_b)]
+    while any(t.is_alive() for t in threads):
+        await asyncio.sleep(0.02)
+    assert result["a"] == 6
+    assert "missed 1 consecutive turn deadlines" in result["b"]
+    assert any(isinstance(e, EvictEvent) and e.kind == "evicted" for e in events["b"])
+    assert any(isinstance(e, PrefetchEvent) for e in events["a"] + events["b"])
+    assert server.view("l") is None  # both left
+
+
+async def test_duplicate_job_is_refused_with_a_lane_error(sock_path: Path, server: CoordinatorServer) -> None:
+    def run() -> None:
+        first = Lane(LaneConfig(str(sock_path), "l", "dup"))
+        try:
+            Lane(LaneConfig(str(sock_path), "l", "dup"))
+        except LaneError as exc:
+            outcome.append(exc)
+        first.close()
+
+    outcome: list[LaneError] = []
+    thread = _client_thread(run)
+    while thread.is_alive():
+        await asyncio.sleep(0.02)
+    assert outcome and outcome[0].field == "job"
+
+
+def test_from_env_connects_to_a_live_coordinator(sock_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    srv = CoordinatorServer(CoordinatorSettings(socket_path=str(sock_path)))
+    loop.run_until_complete(srv.start())
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        env = {**os.environ, "GPULANE_COORDINATOR_SOCKET": str(sock_path), "GPULANE_LANE_ID": "g/l", "GPULANE_JOB": "ns/j"}
+        with Lane.from_env(env, working_set_bytes=10) as lane:
+            assert not lane.standalone
+            assert lane.welcome is not None and lane.welcome.policy == "weight"
+            with lane.turn() as turn:
+                assert turn.id == 1 and not turn.standalone
+    finally:
+        asyncio.run_coroutine_threadsafe(srv.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
