@@ -99,7 +99,7 @@ async def test_stale_socket_is_replaced_but_a_live_one_is_not(sock_path: Path, s
 def test_settings_are_validated_at_construction() -> None:
     with pytest.raises(ValueError, match="socket_path: must be an absolute path"):
         CoordinatorServer(CoordinatorSettings(socket_path="rel.sock"))
-    with pytest.raises(ValueError, match="turns.max_missed_deadlines"):
+    with pytest.raises(ValueError, match=r"turns\.max_missed_deadlines"):
         CoordinatorServer(CoordinatorSettings(turns=TurnSettings(max_missed_deadlines=0)))
 
 
