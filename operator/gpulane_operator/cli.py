@@ -6,6 +6,7 @@ kopf is imported inside the command, so ``gpulane`` works without the operator e
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     import gpulane_operator.handlers  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=args.verbose)
+    # kopf logs every handler run at INFO; keep that for -v and our own decisions at INFO always.
+    kopf.configure(verbose=args.verbose, quiet=not args.verbose)
+    logging.getLogger("gpulane_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     namespaces = settings.scope.namespaces
     kopf.run(
         standalone=settings.peering.standalone,
