@@ -1,0 +1,282 @@
+"""The Helm chart against the real helm binary and a real kube-apiserver.
+
+`helm lint` and `helm template` run for the default, kind (fake backend) and monitoring values; the
+rendered objects are then *created* (not dry-run) on the shared control plane, the chart goes through a
+real `helm install` / `upgrade` / `uninstall`, and the apiserver's own SubjectAccessReview checks the
+RBAC it installs. ServiceMonitor/PodMonitor need the Prometheus Operator's CRDs: this module installs a
+minimal structural stand-in for `monitoring.coreos.com/v1` ServiceMonitor and PodMonitor (group, kinds
+and scope as upstream; the schema keeps unknown fields), and removes them at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from gpulane_dev.binaries import Binaries
+from gpulane_dev.controlplane import ControlPlane
+from gpulane_dev.kubeclient import connected
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "gpulane"
+KIND_VALUES = CHART / "values-kind.yaml"
+KUBE_VERSION = "1.34.0"
+MONITORING = ("--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true")
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "kind-fake-backend": ("-f", str(KIND_VALUES)),
+    "monitoring": ("-f", str(KIND_VALUES), *MONITORING),
+    "namespaced-ha": ("--set", "operator.replicas=2", "--set", "operator.watchNamespace=NAMESPACE"),
+}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+
+
+@pytest.fixture(scope="module")
+def helm_bin(dev_binaries: Binaries) -> Path:
+    return dev_binaries.helm
+
+
+def run_helm(helm: Path, *args: str, kubeconfig: Path | None = None, check: bool = True) -> str:
+    argv = [str(helm), *args]
+    if kubeconfig is not None:
+        argv += ["--kubeconfig", str(kubeconfig)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def render(helm: Path, release: str, namespace: str, extra: Sequence[str]) -> list[dict[str, Any]]:
+    args = [a.replace("NAMESPACE", namespace) for a in extra]
+    out = run_helm(
+        helm, "template", release, str(CHART), "--namespace", namespace, "--include-crds",
+        "--kube-version", KUBE_VERSION, *args,
+    )
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def as_dict(api: client.ApiClient, obj: object) -> dict[str, Any]:
+    """A typed client model as the plain JSON dict the apiserver sent."""
+    return cast(dict[str, Any], api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+
+def monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com", "labels": {"test": "gpulane-chart"}},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }},
+            }],
+        },
+    }
+
+
+def create_crds(api: client.ApiClient, docs: Sequence[dict[str, Any]]) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    for doc in docs:
+        try:
+            ext.create_custom_resource_definition(cast(Any, doc))
+        except ApiException as exc:
+            if exc.status != 409:  # the shared `crds` fixture installed the chart's CRDs already
+                raise
+    deadline = time.monotonic() + 30
+    for doc in docs:
+        while True:
+            crd = as_dict(api, ext.read_custom_resource_definition(doc["metadata"]["name"]))
+            conditions = crd.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            assert time.monotonic() < deadline, f"CRD {doc['metadata']['name']} not established"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
+    docs = [monitoring_crd("ServiceMonitor", "servicemonitors"), monitoring_crd("PodMonitor", "podmonitors")]
+    with connected(control_plane.kubeconfig) as api:
+        create_crds(api, docs)
+    yield
+    with connected(control_plane.kubeconfig) as api:
+        ext = client.ApiextensionsV1Api(api)
+        for doc in docs:
+            ext.delete_custom_resource_definition(doc["metadata"]["name"])
+
+
+def resource_for(dyn: DynamicClient, doc: dict[str, Any]) -> Any:
+    return dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_helm_lint_is_clean(helm_bin: Path, variant: str) -> None:
+    args = [a.replace("NAMESPACE", "gpulane") for a in VARIANTS[variant]]
+    out = run_helm(helm_bin, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, *args)
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    assert "[WARNING]" not in out and "[ERROR]" not in out, out
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_helm_template_renders(helm_bin: Path, variant: str) -> None:
+    docs = render(helm_bin, "gl", "gpulane", VARIANTS[variant])
+    kinds = sorted({d["kind"] for d in docs})
+    assert {"Deployment", "DaemonSet", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Service",
+            "ConfigMap", "CustomResourceDefinition"} <= set(kinds)
+    crds = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert {"gpusharejobs.gpulane.dev", "gpunodes.gpulane.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert len(dashboards) == 3
+    monitors = {d["kind"] for d in docs} & {"ServiceMonitor", "PodMonitor"}
+    assert monitors == ({"ServiceMonitor", "PodMonitor"} if variant == "monitoring" else set())
+    daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
+    args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
+    fake = variant in ("kind-fake-backend", "monitoring")
+    assert ("--backend=fake" in args) is fake
+    assert any(d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-fake-config") for d in docs) is fake
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("--set", "operator.bogus=1"), "additional properties 'bogus' not allowed"),
+        (("--set", "nodeAgent.backend=cuda"), "nodeAgent/backend"),
+        (("--set", "operator.replicas=2", "--set", "operator.peering.enabled=false"), "peering/enabled"),
+        (("--set", "operator.ordering=random"), "operator/ordering"),
+        (("--set", "nodeAgent.fakeConfig.gpus[0].utilization=2"), "utilization"),
+        (("--set", "monitoring.serviceMonitor.interval=soon"), "serviceMonitor/interval"),
+    ],
+)
+def test_schema_rejects_bad_values(helm_bin: Path, sets: tuple[str, ...], message: str) -> None:
+    out = run_helm(helm_bin, "template", "gl", str(CHART), *sets, check=False)
+    assert "values don't meet the specifications of the schema" in out, out
+    assert message in out, out
+
+
+def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Path) -> None:
+    docs = render(helm_bin, "gl", "gpulane", VARIANTS["default"])
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    for role in roles.values():
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+    agent = {(g, r): set(rule["verbs"]) for rule in roles["gl-gpulane-node-agent"]["rules"]
+             for g in rule["apiGroups"] for r in rule["resources"]}
+    assert agent == {
+        ("gpulane.dev", "gpunodes"): {"get", "create"},
+        ("gpulane.dev", "gpunodes/status"): {"patch"},
+        ("", "pods"): {"list", "patch"},
+        ("", "pods/eviction"): {"create"},
+        ("", "events"): {"create"},
+    }
+    operator = {(g, r): set(rule["verbs"]) for rule in roles["gl-gpulane-operator"]["rules"]
+                for g in rule["apiGroups"] for r in rule["resources"]}
+    assert operator[("", "pods/binding")] == {"create"}
+    assert operator[("gpulane.dev", "gpunodes")] == {"get", "list", "watch"}
+    assert operator[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
+    assert ("", "secrets") not in operator and ("", "nodes/status") not in operator
+
+
+@pytest.mark.usefixtures("crds", "monitoring_crds")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_objects_are_created_on_the_apiserver(
+    helm_bin: Path, kube_api: client.ApiClient, namespace: str, variant: str
+) -> None:
+    release = f"r{uuid.uuid4().hex[:6]}"
+    extra = (*VARIANTS[variant], "--set", f"operator.peering.name={release}")
+    docs = render(helm_bin, release, namespace, extra)
+    create_crds(kube_api, [d for d in docs if d["kind"] == "CustomResourceDefinition"])
+    dyn = DynamicClient(kube_api)  # type: ignore[no-untyped-call]
+    created: list[tuple[Any, dict[str, Any]]] = []
+    try:
+        for doc in (d for d in docs if d["kind"] != "CustomResourceDefinition"):
+            resource = resource_for(dyn, doc)
+            ns = doc["metadata"].get("namespace", namespace) if resource.namespaced else None
+            resource.create(body=doc, namespace=ns)
+            created.append((resource, doc))
+            got = resource.get(name=doc["metadata"]["name"], namespace=ns)
+            assert got.metadata.labels["app.kubernetes.io/instance"] == release
+        assert len(created) == len(docs) - sum(d["kind"] == "CustomResourceDefinition" for d in docs)
+    finally:
+        for resource, doc in reversed(created):
+            if doc["kind"] in CLUSTER_SCOPED:
+                resource.delete(name=doc["metadata"]["name"])
+
+
+def _allowed(api: client.ApiClient, user: str, verb: str, resource: str, group: str = "", ns: str = "x") -> bool:
+    resource, _, sub = resource.partition("/")
+    review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+        user=user, groups=["system:serviceaccounts", "system:authenticated"],
+        resource_attributes=client.V1ResourceAttributes(
+            verb=verb, group=group, resource=resource, subresource=sub or None, namespace=ns),
+    ))
+    answer = as_dict(api, client.AuthorizationV1Api(api).create_subject_access_review(review))
+    return bool(answer["status"].get("allowed", False))
+
+
+@pytest.mark.usefixtures("crds", "monitoring_crds")
+def test_helm_install_upgrade_uninstall(
+    helm_bin: Path, kube_api: client.ApiClient, kubeconfig: Path, namespace: str
+) -> None:
+    release = f"i{uuid.uuid4().hex[:6]}"
+    common = ("--namespace", namespace, "--set", f"operator.peering.name={release}")
+    out = run_helm(helm_bin, "install", release, str(CHART), *common, "-f", str(KIND_VALUES), *MONITORING,
+                   kubeconfig=kubeconfig)
+    assert "STATUS: deployed" in out
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    deployment = as_dict(kube_api, apps.read_namespaced_deployment(f"{release}-gpulane-operator", namespace))
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/settings"]
+    settings = as_dict(kube_api, core.read_namespaced_config_map(f"{release}-gpulane-operator-settings", namespace))
+    assert "ordering: fifo" in settings["data"]["settings.yaml"]
+    apps.read_namespaced_daemon_set(f"{release}-gpulane-node-agent", namespace)
+
+    operator_sa = f"system:serviceaccount:{namespace}:{release}-gpulane-operator"
+    agent_sa = f"system:serviceaccount:{namespace}:{release}-gpulane-node-agent"
+    assert _allowed(kube_api, operator_sa, "create", "pods/binding")
+    assert _allowed(kube_api, operator_sa, "patch", "gpusharejobs/status", "gpulane.dev")
+    assert _allowed(kube_api, operator_sa, "patch", "clusterkopfpeerings", "kopf.dev", ns="")
+    assert not _allowed(kube_api, operator_sa, "get", "secrets")
+    assert not _allowed(kube_api, operator_sa, "delete", "nodes", ns="")
+    assert _allowed(kube_api, agent_sa, "patch", "gpunodes/status", "gpulane.dev", ns="")
+    assert _allowed(kube_api, agent_sa, "create", "pods/eviction")
+    assert not _allowed(kube_api, agent_sa, "create", "pods/binding")
+    assert not _allowed(kube_api, agent_sa, "delete", "pods")
+
+    out = run_helm(helm_bin, "upgrade", release, str(CHART), *common, "-f", str(KIND_VALUES), *MONITORING,
+                   "--set", "operator.ordering=fair", kubeconfig=kubeconfig)
+    assert re.search(r"REVISION: 2", out), out
+    settings = as_dict(kube_api, core.read_namespaced_config_map(f"{release}-gpulane-operator-settings", namespace))
+    assert "ordering: fair" in settings["data"]["settings.yaml"]
+    deployment = as_dict(kube_api, apps.read_namespaced_deployment(f"{release}-gpulane-operator", namespace))
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["annotations"]["checksum/settings"] != checksum
+    assert "--ordering=fair" in template["spec"]["containers"][0]["args"]
+
+    run_helm(helm_bin, "uninstall", release, "--namespace", namespace, "--wait", kubeconfig=kubeconfig)
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    with pytest.raises(ApiException) as gone:
+        rbac.read_cluster_role(f"{release}-gpulane-operator")
+    assert gone.value.status == 404
+    # CRDs stay (helm never deletes crds/), so users' GPUShareJobs survive an uninstall.
+    client.ApiextensionsV1Api(kube_api).read_custom_resource_definition("gpusharejobs.gpulane.dev")
