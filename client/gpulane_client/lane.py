@@ -111,7 +111,8 @@ class Lane:
         self._evicted: str | None = None
         self._lost = False
         self._closing = False
-        self._transfer_s = 0.0
+        self._transfer_s = 0.0  # noted since the last turn_done
+        self._blocking_s = 0.0  # the part of it that stalled the current turn
         self._warned = False
         if config is None:
             self._go_standalone(standalone_reason or "no coordinator configured")
@@ -196,10 +197,16 @@ class Lane:
         self._evict_hooks.append(hook)
         return hook
 
-    def note_transfer(self, seconds: float) -> None:
-        """Add host-to-device transfer time; it is reported with the next ``turn_done`` (the penalty)."""
+    def note_transfer(self, seconds: float, *, blocking: bool = False) -> None:
+        """Add time spent bringing the working set onto the GPU (the weight policy's penalty).
+
+        Reported as ``transfer_s`` with the next ``turn_done``, whenever it was noted. ``blocking``:
+        the transfer ran inside the turn with the GPU otherwise idle, so it is not compute time.
+        """
         with self._cond:
             self._transfer_s += max(0.0, seconds)
+            if blocking and self._current is not None:
+                self._blocking_s += max(0.0, seconds)
 
     @contextlib.contextmanager
     def turn(self, *, again: bool = False, timeout_s: float | None = None) -> Iterator[Turn]:
@@ -290,16 +297,17 @@ class Lane:
             grant, self._grant = self._grant, None
             self._requested = False
             self._current = Turn(grant.turn_id, grant.deadline_s, grant.wait_s, grant.prefetched)
-            self._transfer_s = 0.0
+            self._blocking_s = 0.0
             return self._current
 
     def _release(self, turn: Turn, elapsed_s: float, *, again: bool) -> None:
         with self._cond:
-            transfer, self._transfer_s = self._transfer_s, 0.0
-            self._current = None
             if turn.standalone or self._lost or self._evicted is not None:
+                self._current = None
                 return
-            compute = max(0.0, elapsed_s - transfer)
+            transfer, self._transfer_s = self._transfer_s, 0.0
+            compute = max(0.0, elapsed_s - self._blocking_s)
+            self._current = None
             try:
                 self._send("turn_done", turn_id=turn.id, compute_s=compute, transfer_s=transfer, again=again)
             except OSError:
