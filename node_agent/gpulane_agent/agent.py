@@ -64,15 +64,17 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; everything started here is stopped on the way out."""
-        self.metrics.start()
-        tasks = [asyncio.create_task(self._connect_kube(), name="kube-connect")]
-        tasks.append(asyncio.create_task(
-            watch_health(self.backend, self.board, self.stats, self.config.device_plugin.health_poll_s), name="health"))
-        if self.config.device_plugin.enabled:
-            tasks.append(asyncio.create_task(self.plugin.run(), name="device-plugin"))
-        tasks.append(asyncio.create_task(self._tick_forever(), name="node-loop"))
-        await self._start_coordinator()
+        tasks: list[asyncio.Task[None]] = []
         try:
+            await self._start_coordinator()  # first, so its collector is registered before the first scrape
+            self.metrics.start()
+            tasks.append(asyncio.create_task(self._connect_kube(), name="kube-connect"))
+            tasks.append(asyncio.create_task(
+                watch_health(self.backend, self.board, self.stats, self.config.device_plugin.health_poll_s),
+                name="health"))
+            if self.config.device_plugin.enabled:
+                tasks.append(asyncio.create_task(self.plugin.run(), name="device-plugin"))
+            tasks.append(asyncio.create_task(self._tick_forever(), name="node-loop"))
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
