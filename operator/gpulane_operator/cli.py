@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backfill", action=argparse.BooleanOptionalAction, default=None, help="let later jobs pass")
     p.add_argument("--on-node-loss", choices=("reschedule", "fail"), help="what happens to jobs of a lost node")
     p.add_argument("--namespace", action="append", help="watch only this namespace (repeatable)")
+    p.add_argument("--node-selector", help="only nodes with these labels (k=v,k2) get jobs")
     p.add_argument("--metrics-port", type=int, help="port of /metrics (0 disables; default 8080)")
     p.add_argument("--standalone", action="store_true", default=None, help="no peering: always schedule")
     p.add_argument("--peering", help="name of the (Cluster)KopfPeering object (default gpulane)")
@@ -50,6 +51,7 @@ def flags_of(args: argparse.Namespace) -> dict[str, Any]:
         "scheduling.backfill": args.backfill,
         "scheduling.on_node_loss": args.on_node_loss,
         "scope.namespaces": tuple(args.namespace) if args.namespace else None,
+        "scope.node_selector": args.node_selector,
         "metrics.port": args.metrics_port,
         "peering.standalone": args.standalone,
         "peering.name": args.peering,

@@ -53,7 +53,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt = Runtime(config, await AsyncKubeApi.connect(), metrics)
     live = dict(kwargs)  # kopf's indexes: live objects, filled before any resource handler runs
     s = config.scheduling
-    rt.runner = CycleRunner(lambda: cycle.run(rt, indexes.views(live)), s.debounce_s, s.resync_s)
+    rt.runner = CycleRunner(lambda: cycle.run(rt, indexes.views(live, rt.selector)), s.debounce_s, s.resync_s)
     memo["runtime"] = rt
 
 
@@ -156,7 +156,7 @@ async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
 
 
 async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
-    views = indexes.views(kwargs)
+    views = indexes.views(kwargs, rt.selector)
     if views.inventory == rt.last_inventory:
         return  # a heartbeat: nothing placement-relevant changed
     rt.last_inventory = dict(views.inventory)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import kopf
-from gpulane_core.model import JobId, NodeName
+from gpulane_core.model import JobId
 
 from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, PodRecord, parse_pod
 from gpulane_operator.crd import JobRecord, parse_job
@@ -19,7 +19,6 @@ from gpulane_operator.cycle import Views
 from gpulane_operator.inventory import (
     GpuNodeFacts,
     NodeFacts,
-    NodeInventory,
     merge,
     parse_gpunode,
     parse_node,
@@ -62,10 +61,6 @@ def _one(stores: Mapping[Any, Iterable[T]]) -> dict[Any, T]:
     return out
 
 
-def inventory(node_idx: Mapping[Any, Iterable[NodeFacts]], gpunode_idx: Mapping[Any, Iterable[GpuNodeFacts]]) -> dict[NodeName, NodeInventory]:
-    return merge(_one(gpunode_idx), _one(node_idx))
-
-
 def lookup(kwargs: Mapping[str, Any], index: str, key: Any) -> Any:
     """One value of one index (the newest), or None; avoids copying a whole index per event."""
     store = kwargs[index].get(key)
@@ -75,10 +70,10 @@ def lookup(kwargs: Mapping[str, Any], index: str, key: Any) -> Any:
     return values[-1] if values else None
 
 
-def views(kwargs: Mapping[str, Any]) -> Views:
+def views(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> Views:
     """Views from a handler's kwargs (kopf passes each index under its function's name)."""
     return Views(
         jobs=_one(kwargs["gsj_index"]),
         pods=_one(kwargs["pod_index"]),
-        inventory=inventory(kwargs["node_index"], kwargs["gpunode_index"]),
+        inventory=merge(_one(kwargs["gpunode_index"]), _one(kwargs["node_index"]), selector),
     )

@@ -9,7 +9,7 @@ the agent, where no device plugin hands out ``gpulane.dev/gpu-memory``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gpulane_core.model import Gpu, Node, NodeName
@@ -34,6 +34,28 @@ class NodeFacts:
     ready: bool
     unschedulable: bool
     label_gpus: tuple[Gpu, ...]
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+class SelectorError(ValueError):
+    """A node selector that cannot be parsed."""
+
+
+def parse_selector(text: str) -> dict[str, str | None]:
+    """``k=v,k2`` (equality or existence) to {key: value or None}; empty selects every node."""
+    out: dict[str, str | None] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if not key.strip():
+            raise SelectorError(f"node selector {text!r}: empty key in {part!r}")
+        out[key.strip()] = value.strip() if eq else None
+    return out
+
+
+def selected(labels: Mapping[str, str], selector: Mapping[str, str | None]) -> bool:
+    return all(k in labels and (v is None or labels[k] == v) for k, v in selector.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +112,20 @@ def parse_node(body: Mapping[str, Any]) -> NodeFacts:
         ready=ready,
         unschedulable=bool((body.get("spec") or {}).get("unschedulable", False)),
         label_gpus=gpus,
+        labels=dict(labels),
     )
 
 
-def merge(gpunodes: Mapping[str, GpuNodeFacts], nodes: Mapping[str, NodeFacts]) -> dict[NodeName, NodeInventory]:
-    """GPU nodes that exist now. A GPUNode whose Node is gone is not a node anymore."""
+def merge(
+    gpunodes: Mapping[str, GpuNodeFacts],
+    nodes: Mapping[str, NodeFacts],
+    selector: Mapping[str, str | None] | None = None,
+) -> dict[NodeName, NodeInventory]:
+    """GPU nodes that exist now (and match the selector). A GPUNode whose Node is gone is not a node."""
     out: dict[NodeName, NodeInventory] = {}
     for name, facts in sorted(nodes.items()):
+        if selector and not selected(facts.labels, selector):
+            continue
         published = gpunodes.get(name)
         if published is not None and published.gpus:
             gpus, unit, source = published.gpus, published.memory_unit_mib, "gpunode"

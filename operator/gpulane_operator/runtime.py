@@ -20,6 +20,7 @@ from gpulane_core.model import JobId
 
 from gpulane_operator.assignment import Assignment
 from gpulane_operator.crd import Reason
+from gpulane_operator.inventory import parse_selector
 from gpulane_operator.k8s.api import KubeApi
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.settings import OperatorSettings
@@ -97,6 +98,10 @@ class Runtime:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one cycle or loss sweep at a time
     runner: CycleRunner | None = None
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
+
+    @property
+    def selector(self) -> dict[str, str | None]:
+        return parse_selector(self.settings.scope.node_selector)
 
     def assume(self, job: JobId, assignment: Assignment) -> None:
         self.assumed[job] = Assumed(assignment, self.clock())

@@ -16,6 +16,8 @@ import yaml
 from gpulane_core.registry import default_registry
 from gpulane_core.scheduler import SchedulerConfig
 
+from gpulane_operator.inventory import SelectorError, parse_selector
+
 ENV_CONFIG_FILE = "GPULANE_OPERATOR_CONFIG"
 NODE_LOSS_ACTIONS = ("reschedule", "fail")
 
@@ -39,6 +41,7 @@ class SchedulingSettings:
 @dataclass(frozen=True, slots=True)
 class ScopeSettings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    node_selector: str = ""  # k=v,k2 (equality/existence): only these nodes get jobs; empty: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class OperatorSettings:
             problems.append(f"scheduling.max_concurrent_requests: must be at least 1, got {s.max_concurrent_requests}")
         if not 0 <= self.metrics.port <= 65535:
             problems.append(f"metrics.port: must be within 0..65535, got {self.metrics.port}")
+        try:
+            parse_selector(self.scope.node_selector)
+        except SelectorError as exc:
+            problems.append(f"scope.node_selector: {exc}")
         if not self.peering.name:
             problems.append("peering.name: must not be empty")
         return problems

@@ -1,0 +1,109 @@
+"""Builders for GPUShareJob/node bodies and an in-memory KubeApi for the operator's unit tests."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from gpulane_operator.k8s.api import ApiError
+
+
+def job_body(
+    name: str,
+    persistent: str | int = "2Gi",
+    ephemeral: str | int = "4Gi",
+    *,
+    namespace: str = "ns",
+    gpus: int = 1,
+    cls: str = "guaranteed",
+    created: str = "2026-01-01T00:00:00Z",
+    status: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "gpulane.dev/v1alpha1",
+        "kind": "GPUShareJob",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+        },
+        "spec": {
+            "gpus": gpus,
+            "memory": {"persistent": persistent, "ephemeral": ephemeral},
+            "class": cls,
+            "template": {"metadata": {"labels": {"team": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+        },
+        "status": dict(status or {}),
+    }
+
+
+def node_body(name: str, gpus: int = 2, memory_mib: int = 16384, *, ready: bool = True) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"nvidia.com/gpu.count": str(gpus), "nvidia.com/gpu.memory": str(memory_mib), "pool": "a"},
+        },
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+class FakeKubeApi:
+    """Pods, bindings, status patches and events kept in dicts; ``fail`` injects errors per call."""
+
+    def __init__(self) -> None:
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.events: list[dict[str, Any]] = []
+        self.binds: list[tuple[str, str, str]] = []
+        self.deleted: list[tuple[str, str]] = []
+        self.fail: dict[str, ApiError] = {}
+
+    def _maybe_fail(self, op: str) -> None:
+        if op in self.fail:
+            raise self.fail.pop(op)
+
+    async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("create_pod")
+        key = (namespace, body["metadata"]["name"])
+        if key in self.pods:
+            raise ApiError(409, "already exists")
+        self.pods[key] = copy.deepcopy(dict(body))
+        return copy.deepcopy(self.pods[key])
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        if (namespace, name) not in self.pods:
+            raise ApiError(404, "not found")
+        return copy.deepcopy(self.pods[(namespace, name)])
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        self._maybe_fail("delete_pod")
+        if self.pods.pop((namespace, name), None) is None:
+            raise ApiError(404, "not found")
+        self.deleted.append((namespace, name))
+
+    async def bind_pod(self, namespace: str, name: str, node: str) -> None:
+        self._maybe_fail("bind_pod")
+        pod = self.pods[(namespace, name)]
+        if pod["spec"].get("nodeName"):
+            raise ApiError(409, "already assigned")
+        pod["spec"]["nodeName"] = node
+        self.binds.append((namespace, name, node))
+
+    async def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self._maybe_fail("patch_job_status")
+        self.patches.append((namespace, name, copy.deepcopy(dict(patch))))
+
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self.events.append(dict(body))
+
+    async def close(self) -> None:
+        return None
+
+    def last_status(self, name: str) -> dict[str, Any]:
+        for _, n, patch in reversed(self.patches):
+            if n == name:
+                return dict(patch["status"])
+        raise KeyError(name)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from gpulane_core.cluster import ClusterState
+from gpulane_core.model import Gpu, Job, JobId, Node, NodeName
+from gpulane_operator.assignment import from_annotations, from_placement, to_annotations
+from gpulane_operator.crd import Reason
+from gpulane_operator.inventory import NodeInventory
+from gpulane_operator.snapshot import build
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+NODE = Node(NodeName("n1"), (Gpu(0, "GPU-0", "T4", 16384), Gpu(1, "GPU-1", "T4", 16384)))
+INVENTORY = {NODE.name: NodeInventory(NODE, 256, True, "gpunode")}
+
+jobs_strategy = st.lists(
+    st.tuples(st.integers(0, 6000), st.integers(0, 9000), st.sampled_from([1, 1, 1, 2])), min_size=1, max_size=14
+)
+
+
+def admit_all(specs: list[tuple[int, int, int]]) -> ClusterState:
+    state = ClusterState.of([NODE])
+    for i, (p, e, g) in enumerate(specs):
+        job = Job(JobId(f"ns/j{i}"), p, max(e, 1 if p == 0 else e), gpus=g)
+        option = next(iter(state.candidates(job, NODE.name)), None)
+        if option is not None:
+            state = state.reserve(job, option)
+    return state
+
+
+@settings(max_examples=60, deadline=None)
+@given(jobs_strategy)
+def test_lanes_rebuilt_from_pod_annotations_match_the_core(specs: list[tuple[int, int, int]]) -> None:
+    state = admit_all(specs)
+    written = [
+        from_annotations(job, to_annotations(from_placement(state.jobs[job], placement, 1)))
+        for job, placement in state.placements.items()
+    ]
+    snap = build(INVENTORY, written)
+    assert snap.problems == ()
+    assert snap.state.check_invariants() == []
+    for index in (0, 1):
+        rebuilt, original = snap.state.gpu_lanes(NODE.name, index), state.gpu_lanes(NODE.name, index)
+        assert rebuilt.committed_mib == original.committed_mib
+        assert {t.job for t in rebuilt.tenants} == {t.job for t in original.tenants}
+        assert rebuilt.next_lane >= len(rebuilt.lanes)
+
+
+def test_placements_on_gone_nodes_and_unhealthy_gpus_are_lost() -> None:
+    state = admit_all([(1024, 1024, 1), (1024, 1024, 1)])
+    written = [from_placement(state.jobs[j], p, 1) for j, p in state.placements.items()]
+    assert build({}, written).lost[0].reason is Reason.NODE_LOST
+    sick = Node(NODE.name, (Gpu(0, "GPU-0", "T4", 16384, healthy=False), NODE.gpus[1]))
+    snap = build({NODE.name: NodeInventory(sick, 256, True, "gpunode")}, written)
+    assert {item.reason for item in snap.lost} == {Reason.GPU_LOST}
+    assert "unhealthy" in snap.lost[0].message
+    assert snap.state.gpu_lanes(NODE.name, 0).committed_mib == 4096  # still counted until the pods end
+
+
+def test_cordoned_nodes_keep_their_lanes_but_take_no_new_jobs() -> None:
+    state = admit_all([(1024, 1024, 1)])
+    written = [from_placement(state.jobs[j], p, 1) for j, p in state.placements.items()]
+    snap = build({NODE.name: NodeInventory(NODE, 256, False, "labels")}, written)
+    assert snap.state.placements and not snap.schedulable.nodes
