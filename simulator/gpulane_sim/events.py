@@ -1,0 +1,62 @@
+"""Simulator events and the heap that orders them.
+
+One sort key, defined once: (time, kind rank, sequence). At equal times, iterations end before
+transfers land, both before arrivals, and one scheduling pass runs last, so a cycle sees every
+departure and arrival of that instant. The sequence counter lives on the queue instance.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from dataclasses import dataclass, field
+
+from gpulane_core.model import JobId
+
+LaneKey = tuple[str, int, str]  # node, GPU index, lane id (or "gpu" when the GPU runs one lane)
+GpuKey = tuple[str, int]
+
+
+class EventKind(enum.IntEnum):
+    ITERATION_DONE = 0
+    TRANSFER_DONE = 1
+    ARRIVAL = 2
+    SCHEDULE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    gpu: GpuKey
+    lane: LaneKey
+    job: JobId
+    prefetch: bool
+    epoch: int
+    seconds: float
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    job: JobId | None = None
+    lane: LaneKey | None = None
+    epoch: int = 0
+    start_s: float = 0.0
+    transfer: Transfer | None = None
+
+
+@dataclass(slots=True)
+class EventQueue:
+    _heap: list[tuple[float, int, int, Event]] = field(default_factory=list)
+    _seq: int = 0
+
+    def push(self, time_s: float, event: Event) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (time_s, int(event.kind), self._seq, event))
+
+    def pop(self) -> tuple[float, Event]:
+        time_s, _, _, event = heapq.heappop(self._heap)
+        return time_s, event
+
+    def __len__(self) -> int:
+        return len(self._heap)
