@@ -43,6 +43,13 @@ def ga_search(jobs: Sequence[Job], config: SimConfig, progress: Progress = _quie
     return optimize(arrival, fitness, cfg, seeds=[arrival, shortest])
 
 
+def _scaled(progress: Progress, index: int, count: int) -> Progress:
+    def report(what: str, fraction: float) -> None:
+        progress(what, (index + fraction) / count)
+
+    return report
+
+
 def run_policies(
     jobs: Sequence[Job], policies: Sequence[SimPolicy], config: SimConfig, progress: Progress = _quiet
 ) -> dict[str, SimResult]:
@@ -50,7 +57,7 @@ def run_policies(
     for i, policy in enumerate(policies):
         progress(policy.value, i / len(policies))
         if policy is SimPolicy.GA:
-            best = ga_search(jobs, config, lambda what, f, i=i: progress(what, (i + f) / len(policies)))
+            best = ga_search(jobs, config, _scaled(progress, i, len(policies)))
             results[policy.value] = simulate(jobs, policy, config, best.best_order)
         else:
             results[policy.value] = simulate(jobs, policy, config)
