@@ -159,7 +159,12 @@ async def test_allocate_gives_the_assigned_pod_its_env_and_refuses_an_unassigned
                 container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=ids)]))
         assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert "no pod on node node-a awaits allocation of 12 units" in (refused.value.details() or "")
-        assert setup.stats.allocations() == {"ok": 1, "error": 1}
+        with pytest.raises(grpc.aio.AioRpcError) as foreign:
+            await stub.Allocate(api_pb2.AllocateRequest(
+                container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=["nvidia0"])]))
+        assert foreign.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "is not <GPU-UUID>-m<k>" in (foreign.value.details() or "")
+        assert setup.stats.allocations() == {"ok": 1, "error": 2}
 
 
 async def test_kubelet_restart_leads_to_reregistration(setup: Setup) -> None:

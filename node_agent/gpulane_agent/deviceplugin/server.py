@@ -137,7 +137,10 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
         for req in request.container_requests:
             count = len(req.devices_ids)
             for dev in req.devices_ids:
-                units.split_device_id(dev)  # an ID we never advertised is a kubelet/plugin mismatch
+                try:
+                    units.split_device_id(dev)
+                except units.DeviceIdError as exc:  # an ID we never advertised: kubelet/plugin mismatch
+                    raise allocate.AllocateRefused(str(exc)) from exc
             candidates = [p for p in pods if p.key not in taken]
             pod = allocate.find_pod(candidates, self._ctx.node_name, count, resource)
             assignment = allocate.parse_assignment(pod)
