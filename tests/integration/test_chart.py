@@ -38,9 +38,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "default": (),
     "kind-fake-backend": ("-f", str(KIND_VALUES)),
     "monitoring": ("-f", str(KIND_VALUES), *MONITORING),
-    "namespaced-ha": ("--set", "operator.replicas=2", "--set", "operator.watchNamespace=NAMESPACE"),
+    "namespaced-ha": ("--set", "operator.replicas=2", "--set", "operator.watchNamespaces={NAMESPACE}"),
 }
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+WORKLOADS = {"Deployment", "StatefulSet"}
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +143,9 @@ def test_helm_lint_is_clean(helm_bin: Path, variant: str) -> None:
 def test_helm_template_renders(helm_bin: Path, variant: str) -> None:
     docs = render(helm_bin, "gl", "gpulane", VARIANTS[variant])
     kinds = sorted({d["kind"] for d in docs})
-    assert {"Deployment", "DaemonSet", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Service",
+    assert {"DaemonSet", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Service",
             "ConfigMap", "CustomResourceDefinition"} <= set(kinds)
+    assert set(kinds) & WORKLOADS == ({"StatefulSet"} if variant == "namespaced-ha" else {"Deployment"})
     crds = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
     assert {"gpusharejobs.gpulane.dev", "gpunodes.gpulane.dev", "clusterkopfpeerings.kopf.dev"} <= crds
     dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
@@ -192,10 +194,18 @@ def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Pat
     }
     operator = {(g, r): set(rule["verbs"]) for rule in roles["gl-gpulane-operator"]["rules"]
                 for g in rule["apiGroups"] for r in rule["resources"]}
-    assert operator[("", "pods/binding")] == {"create"}
-    assert operator[("gpulane.dev", "gpunodes")] == {"get", "list", "watch"}
-    assert operator[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
-    assert ("", "secrets") not in operator and ("", "nodes/status") not in operator
+    assert operator == {
+        ("gpulane.dev", "gpusharejobs"): {"get", "list", "watch", "patch"},
+        ("gpulane.dev", "gpusharejobs/status"): {"patch"},
+        ("gpulane.dev", "gpusharejobs/finalizers"): {"update"},
+        ("gpulane.dev", "gpunodes"): {"list", "watch"},
+        ("", "pods"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods/binding"): {"create"},
+        ("", "nodes"): {"list", "watch"},
+        ("", "events"): {"create"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
+    }
 
 
 @pytest.mark.usefixtures("crds", "monitoring_crds")
@@ -269,9 +279,7 @@ def test_helm_install_upgrade_uninstall(
     settings = as_dict(kube_api, core.read_namespaced_config_map(f"{release}-gpulane-operator-settings", namespace))
     assert "ordering: fair" in settings["data"]["settings.yaml"]
     deployment = as_dict(kube_api, apps.read_namespaced_deployment(f"{release}-gpulane-operator", namespace))
-    template = deployment["spec"]["template"]
-    assert template["metadata"]["annotations"]["checksum/settings"] != checksum
-    assert "--ordering=fair" in template["spec"]["containers"][0]["args"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["checksum/settings"] != checksum
 
     run_helm(helm_bin, "uninstall", release, "--namespace", namespace, "--wait", kubeconfig=kubeconfig)
     rbac = client.RbacAuthorizationV1Api(kube_api)
@@ -280,3 +288,63 @@ def test_helm_install_upgrade_uninstall(
     assert gone.value.status == 404
     # CRDs stay (helm never deletes crds/), so users' GPUShareJobs survive an uninstall.
     client.ApiextensionsV1Api(kube_api).read_custom_resource_definition("gpusharejobs.gpulane.dev")
+
+
+def _container(docs: Sequence[dict[str, Any]], kinds: set[str]) -> dict[str, Any]:
+    workload = next(d for d in docs if d["kind"] in kinds)
+    return cast(dict[str, Any], workload["spec"]["template"]["spec"]["containers"][0])
+
+
+def _literal_env(container: dict[str, Any], fields: dict[str, str]) -> dict[str, str]:
+    """The container's environment as the kubelet would give it (downward-API fields from ``fields``)."""
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            env[var["name"]] = fields[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant: str, tmp_path: Path) -> None:
+    """The chart's args, env and settings file go through the operator's and agent's own parsers."""
+    from gpulane_agent.settings import load_config
+    from gpulane_core.cli import build_parser
+    from gpulane_operator.cli import flags_of
+    from gpulane_operator.settings import load
+
+    docs = render(helm_bin, "gl", "ns1", VARIANTS[variant])
+    fields = {"metadata.name": "gl-gpulane-operator-1", "spec.nodeName": "gpu-node-1",
+              "metadata.labels['apps.kubernetes.io/pod-index']": "1"}
+
+    op = _container(docs, WORKLOADS)
+    assert op["command"] == ["gpulane"]
+    settings_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-settings"))
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(settings_cm["data"]["settings.yaml"])
+    args = [a.replace("/etc/gpulane/operator/settings.yaml", str(settings_file)) for a in op["args"]]
+    parsed = build_parser().parse_args(args)
+    settings = load(settings_file.read_text(), _literal_env(op, fields), flags_of(parsed))
+    assert settings.scheduling.ordering == "fifo" and settings.scheduling.placement == "gpulane"
+    assert settings.metrics.port == op["ports"][0]["containerPort"]
+    if variant == "namespaced-ha":
+        assert settings.scope.namespaces == ("ns1",) and settings.peering.priority == 1
+        assert not settings.peering.standalone
+
+    agent = _container(docs, {"DaemonSet"})
+    env = _literal_env(agent, fields)
+    agent_args = [a.replace("$(NODE_NAME)", env["NODE_NAME"]) for a in agent["args"]]
+    fake_cm = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-fake-config")]
+    if fake_cm:
+        (tmp_path / "fake-gpus.yaml").write_text(fake_cm[0]["data"]["fake-gpus.yaml"])
+        agent_args = [a.replace("/etc/gpulane/agent", str(tmp_path)) for a in agent_args]
+    parsed = build_parser().parse_args(agent_args)
+    from gpulane_agent.cli import flags_from_args
+
+    config = load_config(None, env, flags_from_args(parsed))
+    assert config.node_name == "gpu-node-1"
+    assert config.metrics.port == agent["ports"][0]["containerPort"]
+    assert config.enforcement.proc_root == "/host/proc"
+    assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
+    assert config.backend.kind.value == ("fake" if "--backend=fake" in agent_args else "nvml")

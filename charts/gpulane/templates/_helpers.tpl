@@ -94,8 +94,3 @@ app.kubernetes.io/component: node-agent
 {{- define "gpulane.nodeAgent.image" -}}
 {{- printf "%s:%s" .Values.nodeAgent.image.repository (default .Chart.AppVersion .Values.nodeAgent.image.tag) }}
 {{- end }}
-
-{{/* Peering: cluster-wide unless the operator watches one namespace (kopf picks the same scope). */}}
-{{- define "gpulane.operator.peeringKind" -}}
-{{- if .Values.operator.watchNamespace }}KopfPeering{{ else }}ClusterKopfPeering{{ end }}
-{{- end }}

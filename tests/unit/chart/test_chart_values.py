@@ -119,3 +119,15 @@ def test_kind_values_fake_config_is_accepted_by_the_agent() -> None:
     kind = yaml.safe_load((CHART / "values-kind.yaml").read_text())
     assert kind["nodeAgent"]["backend"] == "fake"
     assert len(fake_spec.parse_spec(kind["nodeAgent"]["fakeConfig"], "kind-worker").gpus) == 4
+
+
+def test_schema_enums_match_the_operator_and_agent() -> None:
+    registry = pytest.importorskip("gpulane_core.registry")
+    operator_cli = pytest.importorskip("gpulane_operator.cli")
+    agent_settings = pytest.importorskip("gpulane_agent.settings")
+    op = SCHEMA["properties"]["operator"]["properties"]
+    assert op["placement"]["enum"] == registry.default_registry().names()
+    assert tuple(op["ordering"]["enum"]) == operator_cli.ORDERINGS
+    agent = SCHEMA["properties"]["nodeAgent"]["properties"]
+    assert set(agent["backend"]["enum"]) == {k.value for k in agent_settings.BackendKind}
+    assert set(agent["enforcement"]["enum"]) == {p.value for p in agent_settings.EnforcementPolicy}
