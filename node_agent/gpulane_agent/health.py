@@ -60,7 +60,7 @@ def probe_lost(backend: GpuBackend) -> frozenset[int]:
             backend.memory(gpu.index)
         except GpuLostError:
             lost.add(gpu.index)
-        except Exception:  # a flaky reading is counted by the exporter, not a health verdict
+        except GpuError:  # a flaky reading is counted by the exporter, not a health verdict
             continue
     return frozenset(lost)
 
