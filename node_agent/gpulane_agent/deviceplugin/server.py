@@ -189,6 +189,7 @@ class DevicePluginRunner:
         self._server: grpc.aio.Server | None = None
         self._registered_with: tuple[int, int] | None = None
         self._waiting_logged = False
+        self._last_error = ""
         self.registrations = 0
 
     @property
@@ -223,9 +224,13 @@ class DevicePluginRunner:
             try:
                 await self._register()
             except grpc.aio.AioRpcError as exc:
-                log.warning("registration with %s failed: %s", self.kubelet_socket, exc.details())
+                message = f"registration with {self.kubelet_socket} failed: {exc.code().name} {exc.details()}"
+                if message != self._last_error:  # retried every poll; said once per distinct failure
+                    log.warning("%s (retrying)", message)
+                    self._last_error = message
                 return
             self._registered_with = kubelet
+            self._last_error = ""
             self._waiting_logged = False
 
     async def stop(self) -> None:
