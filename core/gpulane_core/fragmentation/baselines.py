@@ -137,10 +137,8 @@ class GpuClusteringPolicy:
             return NodeScore(MIN_SCORE, gpus)
         fullness = MAX_SCORE // 4 * (MAX_SPEC_GPU - node.gpu_milli_left_total) // MAX_SPEC_GPU
         hosted = dict(node.affinities)
-        if hosted.get(tag, 0) > 0:
-            band = 3 if len(hosted) == 1 else 2  # only this class / this class among others
-        else:
-            band = 1 if not hosted else 0  # idle node / only other classes
+        # bands: only this class (3), this class among others (2), no class yet (1), only others (0)
+        band = (3 if len(hosted) == 1 else 2) if hosted.get(tag, 0) > 0 else int(not hosted)
         return NodeScore(fullness + MAX_SCORE * band // 4, gpus)
 
     def normalize(self, scores: Sequence[int]) -> list[int]:

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpulane_core.fragmentation.frag import FragModel
-from gpulane_core.fragmentation.policy import EMPTY_CYCLE, CycleState, NodeScore, exclusive_gpus, identity_normalize
+from gpulane_core.fragmentation.policy import (
+    EMPTY_CYCLE,
+    CycleState,
+    NodeScore,
+    exclusive_gpus,
+    identity_normalize,
+)
 from gpulane_core.fragmentation.types import MILLI, NodeState, PodShape
 from gpulane_core.framework import MAX_SCORE
 
@@ -35,7 +41,7 @@ def after_states(node: NodeState, pod: PodShape) -> list[tuple[tuple[int, ...], 
     if pod.num_gpu == 0 or pod.gpu_milli == 0:
         return [((), lefts)]
     if pod.gpu_milli < MILLI and pod.num_gpu == 1:
-        options = []
+        options: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         for i, left in enumerate(lefts):
             if left >= pod.gpu_milli:
                 options.append(((i,), (*lefts[:i], left - pod.gpu_milli, *lefts[i + 1 :])))

@@ -87,6 +87,9 @@ def prepare(
     return Workload(tuple(order), tie_order, typical, capacity)
 
 
+_MISS = NodeScore(-1, ())  # immutable sentinel: "not cached yet" (None caches "does not fit")
+
+
 class Engine:
     """Runs one policy over a workload; memoises each node's verdict per pod shape.
 
@@ -108,8 +111,8 @@ class Engine:
         if plugin.cacheable:
             for i, node in enumerate(self.nodes):
                 cache = self._cache[i]
-                hit = cache.get(pod, False)
-                if hit is False:
+                hit = cache.get(pod, _MISS)
+                if hit is _MISS:
                     hit = plugin.score(node, pod, EMPTY_CYCLE) if fits(node, pod) else None
                     cache[pod] = hit
                 if hit is not None:
