@@ -120,6 +120,8 @@ def apiserver_argv(binary: Path, certs: pkimod.Pki, port: int, etcd_port: int, c
         f"--client-ca-file={certs.ca_cert}",
         f"--token-auth-file={certs.token_file}",
         "--profiling=false",
+        # A loopback address cannot be the `kubernetes` Service's endpoint; skip that reconciler.
+        "--endpoint-reconciler-type=none",
     )
 
 
@@ -281,28 +283,29 @@ class ControlPlane:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def restart_apiserver(self) -> float:
+    def restart_apiserver(self, grace_s: float = 5.0) -> float:
         """Stop kube-apiserver and start it again on the same port and etcd; return seconds to ready.
 
-        Watches break and clients reconnect, exactly what a real apiserver rollout does to them.
+        Like a rollout: SIGTERM, then SIGKILL after `grace_s` (a graceful apiserver waits for open
+        watches to finish, which a test's watch never does). Watches break; clients must reconnect.
         """
         started = time.monotonic()
-        self._apiserver.stop()
+        self._apiserver.stop(timeout=grace_s)
         self._apiserver = procs.start(
             _apiserver_spec(self.options, self.pki, self._ports), die_with_parent=self.options.die_with_parent
         )
         _wait_apiserver(self.options, self.pki, self._ports, [self._etcd, self._apiserver])
         return time.monotonic() - started
 
-    def stop(self) -> None:
-        """Stop kwok, kube-apiserver and etcd, in that order. Safe to call twice."""
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop kwok, kube-apiserver and etcd, in that order (SIGKILL after `grace_s`). Idempotent."""
         if self._stopped:
             return
         self._stopped = True
         errors: list[BaseException] = []
         for proc in reversed(self.processes()):
             try:
-                proc.stop()
+                proc.stop(timeout=grace_s)
             except Exception as exc:  # keep stopping the others, report afterwards
                 errors.append(exc)
         if errors:
