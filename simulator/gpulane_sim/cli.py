@@ -49,7 +49,11 @@ def register_simulate(subparsers: Any) -> None:
         "--prefetch", default=None, choices=["on", "off"], help="prefetch the next turn (default on)"
     )
     p.add_argument("--seed", default=None, help="seed for the GA (default 0)")
-    p.add_argument("--placement", default=None, help="placement policy (default gpulane)")
+    p.add_argument(
+        "--placement",
+        default=None,
+        help="placement policy for every policy (default auto: spread when a GPU is one lane, else gpulane)",
+    )
     p.add_argument("--colocation-slowdown", default=None, help="factor per extra co-running lane, or 'lucid'")
     p.add_argument("--window", dest="window_s", default=None, help="weight policy window in s (default 30)")
     p.add_argument("--ga-generations", default=None, help="GA generations (default 10)")
@@ -137,7 +141,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         check_fits(workload, config)
         from gpulane_core.registry import default_registry
 
-        default_registry().profile(config.placement)
+        if config.placement != "auto":
+            default_registry().profile(config.placement)
     except (ValueError, SettingsError, WorkloadError) as exc:
         print(f"gpulane simulate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,7 +18,9 @@ class SimConfig:
     seed: int = 0
     colocation_slowdown: float = 0.0  # each extra lane computing on a GPU stretches an iteration by this
     window_s: float = 30.0  # the weight policy's sliding window
-    placement: str = "gpulane"
+    # "auto": spread for policies that time-share a GPU as one lane (packing them onto a busy GPU
+    # while another idles only adds turns), gpulane's lane-aware profile where lanes run concurrently.
+    placement: str = "auto"
     record_segments: bool = False  # keep every compute/transfer interval (for the Gantt plot)
     ga_population: int = 12
     ga_survivors: int = 4

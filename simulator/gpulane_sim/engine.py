@@ -29,7 +29,7 @@ from gpulane_core.status import Code
 
 from gpulane_sim.config import SimConfig
 from gpulane_sim.events import Event, EventKind, EventQueue, GpuKey, LaneKey, Transfer
-from gpulane_sim.policies import POLICIES, Discipline, LaneMode, SimPolicy
+from gpulane_sim.policies import POLICIES, Discipline, LaneMode, PolicySpec, SimPolicy
 from gpulane_sim.result import JobOutcome, Segment, SimResult
 
 MIB = 2**20
@@ -101,7 +101,7 @@ class Simulation:
             n = len(self.rank)
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
-        self.sched = SchedulerConfig(ordering=queue_order, placement=config.placement)
+        self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
         self.state = config.cluster()
         self.events = EventQueue()
         self.runs: dict[JobId, _Run] = {}
@@ -433,6 +433,12 @@ class Simulation:
 
 def _with_priority(job: Job, priority: int) -> Job:
     return replace(job, priority=priority)
+
+
+def placement_for(spec: PolicySpec, config: SimConfig) -> str:
+    if config.placement != "auto":
+        return config.placement
+    return "spread" if spec.lanes is LaneMode.SINGLE else "gpulane"
 
 
 def simulate(
