@@ -37,14 +37,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from gpulane_dev import crds as crdmod
 from gpulane_dev import fakenodes
 from gpulane_dev.binaries import Binaries, BinariesMissing, locate
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client, connected
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"

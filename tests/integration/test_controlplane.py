@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
-
 from gpulane_dev.controlplane import ControlPlane
 from gpulane_dev.fakenodes import GPU_MEMORY_RESOURCE, node_ready
 from gpulane_dev.kubeclient import connected
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.integration
 
