@@ -61,6 +61,7 @@ class Agent:
         self._last_published: tuple[int, NodeView] | None = None
         self._last_heartbeat = 0.0
         self._list_failing = False
+        self._inventory_error = ""
 
     async def run(self) -> None:
         """Run until cancelled; everything started here is stopped on the way out."""
@@ -126,8 +127,14 @@ class Agent:
         try:
             await self.kube.apply_gpunode(self.config.node_name, {inventory.NODE_LABEL: self.config.node_name}, status)
         except KubeError as exc:
-            log.warning("cannot publish GPUNode %s: %s", self.config.node_name, exc)
+            message = f"cannot publish GPUNode {self.config.node_name} (retrying every tick): {exc}"
+            if message != self._inventory_error:  # e.g. the CRD is not installed yet: say it once
+                log.warning("%s", message)
+                self._inventory_error = message
             return
+        if self._inventory_error:
+            log.info("GPUNode %s published again", self.config.node_name)
+            self._inventory_error = ""
         self._last_published = state
         self._last_heartbeat = loop.time()
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from agent_testkit import NODE, assigned_pod, write_proc
 from gpulane_agent.agent import Agent
@@ -12,6 +16,7 @@ from gpulane_agent.gpu.backend import MIB, EventKind, GpuEvent
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.health import HealthBoard, HealthState, next_health, probe_lost
 from gpulane_agent.inventory import gpunode_status
+from gpulane_agent.kube.api import KubeError
 from gpulane_agent.kube.memory import InMemoryKube
 from gpulane_agent.lanes import LaneView
 from gpulane_agent.settings import load_config
@@ -84,3 +89,32 @@ async def test_agent_tick_publishes_lanes_and_releases_them_when_the_pod_finishe
     await agent.tick()  # not due for a heartbeat, but the lanes changed: published at once
     assert kube.gpunodes[NODE]["status"]["gpus"][0]["lanes"] == []
     assert agent.view.current.lanes == ()
+
+
+class _NoCrdYet(InMemoryKube):
+    """The GPUNode CRD is missing for the first calls, as on a cluster where the chart is half installed."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def apply_gpunode(self, name: str, labels: Mapping[str, str], status: Mapping[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise KubeError("the server could not find the requested resource", status=404)
+        await super().apply_gpunode(name, labels, status)
+
+
+async def test_inventory_failure_is_logged_once_and_retried_until_it_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config(None, {}, {"node_name": NODE, "enforcement.proc_root": str(tmp_path)})
+    kube = _NoCrdYet(failures=3)
+    agent = Agent(config, FakeBackend.default(NODE), None)
+    agent.kube = kube
+    with caplog.at_level(logging.INFO, logger="gpulane_agent.agent"):
+        for _ in range(4):
+            await agent.tick()
+    assert sum("cannot publish GPUNode" in r.message for r in caplog.records) == 1
+    assert sum("published again" in r.message for r in caplog.records) == 1
+    assert len(kube.gpunodes[NODE]["status"]["gpus"]) == 4
