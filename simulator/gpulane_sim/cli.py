@@ -56,8 +56,8 @@ def register_simulate(subparsers: Any) -> None:
     )
     p.add_argument("--colocation-slowdown", default=None, help="factor per extra co-running lane, or 'lucid'")
     p.add_argument("--window", dest="window_s", default=None, help="weight policy window in s (default 30)")
-    p.add_argument("--ga-generations", default=None, help="GA generations (default 10)")
-    p.add_argument("--ga-population", default=None, help="GA population (default 12)")
+    p.add_argument("--ga-generations", default=None, help="GA generations (default 15)")
+    p.add_argument("--ga-population", default=None, help="GA population (default 16)")
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (flags > env > file)")
     p.add_argument("--json", type=Path, default=None, help="write metrics per policy as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write a Gantt PNG per policy and GPU")
@@ -112,7 +112,7 @@ def _write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".sim-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
+            json.dump(payload, fh, indent=2)
             fh.write("\n")
         os.replace(tmp, path)
     finally:

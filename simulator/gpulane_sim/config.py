@@ -22,9 +22,9 @@ class SimConfig:
     # while another idles only adds turns), gpulane's lane-aware profile where lanes run concurrently.
     placement: str = "auto"
     record_segments: bool = False  # keep every compute/transfer interval (for the Gantt plot)
-    ga_population: int = 12
-    ga_survivors: int = 4
-    ga_generations: int = 10
+    ga_population: int = 16
+    ga_survivors: int = 6
+    ga_generations: int = 15
 
     def validate(self) -> list[str]:
         problems: list[str] = []

@@ -1,0 +1,23 @@
+"""Fixtures for simulator tests: where the shared read-only data lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    path = Path(os.environ.get("GPULANE_SHARED_DATA", str(REPO.parent / "shared" / "data")))
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set GPULANE_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def demo_csv() -> Path:
+    return REPO / "examples" / "workloads" / "demo.csv"
