@@ -49,11 +49,13 @@ class Member:
     waiting_since: float | None = None
     revoked: set[int] = field(default_factory=set)
 
-    def record(self, record: TurnRecord, window_s: float) -> None:
+    def record(self, record: TurnRecord, settings: TurnSettings) -> None:
         self.window.append(record)
         self.attained_s += record.compute_s
         self.turns_done += 1
-        self._prune(record.end_s, window_s)
+        while len(self.window) > settings.window_max_turns:
+            self.window.popleft()
+        self._prune(record.end_s, settings.window_s)
 
     def _prune(self, now: float, window_s: float) -> None:
         # Keep at least the last record so a job slower than the window still has statistics.

@@ -216,7 +216,7 @@ class Coordinator:
 
     def _end_turn(self, lane: LaneState, member: Member, record: TurnRecord, now: float) -> None:
         self._metrics[lane.id].hold.observe(record.hold_s)
-        member.record(record, self.settings.window_s)
+        member.record(record, self.settings)
         lane.holder = None
 
     def _remove(self, lane: LaneState, member: Member, now: float) -> None:

@@ -28,7 +28,8 @@ class TurnSettings:
     turn_timeout_s: float = 10.0  # minimum time a holder has before it loses the turn
     timeout_factor: float = 4.0  # ... or this many times its longest observed/estimated iteration
     max_missed_deadlines: int = 3  # consecutive misses before eviction from the lane
-    window_s: float = 60.0  # sliding window for compute/idle/transfer statistics
+    window_s: float = 60.0  # sliding window for compute/idle/transfer statistics ...
+    window_max_turns: int = 32  # ... holding at most this many turns per job (bounds the work per decision)
     assumed_h2d_bytes_per_s: float = 12e9  # penalty estimate before a transfer time is reported
     offload_on_switch: bool = True  # tell the previous holder it may offload when another job starts
 
@@ -45,6 +46,8 @@ class TurnSettings:
             problems.append(f"timeout_factor: must not be negative, got {self.timeout_factor}")
         if self.max_missed_deadlines < 1:
             problems.append(f"max_missed_deadlines: must be at least 1, got {self.max_missed_deadlines}")
+        if self.window_max_turns < 1:
+            problems.append(f"window_max_turns: must be at least 1, got {self.window_max_turns}")
         if self.window_s <= 0:
             problems.append(f"window_s: must be positive, got {self.window_s}")
         if self.assumed_h2d_bytes_per_s <= 0:
