@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 
 from gpulane_core.model import Job, JobClass, JobId
 from gpulane_sim.config import SimConfig
@@ -34,9 +35,7 @@ def _jobs(specs: list[tuple[int, int, int, int, float, int, int, bool]]) -> list
 
 def _no_overlap(intervals: list[tuple[float, float]]) -> bool:
     ordered = sorted(intervals)
-    return all(
-        a_end <= b_start + 1e-9 for (_, a_end), (b_start, _) in zip(ordered, ordered[1:], strict=False)
-    )
+    return all(a_end <= b_start + 1e-9 for (_, a_end), (b_start, _) in pairwise(ordered))
 
 
 def _check(result: SimResult, jobs: list[Job]) -> None:
