@@ -353,3 +353,15 @@ def test_metrics_count_turns_waits_prefetches_and_waiters() -> None:
     assert snap.prefetch_signals == 2  # b during a's turn, c during b's
     assert snap.wait.count == 2 and snap.wait.total == pytest.approx(1.3)
     assert snap.hold.count == 1 and snap.hold.total == pytest.approx(1.3)
+
+
+def test_window_holds_at_most_window_max_turns() -> None:
+    h = Harness(TurnSettings(policy=OrderingPolicy.FAIR, window_s=1e9, window_max_turns=4))
+    h.join("a")
+    h.send("a", RequestTurn())
+    for i in range(10):
+        h.finish("a", float(i + 1))
+    (stats,) = h.machine.view(LANE, h.now).stats  # type: ignore[union-attr]
+    assert stats.compute_s == pytest.approx(7 + 8 + 9 + 10)
+    assert stats.attained_s == pytest.approx(55.0)  # attained is not windowed
+    assert stats.iterations_done == 10
