@@ -153,7 +153,7 @@ def _gpu_available() -> str:
 
 def _resnet_like(torch: Any) -> Any:
     try:
-        import torchvision
+        import torchvision  # type: ignore[import-not-found]
 
         return torchvision.models.resnet50()
     except ImportError:  # a conv stack of about ResNet-50's size (~25 M parameters)
