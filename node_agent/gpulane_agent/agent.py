@@ -26,6 +26,8 @@ from gpulane_agent.gpu.backend import GpuBackend
 from gpulane_agent.health import HealthBoard, watch_health
 from gpulane_agent.kube.api import KubeApi, KubeError
 from gpulane_agent.lanes import NodeView, ViewHolder, lane_views, pod_lanes
+from gpulane_agent.podresources.check import PodResourcesCheck
+from gpulane_agent.podresources.holdings import holder_containers
 from gpulane_agent.settings import AgentConfig
 from gpulane_agent.stats import AgentStats
 
@@ -57,6 +59,7 @@ class Agent:
         ctx = PluginContext(config.node_name, config.coordinator.socket, config.device_plugin)
         self.plugin_service = DevicePluginService(ctx, backend, self.board, lambda: self.kube, self.stats)
         self.plugin = DevicePluginRunner(self.plugin_service, config.device_plugin)
+        self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)
         self.coordinator: Any = None
         self._last_published: tuple[int, NodeView] | None = None
         self._last_heartbeat = 0.0
@@ -100,10 +103,12 @@ class Agent:
                 self._list_failing = True
                 return
         lanes = pod_lanes(pods, self.config.node_name)
-        usage = await asyncio.to_thread(self.enforcer.measure, lanes)
+        holdings = await self.pod_resources.holdings()
+        usage = await asyncio.to_thread(self.enforcer.measure, lanes, holder_containers(lanes, holdings))
         view = NodeView(pod_lanes=lanes, usage=usage, lanes=lane_views(lanes, usage))
         self.view.publish(view)
         await self.enforcer.apply(self.kube, self.enforcer.decide(lanes, usage))
+        await self.pod_resources.report(self.kube, lanes, holdings)
         await self._publish_inventory(view)
 
     async def _publish_inventory(self, view: NodeView) -> None:

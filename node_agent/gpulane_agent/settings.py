@@ -85,6 +85,13 @@ class EnforcementConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PodResourcesConfig:
+    # Used when the socket exists (the chart mounts /var/lib/kubelet/pod-resources); silently unused if not.
+    enabled: bool = True
+    socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+
+
+@dataclass(frozen=True, slots=True)
 class CoordinatorConfig:
     socket: str = DEFAULT_COORDINATOR_SOCKET
     serve: bool = True  # run the lane-turn coordinator (gpulane_agent.coordinator) in this process
@@ -100,6 +107,7 @@ class AgentConfig:
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     inventory: InventoryConfig = field(default_factory=InventoryConfig)
     enforcement: EnforcementConfig = field(default_factory=EnforcementConfig)
+    pod_resources: PodResourcesConfig = field(default_factory=PodResourcesConfig)
     coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
 
 

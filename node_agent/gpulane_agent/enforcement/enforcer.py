@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gpulane_agent.enforcement.attribution import CgroupOwner, ProcReader, attribute
 from gpulane_agent.enforcement.verdict import Action, Violation, judge
@@ -32,7 +32,9 @@ class Enforcer:
         self._stats = stats
         self._flagged: frozenset[str] = frozenset()
 
-    def measure(self, lanes: Sequence[PodLane]) -> tuple[ContainerUsage, ...]:
+    def measure(
+        self, lanes: Sequence[PodLane], fallback_containers: Mapping[str, str] | None = None
+    ) -> tuple[ContainerUsage, ...]:
         """GPU memory per pod container, from every readable GPU (a failing GPU is counted and skipped)."""
         processes: list[GpuProcess] = []
         for gpu in self._backend.gpus():
@@ -41,7 +43,7 @@ class Enforcer:
             except GpuError as exc:
                 self._stats.backend_error(exc.operation)
         owners: dict[int, CgroupOwner | None] = {p.pid: self._proc.owner(p.pid) for p in processes}
-        return attribute(processes, owners, lanes)
+        return attribute(processes, owners, lanes, fallback_containers)
 
     def decide(self, lanes: Sequence[PodLane], usage: Sequence[ContainerUsage]) -> tuple[Violation, ...]:
         live = frozenset(pl.uid for pl in lanes)
