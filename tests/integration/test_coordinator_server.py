@@ -196,3 +196,34 @@ def test_from_env_connects_to_a_live_coordinator(sock_path: Path) -> None:
         loop.call_soon_threadsafe(loop.stop)
         runner.join(5)
         loop.close()
+
+
+async def test_client_continues_standalone_when_the_agent_goes_away(sock_path: Path, server: CoordinatorServer) -> None:
+    state: dict[str, Any] = {}
+    connected = threading.Event()
+    stopped = threading.Event()
+
+    def run() -> None:
+        import warnings
+
+        lane = Lane(LaneConfig(str(sock_path), "l", "a"))
+        with lane.turn():
+            pass
+        connected.set()
+        stopped.wait(10)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            done = sum(1 for _ in lane.iterate(range(3)))
+        state["done"], state["standalone"] = done, lane.standalone
+        state["warnings"] = [str(w.message) for w in caught]
+
+    thread = _client_thread(run)
+    while not connected.is_set():
+        await asyncio.sleep(0.02)
+    await server.stop()
+    await asyncio.sleep(0.2)  # let the client's reader see the connection close
+    stopped.set()
+    while thread.is_alive():
+        await asyncio.sleep(0.02)
+    assert state["done"] == 3 and state["standalone"]
+    assert state["warnings"] == ["gpulane: running without lane turns (lost the coordinator connection)"]
