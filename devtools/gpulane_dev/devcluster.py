@@ -8,10 +8,14 @@ stopped only after checking that their pid still runs the executable recorded fo
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import shutil
 import ssl
 import sys
+import tempfile
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,14 +99,28 @@ def fake_agent_spec(gpus: int, gpu_memory_mib: int, model: str) -> str:
     return yaml.safe_dump({"version": "v1", "gpus": [{"model": model, "memory": f"{gpu_memory_mib}Mi", "count": gpus}]})
 
 
-def agent_argv(node: str, spec_file: Path, kubeconfig: Path, port: int, node_dir: Path) -> tuple[str, ...]:
+def socket_dir(state_dir: Path) -> Path:
+    """A short per-cluster directory for unix sockets (sun_path holds at most 107 bytes)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"gpulane-dc-{digest}"
+
+
+def metrics_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2.0) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def agent_argv(node: str, spec_file: Path, kubeconfig: Path, port: int, sockets: Path) -> tuple[str, ...]:
     return (
         sys.executable, "-m", "gpulane_core.cli", "agent",
         "--backend", "fake", "--fake-config", str(spec_file), "--node-name", node,
         "--kubeconfig", str(kubeconfig), "--metrics-port", str(port),
         # No kubelet runs locally: the device-plugin and coordinator sockets live in the state dir.
-        "--device-plugin-dir", str(node_dir / "device-plugins"),
-        "--coordinator-socket", str(node_dir / "coordinator.sock"),
+        "--device-plugin-dir", str(sockets / "device-plugins"),
+        "--coordinator-socket", str(sockets / "coordinator.sock"),
     )  # fmt: skip
 
 
@@ -141,22 +159,31 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
             print(f"fake GPU nodes Ready: {', '.join(node_names) or '(none)'}", file=out)
         metrics: dict[str, int] = {}
         if options.agents:
+            agents: list[procs.Supervised] = []
             for i, spec in enumerate(specs):
                 node_dir = run_dir / "agents" / spec.name
                 node_dir.mkdir(parents=True, exist_ok=True)
+                sockets = socket_dir(state_dir) / spec.name
+                sockets.mkdir(parents=True, exist_ok=True)
                 spec_file = node_dir / "fake-gpus.yaml"
                 spec_file.write_text(fake_agent_spec(spec.gpus, spec.gpu_memory_mib, spec.gpu_product))
                 port = options.agent_metrics_base_port + i
                 agent = procs.start(
-                    procs.ProcessSpec(f"agent/{spec.name}", agent_argv(spec.name, spec_file, plane.kubeconfig, port, node_dir),
+                    procs.ProcessSpec(f"agent/{spec.name}", agent_argv(spec.name, spec_file, plane.kubeconfig, port, sockets),
                                       run_dir / "logs" / f"agent-{spec.name}.log",
                                       env={"GPULANE_AGENT_METRICS_ADDRESS": "127.0.0.1"}),
                     die_with_parent=False,
                 )  # fmt: skip
                 records.append(agent.record())
+                agents.append(agent)
                 metrics[spec.name] = port
+            for agent, port in zip(agents, metrics.values(), strict=True):
+                procs.wait_until(
+                    functools.partial(metrics_up, port),
+                    what=f"{agent.name} metrics on 127.0.0.1:{port}", timeout=60.0, watch=[agent],
+                )  # fmt: skip
             if specs:
-                print(f"node agents started (metrics on 127.0.0.1:{min(metrics.values())}..{max(metrics.values())})",
+                print(f"node agents serving metrics on 127.0.0.1:{min(metrics.values())}..{max(metrics.values())}",
                       file=out)  # fmt: skip
         state = ClusterState(
             kubeconfig=str(plane.kubeconfig), server=plane.server, admin_token=plane.pki.admin_token,
@@ -186,6 +213,7 @@ def down(state_dir: Path, out: TextIO = sys.stderr) -> int:
             print(f"{record.name} (pid {record.pid}) was not running", file=out)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "run" / "etcd-data", ignore_errors=True)
+    shutil.rmtree(socket_dir(state_dir), ignore_errors=True)
     return stopped
 
 
