@@ -173,7 +173,10 @@ def _versions(raw: Any, path: Path) -> Versions:
         raise SettingsError(f"config file {path}: unknown versions field(s) {unknown}")
     values = {fields[k]: _text(raw, k, path, prefix="versions.") for k in raw}
     versions = Versions(**values)
-    _ = versions.staging  # validates the Kubernetes version's shape now, not mid-build
+    try:
+        _ = versions.staging  # validates the Kubernetes version's shape now, not mid-build
+    except SettingsError as exc:
+        raise SettingsError(f"config file {path}: {exc}") from exc
     return versions
 
 
