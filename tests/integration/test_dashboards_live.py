@@ -1,0 +1,283 @@
+"""Every panel query of every shipped dashboard returns data from a real Prometheus scraping gpulane.
+
+The operator runs as a real `gpulane operator --standalone` subprocess against the shared control plane
+(kube-apiserver + etcd + kwok). The node agent runs in this process (the real `Agent`, its HTTP exporter,
+its Kubernetes client and its lane coordinator) on a `FakeBackend`, because GPU processes can only be
+scripted on a fake backend from inside its own process: that is what gives per-pod memory and a lane
+violation. Its proc root is a scratch directory holding `/proc/<pid>/cgroup` files for those pids, so the
+agent's own cgroup attribution maps them to the jobs' pods. Two `gpulane_client.Lane`s take turns in a
+lane for the turn and prefetch metrics. A real Prometheus (gpulane_dev.prometheus) scrapes both every
+second; each query is evaluated with the dashboards' variables set to real values (this node, GPU 0,
+this namespace, a running pod) and must return a non-empty result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from gpulane_agent.agent import Agent
+from gpulane_agent.gpu.fake import FakeBackend
+from gpulane_agent.gpu.fake_spec import parse_spec
+from gpulane_agent.kube.client import connect
+from gpulane_agent.settings import load_config
+from gpulane_client.lane import Lane, LaneConfig
+from gpulane_dev.binaries import Binaries
+from gpulane_dev.procs import free_port
+from gpulane_dev.prometheus import PrometheusError, RealPrometheus
+from kubernetes import client
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "gpulane.dev", "v1alpha1", "gpusharejobs"
+POOL_LABEL = "gpulane.dev/test-pool"
+GPU_MIB = 16384
+
+
+def _load_dashboard_queries() -> Any:
+    """The unit tier's reader of the dashboards (one definition of the queries and the substitution)."""
+    import importlib.util
+
+    path = ROOT / "tests" / "unit" / "chart" / "dashboard_queries.py"
+    spec = importlib.util.spec_from_file_location("gpulane_dashboard_queries", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+dq = _load_dashboard_queries()
+
+
+class AgentThread:
+    """The node agent's asyncio loop on a thread; stopped by cancelling its run task."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.loop = asyncio.new_event_loop()
+        self.task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="gpulane-agent", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.task = self.loop.create_task(self.agent.run())
+        try:
+            self.loop.run_until_complete(self.task)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def start(self) -> AgentThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.task is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(timeout=20)
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def job(name: str, persistent: str, ephemeral: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GPUShareJob",
+        "metadata": {"name": name},
+        "spec": {
+            "memory": {"persistent": persistent, "ephemeral": ephemeral},
+            "template": {
+                "metadata": {"annotations": annotations or {}},
+                "spec": {"containers": [{"name": "train", "image": "python:3.11-slim"}]},
+            },
+        },
+    }
+
+
+def running_pods(core: client.CoreV1Api, namespace: str, node: str) -> list[Any]:
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/managed-by=gpulane").items
+    return [p for p in pods if p.spec.node_name == node and p.status and p.status.phase == "Running"]
+
+
+def take_turns(socket_path: str, lane: str, job_name: str, turns: int) -> None:
+    with Lane(LaneConfig(socket_path=socket_path, lane=lane, job=job_name, iteration_estimate_s=0.02)) as handle:
+        for _ in range(turns):
+            with handle.turn():
+                time.sleep(0.02)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="gl-dash-", dir="/tmp"))  # short: unix socket paths
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_every_panel_query_returns_data(
+    crds: list[str],
+    dev_binaries: Binaries,
+    kubeconfig: Path,
+    kube_api: client.ApiClient,
+    namespace: str,
+    fake_gpu_nodes: Callable[..., list[str]],
+    workdir: Path,
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    node = fake_gpu_nodes(1, gpus_per_node=2, gpu_memory_mib=GPU_MIB)[0]
+    pool = f"dash-{namespace[-6:]}"
+    core.patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
+
+    # -- node agent (in process, fake GPUs; GPU 1's process listing fails, for backend-error metrics) --
+    agent_port, operator_port = free_port(), free_port()
+    proc_root = workdir / "proc"
+    proc_root.mkdir()
+    config = load_config(None, {}, {
+        "backend.kind": "fake",
+        "node_name": node,
+        "metrics.port": agent_port,
+        "kubernetes.kubeconfig": str(kubeconfig),
+        "device_plugin.dir": str(workdir / "dp"),
+        "coordinator.socket": str(workdir / "co" / "coordinator.sock"),
+        "enforcement.proc_root": str(proc_root),
+        "enforcement.interval_s": 0.5,
+        "inventory.heartbeat_s": 2.0,
+    })  # fmt: skip
+    backend = FakeBackend(parse_spec({
+        "version": "v1",
+        "gpus": [{"model": "Fake-GPU-16G", "memory": "16Gi", "count": 2, "utilization": 0.5}],
+        "faults": [{"gpu": 1, "kind": "nvml-error", "operation": "processes"}],
+    }, node))  # fmt: skip
+
+    async def kube_factory() -> Any:
+        return await connect(str(kubeconfig))
+
+    agent = AgentThread(Agent(config, backend, kube_factory)).start()
+    operator_log = workdir / "operator.log"
+    operator: subprocess.Popen[bytes] | None = None
+    prom: RealPrometheus | None = None
+    try:
+        wait_for("the agent's GPUNode", lambda: _gpunode(custom, node))
+
+        # -- operator (real CLI subprocess), scoped to this namespace and this node ---------------
+        argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", namespace,
+                "--node-selector", f"{POOL_LABEL}={pool}", "--metrics-port", str(operator_port)]
+        with operator_log.open("wb") as out:
+            operator = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+        prom = RealPrometheus.start([f"127.0.0.1:{agent_port}", f"127.0.0.1:{operator_port}"], workdir / "prom",
+                                    binary=dev_binaries.prometheus)
+        prom.wait_for("up == 1", timeout=30)
+
+        # -- jobs: four share two GPUs' lanes, one finishes (kwok completes its pod), one never fits --
+        for i in range(4):
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job(f"share-{i}", "2Gi", "6Gi"))
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job(
+            "quick", "512Mi", "1Gi", {"pod-complete.stage.kwok.x-k8s.io/delay": "3s"}))
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job("too-big", "40Gi", "8Gi"))
+        pods = wait_for("four running shared pods", lambda: _shared_running(core, namespace, node), timeout=90)
+
+        # -- GPU processes of two pods (one over its lane limit) and turns in one lane --------------
+        for pid, pod in enumerate(pods[:2], start=4001):
+            annotations = pod.metadata.annotations
+            limit = int(annotations["gpulane.dev/memory-limit-mib"])
+            used = limit + 512 if pid == 4002 else limit // 2
+            (proc_root / str(pid)).mkdir()
+            (proc_root / str(pid) / "cgroup").write_text(f"0::/kubepods/burstable/pod{pod.metadata.uid}/{'a' * 64}\n")
+            backend.register_process(int(annotations["gpulane.dev/gpu-index"].split(",")[0]), pid, used)
+        first = pods[0].metadata.annotations
+        lane = f"{first['gpulane.dev/gpu-uuid'].split(',')[0]}/{first['gpulane.dev/lane']}"
+        socket_path = str(workdir / "co" / "coordinator.sock")
+        turners = [threading.Thread(target=take_turns, args=(socket_path, lane, f"{namespace}/t{i}", 6))
+                   for i in range(2)]
+        for t in turners:
+            t.start()
+        for t in turners:
+            t.join(timeout=60)
+
+        values = {
+            "gpulane-cluster-overview.json": {"Hostname": node},
+            "gpulane-node-gpu.json": {"Hostname": node, "gpu": "0"},
+            # the pod over its limit: it has memory, a lane, a GPU and a violation to show
+            "gpulane-job.json": {"namespace": namespace, "pod": pods[1].metadata.name},
+        }
+        empty = _evaluate_until_all_have_data(prom, values, timeout=120)
+        assert agent.error is None, agent.error
+        assert empty == [], "panel queries without data:\n" + "\n".join(empty) + "\n" + _tail(operator_log)
+    finally:
+        if prom is not None:
+            prom.stop()
+        if operator is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(operator.pid, 15)
+            operator.wait(timeout=20)
+        agent.stop()
+
+
+def _gpunode(custom: client.CustomObjectsApi, node: str) -> dict[str, Any] | None:
+    try:
+        obj = cast(dict[str, Any], custom.get_cluster_custom_object(GROUP, VERSION, "gpunodes", node))
+    except client.exceptions.ApiException:
+        return None
+    return obj if (obj.get("status") or {}).get("gpus") else None
+
+
+def _shared_running(core: client.CoreV1Api, namespace: str, node: str) -> list[Any] | None:
+    pods = [p for p in running_pods(core, namespace, node) if p.metadata.labels["gpulane.dev/job"].startswith("share-")]
+    return sorted(pods, key=lambda p: p.metadata.name) if len(pods) == 4 else None
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+
+def _evaluate_until_all_have_data(prom: RealPrometheus, values: dict[str, dict[str, str]], timeout: float) -> list[str]:
+    """Evaluate every panel and variable query until each has data; return those that never did."""
+    pending: dict[str, str] = {}
+    for name, dashboard in dq.load_dashboards().items():
+        for query in dq.panel_queries(name, dashboard):
+            pending[str(query)] = dq.substitute(query.expr, values[name])
+        for var in dq.variable_queries(name, dashboard):
+            selector = dq.substitute(var.selector, values[name])
+            pending[f"{name} / variable {var.name}"] = f"count by ({var.label}) ({selector})"
+    assert len(pending) > 40
+    deadline = time.monotonic() + timeout
+    errors: dict[str, str] = {}
+    while pending and time.monotonic() < deadline:
+        for query_id, promql in list(pending.items()):
+            try:
+                if prom.query(promql):
+                    del pending[query_id]
+            except PrometheusError as exc:  # a query Prometheus rejects will never have data
+                errors[query_id] = str(exc)
+                del pending[query_id]
+        if pending:
+            time.sleep(1.0)
+    return [f"{q}: {pending[q]}" for q in sorted(pending)] + [f"{q}: ERROR {e}" for q, e in sorted(errors.items())]
