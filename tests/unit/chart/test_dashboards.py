@@ -144,3 +144,33 @@ def test_substitute_rejects_unknown_variables() -> None:
     assert substitute('x{a=~"${node}"}', {"node": "n1"}) == 'x{a=~"n1"}'
     with pytest.raises(KeyError):
         substitute('x{a=~"$nope"}', {})
+
+
+def _real_series() -> set[str]:
+    """Series names the operator's and the agent's code actually export (not only the contract)."""
+    names = pytest.importorskip("gpulane_agent.exporter.names")
+    turns = pytest.importorskip("gpulane_agent.coordinator.collector")
+    operator_metrics = pytest.importorskip("gpulane_operator.metrics")
+    series = set(names.ALL_METRICS)
+    series |= {turns.TURNS_TOTAL, turns.PREFETCH_SIGNALS_TOTAL, turns.TURN_TIMEOUTS_TOTAL, turns.LANE_WAITERS}
+    for histogram in (turns.TURN_WAIT_SECONDS, turns.TURN_HOLD_SECONDS):
+        series |= {histogram + s for s in ("_bucket", "_sum", "_count")}
+    for family in operator_metrics.OperatorMetrics().registry.collect():
+        if family.type == "counter":
+            series.add(family.name + "_total")
+        elif family.type == "histogram":
+            series |= {family.name + s for s in ("_bucket", "_sum", "_count")}
+        else:
+            series.add(family.name)
+    return series
+
+
+def test_every_dashboard_metric_is_exported_by_the_real_code() -> None:
+    real = _real_series()
+    used: set[str] = set()
+    for name, dashboard in DASHBOARDS.items():
+        names = variable_names(dashboard)
+        for query in panel_queries(name, dashboard):
+            used |= metric_names(substitute(query.expr, {n: ".*" for n in names}))
+    assert "gpulane_placements_total" in real and "gpulane_lane_turn_wait_seconds_bucket" in real
+    assert used - real == set()
