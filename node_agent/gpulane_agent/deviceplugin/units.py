@@ -62,11 +62,13 @@ def advertised_devices(gpus: Iterable[GpuInfo], health: Mapping[int, bool], unit
 def preferred_allocation(
     available: Sequence[str], must_include: Sequence[str], size: int, preferred_gpu: str | None
 ) -> list[str]:
-    """Pick ``size`` IDs: the must-include ones, then units of ``preferred_gpu``, else packed on one GPU.
+    """Pick ``size`` IDs: the must-include ones, then as many units of ``preferred_gpu`` as it has, then
+    the rest packed.
 
-    Packing chooses the GPU whose free units fit the remainder most tightly (best fit), so large free
-    GPUs stay whole; ties break on UUID for determinism. Without a single GPU that fits, GPUs are
-    filled from the one with most free units. Unparseable IDs are ignored, not guessed at.
+    Units of the GPU the operator assigned come first because that keeps the kubelet's per-GPU counts
+    closest to where the pod really runs. The rest goes to the GPU whose free units fit it most tightly
+    (best fit), so large free GPUs stay whole; without a single GPU that fits, GPUs are filled from the
+    one with most free units. Ties break on UUID for determinism; unparseable IDs are ignored.
     """
     chosen = list(dict.fromkeys(must_include))[:size]
     by_gpu: dict[str, list[tuple[int, str]]] = {}
@@ -80,16 +82,21 @@ def preferred_allocation(
         by_gpu.setdefault(gpu_uuid, []).append((k, dev))
     for units in by_gpu.values():
         units.sort()
-    remaining = size - len(chosen)
-    order: list[str] = []
-    if preferred_gpu is not None and preferred_gpu in by_gpu:
-        order.append(preferred_gpu)
-    fitting = sorted((len(u), g) for g, u in by_gpu.items() if len(u) >= remaining and g not in order)
-    order += [g for _, g in fitting[:1]]
-    order += [g for _, g in sorted((-len(u), g) for g, u in by_gpu.items()) if g not in order]
-    for gpu_uuid in order:
-        for _, dev in by_gpu[gpu_uuid]:
+
+    def take(gpu_uuid: str) -> None:
+        for _, dev in by_gpu.pop(gpu_uuid):
             if len(chosen) >= size:
-                return chosen
+                return
             chosen.append(dev)
+
+    if preferred_gpu is not None and preferred_gpu in by_gpu:
+        take(preferred_gpu)
+    remaining = size - len(chosen)
+    fitting = sorted((len(u), g) for g, u in by_gpu.items() if len(u) >= remaining)
+    if remaining > 0 and fitting:
+        take(fitting[0][1])
+    for _, gpu_uuid in sorted((-len(u), g) for g, u in by_gpu.items()):
+        if len(chosen) >= size:
+            break
+        take(gpu_uuid)
     return chosen
