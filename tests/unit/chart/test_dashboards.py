@@ -10,6 +10,7 @@ import copy
 import json
 from typing import Any
 
+import dashboard_queries
 import promql_parser
 import pytest
 from dashboard_queries import (
@@ -174,3 +175,12 @@ def test_every_dashboard_metric_is_exported_by_the_real_code() -> None:
             used |= metric_names(substitute(query.expr, {n: ".*" for n in names}))
     assert "gpulane_placements_total" in real and "gpulane_lane_turn_wait_seconds_bucket" in real
     assert used - real == set()
+
+
+def test_docs_table_lists_every_panel() -> None:
+    docs = (dashboard_queries.ROOT / "docs" / "dashboards.md").read_text()
+    for name, dashboard in DASHBOARDS.items():
+        assert f"`{name}`" in docs
+        for panel in iter_panels(dashboard):
+            if panel["type"] != "row":
+                assert f"| {panel['title']} |" in docs, f"{name}: {panel['title']}"
