@@ -83,8 +83,10 @@ class ClusterState:
                 ca_cert=raw["ca_cert"], processes=records, nodes=tuple(raw.get("nodes", ())),
                 agent_metrics=dict(raw.get("agent_metrics", {})),
             )  # fmt: skip
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DevClusterError(f"{where}: unreadable state ({exc}); remove it after stopping its processes") from exc
+        except KeyError as exc:
+            raise DevClusterError(f"{where}: unreadable state (missing field {exc}); stop its processes, remove it") from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise DevClusterError(f"{where}: unreadable state ({exc}); stop its processes, remove it") from exc
 
 
 def read_state(state_dir: Path) -> ClusterState | None:
