@@ -17,7 +17,7 @@ Contracts (as in Kubernetes):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gpulane_core.cluster import ClusterState, Placement
@@ -31,10 +31,15 @@ MIN_SCORE = 0
 
 @dataclass(frozen=True, slots=True)
 class CycleContext:
-    """What plugins may read during one decision: the state as it is now and the clock."""
+    """What plugins may read during one decision: the state as it is now and the clock.
+
+    ``memo`` is scratch space for one decision (one job, one state), so plugins can share derived
+    values such as a node's committed memory instead of recomputing them for every option.
+    """
 
     state: ClusterState
     now_s: float = 0.0
+    memo: dict[object, object] = field(default_factory=dict, compare=False, hash=False)
 
 
 @runtime_checkable
@@ -117,6 +122,10 @@ class Profile:
     filters: tuple[FilterPlugin, ...] = ()
     scores: tuple[WeightedScore, ...] = ()
     reserve: ReservePlugin = LaneReserve()
+    # Symmetric: plugins score GPUs (and nodes) in identical states identically, so the scheduler
+    # may score one representative of each identical group (the lowest index or name, which the
+    # tie-break would pick anyway). Set False for a plugin that looks at GPU indices or node names.
+    symmetric: bool = True
 
     def validate(self) -> list[str]:
         problems: list[str] = []

@@ -10,6 +10,11 @@ The same pure function drives the operator (on the state it rebuilt from the API
   rotating start, and the search stops once enough feasible nodes were found (adaptive by default:
   all nodes below 100, else max(100, n * max(5, 50 - n/125) %)). A per-cycle index of each node's
   largest free GPU and empty-GPU count skips nodes that cannot fit without listing their options.
+* For symmetric profiles (the built-in ones) identical choices are scored once: of all empty nodes
+  of one shape only the lowest-named is scored, and of a node's identical empty GPUs only the
+  lowest index (the tie-break would pick exactly those); the rotating search with its limit then
+  runs over occupied nodes only. With ``percentage_of_nodes_to_score=100`` the result is identical
+  to scoring every option (a property test checks this).
 * Preemption: a guaranteed job that fits nowhere may release best-effort jobs
   (:mod:`gpulane_core.preemption`); the victims are released in the returned state and listed, the
   caller re-queues them.
@@ -19,11 +24,13 @@ The same pure function drives the operator (on the state it rebuilt from the API
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpulane_core.cluster import ClusterState, Placement
-from gpulane_core.framework import CycleContext, Profile
+from gpulane_core.framework import CycleContext, LaneReserve, Profile
+from gpulane_core.lanes import admit
 from gpulane_core.model import Job, JobClass, JobId, NodeName, validate_job
 from gpulane_core.ordering import TurnStats, order, parse_policy
 from gpulane_core.preemption import plan_preemption
@@ -122,27 +129,53 @@ def order_pending(pending: Sequence[PendingJob], ordering: str, now_s: float) ->
 
 
 class _NodeIndex:
-    """Per-cycle summary of each node: largest free on a shareable GPU, number of empty GPUs."""
+    """Per-cycle summary of each node: largest free on a shareable GPU, empty and occupied GPUs."""
 
     def __init__(self, state: ClusterState) -> None:
         self.max_free: dict[NodeName, int] = {}
         self.empty: dict[NodeName, int] = {}
-        for name in state.nodes:
+        self.occupied: dict[NodeName, int] = {}
+        # A node's inventory does not change within a cycle: identical shapes are interchangeable.
+        self.shape: dict[NodeName, tuple[tuple[int, str, int, bool], ...]] = {
+            name: tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
+            for name, view in state.nodes.items()
+        }
+        self.occupied_names: list[NodeName] = []  # sorted
+        self.empty_by_shape: dict[tuple[tuple[int, str, int, bool], ...], set[NodeName]] = {}
+        for name in sorted(state.nodes):
             self.refresh(state, name)
 
     def refresh(self, state: ClusterState, name: NodeName) -> None:
+        was = self.occupied.get(name)
+        self._measure(state, name)
+        now = self.occupied[name]
+        if was is not None and (was == 0) == (now == 0):
+            return
+        empties = self.empty_by_shape.setdefault(self.shape[name], set())
+        if now == 0:
+            empties.add(name)
+            if was is not None:
+                self.occupied_names.pop(bisect_left(self.occupied_names, name))
+        else:
+            empties.discard(name)
+            insort(self.occupied_names, name)
+
+    def _measure(self, state: ClusterState, name: NodeName) -> None:
         view = state.nodes[name]
-        best, empty = -1, 0
+        best, empty, occupied = -1, 0, 0
         for gpu in view.node.gpus:
+            lanes = view.lanes[gpu.index]
+            if not lanes.is_empty:
+                occupied += 1
             if not gpu.healthy:
                 continue
-            lanes = view.lanes[gpu.index]
             if lanes.is_empty:
                 empty += 1
             if not lanes.is_exclusive:
                 best = max(best, lanes.free_mib)
         self.max_free[name] = best
         self.empty[name] = empty
+        self.occupied[name] = occupied
 
     def may_fit(self, name: NodeName, job: Job) -> bool:
         if job.gpus > 1:
@@ -150,26 +183,90 @@ class _NodeIndex:
         return self.max_free[name] >= job.persistent_mib
 
 
-@dataclass(slots=True)
-class _Cycle:
-    """The mutable bookkeeping of one call; never outlives it."""
+Shape = tuple[int, int, int, frozenset[str], JobClass]
 
-    state: ClusterState
-    profile: Profile
-    config: SchedulerConfig
-    now_s: float
-    names: list[NodeName]
-    index: _NodeIndex
-    start: int = 0
+
+def _shape(job: Job) -> Shape:
+    return (job.persistent_mib, job.ephemeral_mib, job.gpus, job.gpu_types, job.job_class)
+
+
+def _dominates(shape: Shape, failed: Shape) -> bool:
+    """A job at least as large as one that fit nowhere fits nowhere either (admission is monotone)."""
+    return (
+        shape[3] == failed[3]
+        and shape[4] == failed[4]
+        and shape[0] >= failed[0]
+        and shape[1] >= failed[1]
+        and shape[2] >= failed[2]
+        and (shape[2] == 1) == (failed[2] == 1)
+    )
+
+
+def _dedupe_gpus(options: list[Placement], state: ClusterState) -> list[Placement]:
+    """Keep one option per class of identical empty GPUs (model, size): they score alike."""
+    view = None
+    seen: set[tuple[str, int]] = set()
+    out: list[Placement] = []
+    for option in options:
+        if len(option.gpus) == 1:
+            view = view or state.nodes[option.node]
+            lanes = view.lanes[option.first.index]
+            if lanes.is_empty:
+                gpu = view.node.gpu(option.first.index)
+                key = (gpu.model, gpu.memory_mib)
+                if key in seen:
+                    continue
+                seen.add(key)
+        out.append(option)
+    return out
+
+
+class _Cycle:
+    """The mutable bookkeeping of one call; never outlives it.
+
+    The working state shares three dicts copied once from the input, and reservations update them
+    in place (the default :class:`LaneReserve` semantics, same Salus plans and checks), so a cycle
+    costs O(nodes + placements) once instead of a full copy per reservation. The input state is
+    never touched; the returned state owns the dicts.
+    """
+
+    def __init__(self, state: ClusterState, profile: Profile, config: SchedulerConfig, now_s: float) -> None:
+        self.profile = profile
+        self.config = config
+        self.now_s = now_s
+        self._adopt(state)
+        self.names = sorted(self.nodes)
+        self.index = _NodeIndex(self.state)
+        self.start = 0
+        self.cursor: NodeName | None = None  # last occupied node examined (rotation)
+        self.failed: list[Shape] = []
+        self.explained: dict[Shape, Status] = {}
+
+    def _adopt(self, state: ClusterState) -> None:
+        self.nodes = dict(state.nodes)
+        self.placements = dict(state.placements)
+        self.jobs = dict(state.jobs)
+        self.state = ClusterState(self.nodes, self.placements, self.jobs)
+
+    def known_to_fail(self, job: Job) -> bool:
+        shape = _shape(job)
+        return any(_dominates(shape, f) for f in self.failed)
 
     def choose(self, job: Job) -> Placement | None:
-        n = len(self.names)
-        if n == 0:
+        if not self.names:
             return None
+        options = self._symmetric_options(job) if self.profile.symmetric else self._all_options(job)
+        if not options:
+            self.failed.append(_shape(job))
+            return None
+        return self.profile.select(CycleContext(self.state, self.now_s), job, options)
+
+    def _all_options(self, job: Job) -> list[Placement]:
+        """kube-scheduler's search: nodes from a rotating start until enough are feasible."""
+        n = len(self.names)
         limit = nodes_to_find(n, self.config.percentage_of_nodes_to_score)
         options: list[Placement] = []
-        found = 0
-        examined = 0
+        found = examined = 0
         for k in range(n):
             examined = k + 1
             name = self.names[(self.start + k) % n]
@@ -182,19 +279,66 @@ class _Cycle:
                 if found >= limit:
                     break
         self.start = (self.start + examined) % n
-        if not options:
-            return None
-        return self.profile.select(CycleContext(self.state, self.now_s), job, options)
+        return options
+
+    def _symmetric_options(self, job: Job) -> list[Placement]:
+        """Every empty node of one shape is interchangeable: score the lowest-named one of each
+        shape, plus occupied nodes from a rotating start until enough are feasible."""
+        options: list[Placement] = []
+        for names in self.index.empty_by_shape.values():
+            if names:
+                rep = min(names)
+                if self.index.may_fit(rep, job):
+                    options.extend(_dedupe_gpus(list(self.state.candidates(job, rep)), self.state))
+        occupied = self.index.occupied_names
+        m = len(occupied)
+        limit = nodes_to_find(len(self.names), self.config.percentage_of_nodes_to_score)
+        first = bisect_right(occupied, self.cursor) if self.cursor is not None else 0
+        found = 0
+        for k in range(m):
+            name = occupied[(first + k) % m]
+            self.cursor = name
+            if not self.index.may_fit(name, job):
+                continue
+            node_options = list(self.state.candidates(job, name))
+            if node_options:
+                options.extend(_dedupe_gpus(node_options, self.state))
+                found += 1
+                if found >= limit:
+                    break
+        return options
 
     def reserve(self, job: Job, option: Placement) -> None:
-        self.state = self.profile.reserve.reserve(self.state, job, option)
+        if isinstance(self.profile.reserve, LaneReserve):
+            if job.name in self.placements:
+                raise ValueError(f"job {job.name} is already placed on {self.placements[job.name].node}")
+            view = self.nodes[option.node]
+            lanes = dict(view.lanes)
+            for choice in option.gpus:
+                lanes[choice.index] = admit(
+                    lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
+                )
+            self.nodes[option.node] = replace(view, lanes=lanes)
+            self.placements[job.name] = option
+            self.jobs[job.name] = job
+        else:
+            self._adopt(self.profile.reserve.reserve(self.state, job, option))
         self.index.refresh(self.state, option.node)
 
     def release(self, job: JobId) -> None:
         placement = self.state.placements.get(job)
-        self.state = self.profile.reserve.unreserve(self.state, job)
+        self._adopt(self.profile.reserve.unreserve(self.state, job))
+        # Room was freed: what failed before may fit now.
+        self.failed.clear()
+        self.explained.clear()
         if placement is not None:
             self.index.refresh(self.state, placement.node)
+
+    def explain(self, job: Job) -> Status:
+        shape = _shape(job)
+        if shape not in self.explained:
+            self.explained[shape] = explain(self.state, job)
+        return self.explained[shape]
 
 
 def explain(state: ClusterState, job: Job) -> Status:
@@ -265,7 +409,7 @@ def schedule_cycle(
         raise ValueError("scheduler config: " + "; ".join(problems))
     profile = (registry or default_registry()).profile(config.placement)
     ordered = order_pending(pending, config.ordering, now_s)
-    cycle = _Cycle(state, profile, config, now_s, sorted(state.nodes), _NodeIndex(state))
+    cycle = _Cycle(state, profile, config, now_s)
     placements: list[Placement] = []
     unschedulable: dict[JobId, Status] = {}
     preemptions: list[Preemption] = []
@@ -285,7 +429,7 @@ def schedule_cycle(
             where = cycle.state.placements[job.name].node
             unschedulable[job.name] = Status(Code.ERROR, (f"job is already placed on {where}",), PLUGIN)
             continue
-        option = cycle.choose(job)
+        option = None if cycle.known_to_fail(job) else cycle.choose(job)
         if option is None and config.preemption and job.job_class is JobClass.GUARANTEED:
             plan = plan_preemption(cycle.state, job)
             if plan is not None:
@@ -298,7 +442,7 @@ def schedule_cycle(
             cycle.reserve(job, option)
             placements.append(option)
             continue
-        unschedulable[job.name] = explain(cycle.state, job)
+        unschedulable[job.name] = cycle.explain(job)
         if not config.backfill:
             blocker = job.name
     placed = {p.job for p in placements}

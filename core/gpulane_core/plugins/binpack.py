@@ -31,7 +31,7 @@ class Binpack:
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
         share = self.args.gpu_share
-        return share * gpu_fill_after(ctx.state, option) + (1 - share) * node_fill_after(ctx.state, option)
+        return share * gpu_fill_after(ctx, option) + (1 - share) * node_fill_after(ctx, option)
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)

@@ -31,7 +31,7 @@ class KeepWholeGpus:
     name: str = "KeepWholeGpus"
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        empty_after, healthy = empty_gpus_after(ctx.state, option)
+        empty_after, healthy = empty_gpus_after(ctx, option)
         node_part = 1.0 - empty_after / healthy if healthy else 0.0
         if job.gpus > 1:
             # Take whole GPUs from the node that has just enough of them.

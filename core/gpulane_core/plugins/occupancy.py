@@ -1,13 +1,54 @@
-"""Shared arithmetic for score plugins: how full a GPU and a node are after an option is applied."""
+"""Shared arithmetic for score plugins: how full a GPU and a node are after an option is applied.
+
+Node totals are computed once per decision and kept in the context's memo: every option on a node
+needs them, and recomputing them per option made scoring quadratic in the GPUs of a node.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gpulane_core.cluster import ClusterState, Placement
+from gpulane_core.framework import CycleContext
+from gpulane_core.model import NodeName
 
 
-def gpu_fill_after(state: ClusterState, option: Placement) -> float:
+@dataclass(frozen=True, slots=True)
+class NodeSummary:
+    capacity_mib: int
+    committed_mib: int
+    healthy: int
+    empty_healthy: frozenset[int]  # indices of healthy GPUs with no tenant
+
+
+def node_summary(ctx: CycleContext, node: NodeName) -> NodeSummary:
+    key = ("node-summary", node)
+    cached = ctx.memo.get(key)
+    if isinstance(cached, NodeSummary):
+        return cached
+    summary = _summarize(ctx.state, node)
+    ctx.memo[key] = summary
+    return summary
+
+
+def _summarize(state: ClusterState, node: NodeName) -> NodeSummary:
+    view = state.nodes[node]
+    capacity = committed = healthy = 0
+    empty: set[int] = set()
+    for gpu in view.node.gpus:
+        lanes = view.lanes[gpu.index]
+        capacity += lanes.capacity_mib
+        committed += lanes.committed_mib
+        if gpu.healthy:
+            healthy += 1
+            if lanes.is_empty:
+                empty.add(gpu.index)
+    return NodeSummary(capacity, committed, healthy, frozenset(empty))
+
+
+def gpu_fill_after(ctx: CycleContext, option: Placement) -> float:
     """Mean committed fraction of the chosen GPUs once the option is reserved (0 empty .. 1 full)."""
-    view = state.nodes[option.node]
+    view = ctx.state.nodes[option.node]
     total = 0.0
     for choice in option.gpus:
         lanes = view.lanes[choice.index]
@@ -16,21 +57,17 @@ def gpu_fill_after(state: ClusterState, option: Placement) -> float:
     return total / len(option.gpus)
 
 
-def node_fill_after(state: ClusterState, option: Placement) -> float:
+def node_fill_after(ctx: CycleContext, option: Placement) -> float:
     """Committed fraction of the whole node's GPU memory once the option is reserved."""
-    view = state.nodes[option.node]
-    cap = sum(g.capacity_mib for g in view.lanes.values())
-    if cap <= 0:
+    summary = node_summary(ctx, option.node)
+    if summary.capacity_mib <= 0:
         return 1.0
-    committed = sum(g.committed_mib for g in view.lanes.values())
-    committed += sum(c.plan.growth_mib for c in option.gpus)
-    return min(1.0, committed / cap)
+    committed = summary.committed_mib + sum(c.plan.growth_mib for c in option.gpus)
+    return min(1.0, committed / summary.capacity_mib)
 
 
-def empty_gpus_after(state: ClusterState, option: Placement) -> tuple[int, int]:
+def empty_gpus_after(ctx: CycleContext, option: Placement) -> tuple[int, int]:
     """(healthy empty GPUs left on the node after the option, healthy GPUs on the node)."""
-    view = state.nodes[option.node]
-    chosen = {c.index for c in option.gpus}
-    healthy = [g for g in view.node.gpus if g.healthy]
-    empty = sum(1 for g in healthy if g.index not in chosen and view.lanes[g.index].is_empty)
-    return empty, len(healthy)
+    summary = node_summary(ctx, option.node)
+    taken = sum(1 for c in option.gpus if c.index in summary.empty_healthy)
+    return len(summary.empty_healthy) - taken, summary.healthy

@@ -16,7 +16,7 @@ class Spread:
     name: str = "Spread"
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        fill = 0.7 * gpu_fill_after(ctx.state, option) + 0.3 * node_fill_after(ctx.state, option)
+        fill = 0.7 * gpu_fill_after(ctx, option) + 0.3 * node_fill_after(ctx, option)
         return 1.0 - fill
 
     def normalize(self, scores: Sequence[float]) -> list[float]:

@@ -3,8 +3,11 @@ places none twice, whatever the ordering and placement policies."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gpulane_core.cluster import ClusterState
 from gpulane_core.model import Gpu, Job, JobClass, JobId, Node, NodeName
+from gpulane_core.registry import Registry, default_registry
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -87,3 +90,35 @@ def test_random_arrivals_and_departures_keep_every_invariant(
         running_now = set(state.placements)
         assert running_now | set(pending) | done == submitted
         assert not (running_now & set(pending)) and not (running_now & done) and not (set(pending) & done)
+
+
+_shape = st.tuples(st.integers(0, 6_000), st.integers(1, 6_000), st.sampled_from([1, 1, 1, 2, 4]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_shape, min_size=1, max_size=25),
+    st.integers(1, 6),
+    st.sampled_from(["gpulane", "binpack", "spread"]),
+)
+def test_scoring_one_representative_of_identical_gpus_changes_nothing(
+    shapes: list[tuple[int, int, int]], nodes: int, placement: str
+) -> None:
+    """The symmetric shortcut (one empty node per shape, one empty GPU per class) is exact."""
+    cluster = ClusterState.of(
+        [
+            Node(NodeName(f"n{i}"), tuple(Gpu(g, f"n{i}-{g}", "A100", 16_384) for g in range(4)))
+            for i in range(nodes)
+        ]
+    )
+    pending = [
+        PendingJob(Job(JobId(f"j{k:02d}"), p, e, gpus=g), float(k)) for k, (p, e, g) in enumerate(shapes)
+    ]
+    full = default_registry()
+    base = full.profile(placement)
+    plain = Registry({placement: lambda: replace(base, symmetric=False)})
+    config = SchedulerConfig(placement=placement, percentage_of_nodes_to_score=100)
+    fast = schedule_cycle(cluster, pending, config, 0.0, registry=full)
+    slow = schedule_cycle(cluster, pending, config, 0.0, registry=plain)
+    assert fast.placements == slow.placements
+    assert fast.queue == slow.queue
