@@ -58,7 +58,11 @@ def run_agent(args: argparse.Namespace) -> int:
     from gpulane_agent.gpu.fake_spec import FakeSpecError
     from gpulane_agent.settings import ConfigError, load_config
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except ValueError as exc:
+        print(f"gpulane agent: --log-level: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         config = load_config(args.config, os.environ, flags_from_args(args))
         backend = make_backend(config.backend, config.node_name)

@@ -48,19 +48,34 @@ class Member:
     missed: int = 0  # consecutive missed deadlines
     waiting_since: float | None = None
     revoked: set[int] = field(default_factory=set)
+    # Running sums over ``window`` (stats are read on every decision; the window may hold 32 turns).
+    _compute: float = 0.0
+    _idle: float = 0.0
+    _transfer: float = 0.0
+    _transfers: int = 0
 
     def record(self, record: TurnRecord, settings: TurnSettings) -> None:
         self.window.append(record)
+        self._add(record, 1)
         self.attained_s += record.compute_s
         self.turns_done += 1
         while len(self.window) > settings.window_max_turns:
-            self.window.popleft()
+            self._add(self.window.popleft(), -1)
         self._prune(record.end_s, settings.window_s)
+
+    def _add(self, record: TurnRecord, sign: int) -> None:
+        self._compute += sign * record.compute_s
+        self._idle += sign * record.idle_s
+        if record.transfer_s > 0:
+            self._transfer += sign * record.transfer_s
+            self._transfers += sign
+        if len(self.window) == 0:  # no rounding residue survives an empty window
+            self._compute = self._idle = self._transfer = 0.0
 
     def _prune(self, now: float, window_s: float) -> None:
         # Keep at least the last record so a job slower than the window still has statistics.
         while len(self.window) > 1 and self.window[0].end_s < now - window_s:
-            self.window.popleft()
+            self._add(self.window.popleft(), -1)
 
     def typical_iteration_s(self) -> float:
         observed = max((r.compute_s + r.transfer_s for r in self.window), default=0.0)
@@ -68,9 +83,8 @@ class Member:
 
     def stats(self, now: float, settings: TurnSettings) -> TurnStats:
         self._prune(now, settings.window_s)
-        transfers = [r.transfer_s for r in self.window if r.transfer_s > 0]
-        if transfers:
-            penalty = sum(transfers) / len(transfers)
+        if self._transfers > 0:
+            penalty = max(0.0, self._transfer) / self._transfers
         else:  # nothing reported yet: the working set over an assumed host-to-device bandwidth
             penalty = self.working_set_bytes / settings.assumed_h2d_bytes_per_s
         return TurnStats(
@@ -79,8 +93,8 @@ class Member:
             priority=self.priority,
             attained_s=self.attained_s,
             remaining_s=max(0.0, self.remaining_estimate_s - self.attained_s),
-            compute_s=sum(r.compute_s for r in self.window),
-            idle_s=sum(r.idle_s for r in self.window),
+            compute_s=max(0.0, self._compute),
+            idle_s=max(0.0, self._idle),
             penalty_s=penalty,
             iterations_done=self.turns_done,
         )

@@ -2,7 +2,8 @@
 
 Deliberately thin: every decision is in :mod:`gpulane_agent.coordinator.machine`. This module owns
 the socket file, one reader task per connection, and one timer task that wakes at the earliest turn
-deadline so a stuck holder loses its turn even when nobody sends anything.
+deadline (re-armed only when that deadline changes) so a stuck holder loses its turn even when
+nobody sends anything.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class CoordinatorServer:
         self._writers: dict[ConnId, asyncio.StreamWriter] = {}
         self._next_conn = 1
         self._server: asyncio.Server | None = None
-        self._timer: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None  # the deadline the timer is set for
 
     @property
     def socket_path(self) -> str:
@@ -84,7 +85,7 @@ class CoordinatorServer:
             self._serve, path=str(path), limit=self._settings.max_message_bytes
         )
         os.chmod(path, self._settings.socket_mode)
-        self._timer = asyncio.create_task(self._run_timer(), name="gpulane-coordinator-timer")
+        self._rearm()
         log.info("coordinator listening on %s (policy %s)", path, self._settings.turns.policy.value)
 
     async def stop(self) -> None:
@@ -95,8 +96,7 @@ class CoordinatorServer:
             writer.close()
         if self._timer is not None:
             self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            self._timer, self._armed_for = None, None
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), timeout=5)
         self._server = None
@@ -145,16 +145,26 @@ class CoordinatorServer:
             if writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES:
                 log.warning("coordinator: connection %d stopped reading; closing it", effect.conn)
                 writer.close()
-        self._wake.set()
+        self._rearm()
 
-    async def _run_timer(self) -> None:
-        while True:
-            self._wake.clear()
-            deadline = self._machine.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock.now())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._apply(self._machine.tick(self._clock.now()))
+    def _rearm(self) -> None:
+        """Set the one timer for the earliest turn deadline (only when that deadline changed)."""
+        if self._server is None:
+            return
+        deadline = self._machine.next_deadline()
+        if deadline == self._armed_for and (deadline is None or self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_for = deadline
+        self._timer = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock.now())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._armed_for = None, None
+        self._apply(self._machine.tick(self._clock.now()))
 
 
 def _remove_stale_socket(path: Path) -> None:

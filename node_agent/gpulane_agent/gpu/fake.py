@@ -52,6 +52,8 @@ class FakeBackend:
             for i, g in enumerate(spec.gpus)
         ]
         self._events: list[GpuEvent] = []
+        for proc in spec.processes:
+            self.register_process(proc.gpu, proc.pid, proc.memory_mib)
         for fault in spec.faults:
             if fault.kind is FaultKind.LOST:
                 self.lose_gpu(fault.gpu)

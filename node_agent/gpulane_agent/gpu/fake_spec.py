@@ -12,6 +12,8 @@ typo in a test fixture or a kind-cluster config fails loudly instead of yielding
         numa_node: 0             # optional
         utilization: 0.25        # optional, 0..1
         count: 2                 # optional; repeats this entry
+    processes:                   # optional: processes present from the start (tests add more at run time)
+      - {gpu: 0, pid: 4242, memory: 2Gi}
     faults:
       - {gpu: 1, kind: lost}                          # every reading of GPU 1 raises GpuLostError
       - {gpu: 0, kind: nvml-error, operation: memory} # that call fails on GPU 0
@@ -65,9 +67,17 @@ class FaultSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    gpu: int
+    pid: int
+    memory_mib: int
+
+
+@dataclass(frozen=True, slots=True)
 class FakeSpec:
     gpus: tuple[FakeGpuSpec, ...]
     faults: tuple[FaultSpec, ...] = ()
+    processes: tuple[ProcessSpec, ...] = ()
     reserved_mib: int = DEFAULT_RESERVED_MIB
     version: str = "v1"
 
@@ -92,7 +102,7 @@ def parse_spec(raw: Any, node_name: str) -> FakeSpec:
         return default_spec(node_name)
     if not isinstance(raw, Mapping):
         raise FakeSpecError(f"fake spec: must be a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - {"version", "gpus", "faults", "reserved_mib"}
+    unknown = set(raw) - {"version", "gpus", "faults", "reserved_mib", "processes"}
     if unknown:
         raise FakeSpecError(f"fake spec: unknown field(s) {sorted(unknown)}")
     version = raw.get("version", "v1")
@@ -102,10 +112,13 @@ def parse_spec(raw: Any, node_name: str) -> FakeSpec:
     raw_gpus = raw.get("gpus")
     gpus = default_spec(node_name).gpus if raw_gpus is None else _parse_gpus(raw_gpus, node_name)
     faults = tuple(_parse_fault(f, i, len(gpus)) for i, f in enumerate(_list(raw.get("faults", []), "faults")))
+    processes = tuple(
+        _parse_process(p, i, len(gpus)) for i, p in enumerate(_list(raw.get("processes", []), "processes"))
+    )
     for gpu in gpus:
         if reserved > gpu.memory_mib:
             raise FakeSpecError(f"reserved_mib: {reserved} exceeds GPU memory {gpu.memory_mib} MiB")
-    return FakeSpec(gpus=gpus, faults=faults, reserved_mib=reserved)
+    return FakeSpec(gpus=gpus, faults=faults, processes=processes, reserved_mib=reserved)
 
 
 def _parse_gpus(raw_gpus: Any, node_name: str) -> tuple[FakeGpuSpec, ...]:
@@ -162,6 +175,23 @@ def _parse_fault(entry: Any, i: int, gpu_count: int) -> FaultSpec:
         raise FakeSpecError(f"{where}.operation: must be one of {sorted(OPERATIONS)}, got {operation!r}")
     code = _int(entry.get("code", 79 if kind is FaultKind.XID else 0), f"{where}.code", minimum=0)
     return FaultSpec(gpu=gpu, kind=kind, operation=operation, code=code)
+
+
+def _parse_process(entry: Any, i: int, gpu_count: int) -> ProcessSpec:
+    where = f"processes[{i}]"
+    if not isinstance(entry, Mapping):
+        raise FakeSpecError(f"{where}: must be a mapping")
+    unknown = set(entry) - {"gpu", "pid", "memory"}
+    if unknown:
+        raise FakeSpecError(f"{where}: unknown field(s) {sorted(unknown)}")
+    gpu = _int(entry.get("gpu"), f"{where}.gpu", minimum=0)
+    if gpu >= gpu_count:
+        raise FakeSpecError(f"{where}.gpu: no GPU {gpu} (the node has {gpu_count})")
+    try:
+        memory_mib = parse_mib(entry.get("memory", 0))
+    except QuantityError as exc:
+        raise FakeSpecError(f"{where}.memory: {exc}") from exc
+    return ProcessSpec(gpu=gpu, pid=_int(entry.get("pid"), f"{where}.pid", minimum=1), memory_mib=memory_mib)
 
 
 def _list(value: Any, field_name: str) -> list[Any]:

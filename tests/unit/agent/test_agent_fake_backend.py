@@ -66,6 +66,13 @@ def test_faults_from_the_spec_fail_only_the_chosen_call_and_emit_xids() -> None:
     assert [(e.index, e.kind, e.code) for e in fake.poll_events()] == [(3, EventKind.XID, 48)]
 
 
+def test_spec_processes_are_present_from_the_start() -> None:
+    fake = FakeBackend(parse_spec({"version": "v1", "reserved_mib": 0,
+                                   "processes": [{"gpu": 2, "pid": 4242, "memory": "2Gi"}]}, "n"))
+    assert [(p.pid, p.used_bytes) for p in fake.processes(2)] == [(4242, 2048 * MIB)]
+    assert fake.memory(2).used_bytes == 2048 * MIB
+
+
 def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
     path = tmp_path / "fake.yaml"
     path.write_text("version: v1\ngpus:\n  - {model: A100-40G, memory: 40Gi, count: 2, numa_node: 1, utilization: 0.5}\n")
@@ -86,6 +93,9 @@ def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
         ({"faults": [{"gpu": 0, "kind": "nvml-error", "operation": "fly"}]}, "faults[0].operation"),
         ({"gpus": [{"uuid": "GPU-x"}, {"uuid": "GPU-x"}]}, "gpus: UUIDs"),
         ({"reserved_mib": -1}, "reserved_mib"),
+        ({"processes": [{"gpu": 7, "pid": 1, "memory": "1Gi"}]}, "processes[0].gpu"),
+        ({"processes": [{"gpu": 0, "pid": 0, "memory": "1Gi"}]}, "processes[0].pid"),
+        ({"processes": [{"gpu": 0, "pid": 5, "memory": "a lot"}]}, "processes[0].memory"),
         ([1, 2], "must be a mapping"),
     ],
 )
