@@ -102,3 +102,11 @@ def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
 def test_bad_spec_names_the_field(raw: object, field: str) -> None:
     with pytest.raises(FakeSpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
         parse_spec(raw, "n")
+
+
+def test_the_charts_default_fake_config_is_a_valid_spec() -> None:
+    import yaml
+
+    values = Path(__file__).resolve().parents[3] / "charts" / "gpulane" / "values.yaml"
+    spec = parse_spec(yaml.safe_load(values.read_text())["nodeAgent"]["fakeConfig"], "kind-worker")
+    assert len(spec.gpus) >= 1
