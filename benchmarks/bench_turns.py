@@ -72,6 +72,43 @@ def _baseline(turns: int) -> float:
     return (time.perf_counter() - begin) / turns
 
 
+ECHO_SERVER = """
+import asyncio, sys
+async def echo(reader, writer):
+    while line := await reader.readline():
+        writer.write(line)
+async def main():
+    server = await asyncio.start_unix_server(echo, path=sys.argv[1])
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def _ping_pong(sock: Path, turns: int) -> list[float]:
+    """Raw floor: one JSON line to an asyncio echo server and back, blocking client, no threads."""
+    import socket
+
+    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(sock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(sock))
+        stream = client.makefile("rb")
+        line = b'{"v":1,"type":"turn_done","turn_id":1,"compute_s":0.0,"transfer_s":0.0,"again":true}\n'
+        samples = []
+        for _ in range(turns):
+            t0 = time.perf_counter()
+            client.sendall(line)
+            json.loads(stream.readline())
+            samples.append(time.perf_counter() - t0)
+        client.close()
+        return samples
+    finally:
+        server.kill()
+        server.wait()
+
+
 def _run_jobs(sock: Path, jobs: int, turns: int, again: bool, workdir: Path) -> tuple[float, list[float]]:
     outs = [workdir / f"job{i}.json" for i in range(jobs)]
     procs = [
@@ -109,6 +146,8 @@ def turn_overhead(quick: bool) -> str:
     rows.append(("no coordinator (baseline loop)", 1, "-", turns, base * 1e6, base * 1e6, base * 1e6))
     with tempfile.TemporaryDirectory(prefix="glb-", dir="/tmp") as d:
         workdir = Path(d)
+        echo = _ping_pong(workdir / "echo.sock", turns)
+        rows.append(("raw JSON-line ping-pong (asyncio echo server)", 1, "1 out, 1 back", turns, sum(echo) / turns * 1e6, _pct(echo, 0.5) * 1e6, _pct(echo, 0.99) * 1e6))
         for policy, jobs, again in (("fair", 1, False), ("fair", 1, True), ("fair", 3, True), ("weight", 3, True)):
             sock = workdir / f"{policy}{jobs}{again}.sock"
             coordinator = _start_coordinator(sock, policy)
@@ -133,7 +172,9 @@ def turn_overhead(quick: bool) -> str:
         "costs. With 3 jobs each `turn()` also waits while the other two hold the lane, so its p50 is about three "
         "hand-offs. `request/grant/done`: `request_turn` → `turn_granted` → `turn_done`; `turn_done+again`: the "
         "next request rides on `turn_done` (what `Lane.iterate` does). Baseline: the same loop with a no-op "
-        "context manager in this process. Each job process includes its own JSON encode/decode and reader thread.",
+        "context manager in this process. Raw ping-pong: the floor for any Python request/response over a unix "
+        "socket on this machine (no coordinator logic, no client reader thread). Each job process includes its own "
+        "JSON encode/decode and reader thread.",
     ]
     return "\n".join(lines)
 
