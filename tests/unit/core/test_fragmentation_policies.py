@@ -14,9 +14,10 @@ from gpulane_core.fragmentation.baselines import (
 )
 from gpulane_core.fragmentation.fgd import FgdPolicy, after_states
 from gpulane_core.fragmentation.frag import FragModel
-from gpulane_core.fragmentation.lanes_policy import GpulanePolicy
+from gpulane_core.fragmentation.lanes_policy import GpulanePolicy, cpu_per_gpu_milli, stranded_milli
 from gpulane_core.fragmentation.policy import (
     EMPTY_CYCLE,
+    Decision,
     best_fit_gpus,
     exclusive_gpus,
     filter_node,
@@ -136,17 +137,33 @@ def test_schedule_breaks_ties_by_node_order_and_skips_infeasible_nodes() -> None
     assert schedule([node("z", (100,))], SHARE, DotProductPolicy()) is None
 
 
-def test_gpulane_ranks_finer_than_fgd_but_never_against_its_gradient() -> None:
+def test_gpulane_without_balance_is_fgd() -> None:
     model = FragModel((TypicalPod(PodShape(1000, 1, 500), 0.7), TypicalPod(PodShape(1000, 1, 1000), 0.3)))
-    lane = GpulanePolicy(model)
-    fgd = FgdPolicy(model)
-    nodes = [node("a", (1000, 1000)), node("b", (1000, 550)), node("c", (550, 550))]
+    lane, fgd = GpulanePolicy(model, balance=0.0), FgdPolicy(model)
     pod = PodShape(1000, 1, 450)
-    for n in nodes:
-        ours, theirs = lane.score(n, pod, EMPTY_CYCLE), fgd.score(n, pod, EMPTY_CYCLE)
-        assert ours.score == theirs.score  # the same gradient bucket as FGD
-    decision = schedule(nodes, pod, lane)
-    assert decision is not None and decision.node in {"b", "c"}  # fills a 550 GPU, keeps whole GPUs
+    for lefts in [(1000, 1000), (1000, 550), (550, 550), (450, 1000)]:
+        n = node("a", lefts)
+        assert lane.score(n, pod, EMPTY_CYCLE) == fgd.score(n, pod, EMPTY_CYCLE)
+    with pytest.raises(ValueError, match="balance"):
+        GpulanePolicy(model, balance=-1.0)
+
+
+def test_gpulane_keeps_cpu_for_the_gpus_that_need_it() -> None:
+    # typical pod: 4 cores per whole GPU -> rho = 4 milli-CPU per milli-GPU
+    model = FragModel((TypicalPod(PodShape(4000, 1, 1000), 1.0),))
+    assert cpu_per_gpu_milli(model.typical) == pytest.approx(4.0)
+    assert stranded_milli(2000, 6000, 4.0) == pytest.approx(500.0)
+    assert stranded_milli(2000, 40000, 4.0) == 0.0
+    poor, rich = node("a", (1000, 1000), cpu=12000), node("b", (1000, 1000), cpu=40000)
+    cpu_pod = PodShape(6000)
+    # FGD sees no change on either node (both still fit a typical pod): a tie, node order decides
+    fgd = FgdPolicy(model)
+    assert fgd.score(poor, cpu_pod, EMPTY_CYCLE).score == fgd.score(rich, cpu_pod, EMPTY_CYCLE).score == 50
+    assert schedule([poor, rich], cpu_pod, fgd) == Decision("a", (), 50)
+    # gpulane sees that 6 cores off node a leave 500 milli-GPU without CPU to feed them
+    lane = GpulanePolicy(model)
+    assert lane.score(poor, cpu_pod, EMPTY_CYCLE).score == 37  # floor(100 sigmoid(-0.5))
+    assert schedule([poor, rich], cpu_pod, lane) == Decision("b", (), 50)
 
 
 def test_registry_parses_names_and_builds_every_policy() -> None:
