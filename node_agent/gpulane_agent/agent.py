@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gpulane_agent import inventory
 from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
@@ -30,6 +30,9 @@ from gpulane_agent.podresources.check import PodResourcesCheck
 from gpulane_agent.podresources.holdings import holder_containers
 from gpulane_agent.settings import AgentConfig
 from gpulane_agent.stats import AgentStats
+
+if TYPE_CHECKING:
+    from gpulane_agent.coordinator import CoordinatorServer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class Agent:
         self.plugin_service = DevicePluginService(ctx, backend, self.board, lambda: self.kube, self.stats)
         self.plugin = DevicePluginRunner(self.plugin_service, config.device_plugin)
         self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)
-        self.coordinator: Any = None
+        self.coordinator: CoordinatorServer | None = None
         self._last_published: tuple[int, NodeView] | None = None
         self._last_heartbeat = 0.0
         self._list_failing = False
