@@ -189,3 +189,11 @@ async def test_kubelet_restart_leads_to_reregistration(setup: Setup) -> None:
             stream.cancel()
     finally:
         await new_kubelet.stop()
+
+
+async def test_deleting_the_plugin_socket_alone_leads_to_reserving_and_reregistration(setup: Setup) -> None:
+    await asyncio.wait_for(setup.kubelet.registrations.get(), WAIT_S)
+    (setup.dir / "gpulane.sock").unlink()
+    request, options = await asyncio.wait_for(setup.kubelet.registrations.get(), WAIT_S)
+    assert request.endpoint == "gpulane.sock" and options.get_preferred_allocation_available
+    assert (setup.dir / "gpulane.sock").exists()
