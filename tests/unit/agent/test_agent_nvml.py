@@ -131,3 +131,15 @@ def test_init_failure_is_backend_init_error_and_the_factory_falls_back_unless_to
 def test_factory_builds_fake_and_null() -> None:
     assert isinstance(make_backend(BackendConfig(kind=BackendKind.FAKE), "n"), FakeBackend)
     assert isinstance(make_backend(BackendConfig(kind=BackendKind.NULL), "n"), NullBackend)
+
+
+def test_event_wait_reporting_gpu_lost_names_the_lost_gpus_and_shutdown_is_quiet() -> None:
+    class LosingNvml(FakeNvml):
+        def nvmlEventSetWait_v2(self, event_set: str, timeout_ms: int) -> Any:
+            raise NVMLError(15)
+
+    fake = LosingNvml()
+    nvml = NvmlBackend(fake)
+    fake.lost = frozenset({0})
+    assert [(e.index, e.kind) for e in nvml.poll_events()] == [(0, EventKind.GPU_LOST)]
+    nvml.shutdown()
