@@ -117,7 +117,7 @@ async def _evict(rt: Runtime, job: JobId, reason: Reason) -> None:
     rt.mark_deleting(job, reason)
     rt.assumed.pop(job, None)
     namespace, name = split_job_id(job)
-    await pods.delete_if_present(rt.api, namespace, pod_name(name))
+    await pods.delete_if_present(rt.api, namespace, pod_name(name), force=reason is Reason.NODE_LOST)
 
 
 async def _lose(rt: Runtime, item: Lost, fail: bool, views: Views) -> None:

@@ -43,7 +43,7 @@ class KubeApi(Protocol):
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
 
-    async def delete_pod(self, namespace: str, name: str) -> None: ...
+    async def delete_pod(self, namespace: str, name: str, grace_period_s: int | None = None) -> None: ...
 
     async def bind_pod(self, namespace: str, name: str, node: str) -> None: ...
 
@@ -96,8 +96,11 @@ class AsyncKubeApi:
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return await self._call(self._core.read_namespaced_pod, name, namespace)
 
-    async def delete_pod(self, namespace: str, name: str) -> None:
-        await self._call(self._core.delete_namespaced_pod, name, namespace)
+    async def delete_pod(self, namespace: str, name: str, grace_period_s: int | None = None) -> None:
+        if grace_period_s is None:
+            await self._call(self._core.delete_namespaced_pod, name, namespace)
+        else:
+            await self._call(self._core.delete_namespaced_pod, name, namespace, grace_period_seconds=grace_period_s)
 
     async def bind_pod(self, namespace: str, name: str, node: str) -> None:
         body = {

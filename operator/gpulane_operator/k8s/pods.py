@@ -23,10 +23,14 @@ async def create_or_adopt(api: KubeApi, body: Mapping[str, Any]) -> tuple[dict[s
     return await api.read_pod(meta["namespace"], meta["name"]), False
 
 
-async def delete_if_present(api: KubeApi, namespace: str, name: str) -> bool:
-    """Delete a pod; False when it was already gone (deleting twice is fine)."""
+async def delete_if_present(api: KubeApi, namespace: str, name: str, *, force: bool = False) -> bool:
+    """Delete a pod; False when it was already gone (deleting twice is fine).
+
+    ``force`` (grace period 0) is only for pods whose node is gone: no kubelet will ever confirm
+    their end, as the pod garbage collector does for orphaned pods.
+    """
     try:
-        await api.delete_pod(namespace, name)
+        await api.delete_pod(namespace, name, 0 if force else None)
     except ApiError as exc:
         if exc.not_found:
             return False

@@ -78,7 +78,7 @@ class FakeKubeApi:
             raise ApiError(404, "not found")
         return copy.deepcopy(self.pods[(namespace, name)])
 
-    async def delete_pod(self, namespace: str, name: str) -> None:
+    async def delete_pod(self, namespace: str, name: str, grace_period_s: int | None = None) -> None:
         self._maybe_fail("delete_pod")
         if self.pods.pop((namespace, name), None) is None:
             raise ApiError(404, "not found")

@@ -1,0 +1,163 @@
+"""The operator end to end on a real kube-apiserver (+ kwok): placement with sharing, the lane
+invariant at every observed moment, unschedulable reasons, lane release on deletion, preemption."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from opharness import (
+    InvariantWatcher,
+    OperatorProcess,
+    create_job,
+    delete_job,
+    get_job,
+    job_manifest,
+    label_pool,
+    list_jobs,
+    phase,
+    pods_by_job,
+    scheduled_condition,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+PLACED = ("Scheduled", "Running")
+
+
+@pytest.fixture
+def pool(
+    crds: list[str], kubeconfig: Path, kube_api: client.ApiClient, fake_gpu_nodes: Callable[..., list[str]]
+) -> Callable[..., str]:
+    """pool(nodes, gpus): fake nodes labelled with a fresh pool name the operator is scoped to."""
+
+    def make(nodes: int, gpus: int) -> str:
+        name = f"p{secrets.token_hex(3)}"
+        label_pool(kube_api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384), name)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def operator(namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(pool: str, *extra: str) -> OperatorProcess:
+        proc = OperatorProcess(namespace, pool, tmp_path / f"operator-{len(started)}.log", "--standalone", *extra)
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def all_placed(api: client.ApiClient, namespace: str, n: int) -> dict[str, Any] | None:
+    jobs = list_jobs(api, namespace)
+    return jobs if len(jobs) == n and all(phase(j) in PLACED for j in jobs.values()) else None
+
+
+def test_twenty_jobs_share_four_gpus_and_the_invariant_always_holds(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    name = pool(2, 2)
+    with InvariantWatcher(kube_api, namespace, 16384) as watcher:
+        proc = operator(name)
+        for i in range(20):  # 20 x (512Mi + 6Gi) = 130Gi alone; 4 x 16Gi only with shared lanes
+            create_job(kube_api, namespace, job_manifest(f"job-{i}", "512Mi", "6Gi"))
+        jobs = wait_for("20 jobs placed", lambda: all_placed(kube_api, namespace, 20), timeout=60)
+        pods = pods_by_job(kube_api, namespace)
+    assert watcher.violations == [], watcher.violations
+    assert watcher.events >= 20
+    assert {job: len(p) for job, p in pods.items()} == {f"job-{i}": 1 for i in range(20)}, proc.tail()
+    shared = {(j["status"]["placement"]["node"], j["status"]["placement"]["gpuIndex"], j["status"]["placement"]["lane"])
+              for j in jobs.values()}  # fmt: skip
+    assert len(shared) < 20  # lanes are shared
+    for job in jobs.values():
+        pod = pods[job["metadata"]["name"]][0]
+        assert pod.spec.node_name == job["status"]["placement"]["node"]
+        assert pod.spec.scheduler_name == "gpulane"
+        assert scheduled_condition(job)["status"] == "True"
+
+
+def test_an_oversized_job_stays_pending_with_the_shortfall_named(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(1, 2))
+    create_job(kube_api, namespace, job_manifest("too-big", "40Gi", "8Gi"))
+    job = wait_for("an Unschedulable condition", lambda: (
+        j if scheduled_condition(j := get_job(kube_api, namespace, "too-big")).get("reason") == "Unschedulable" else None
+    ))  # fmt: skip
+    cond = scheduled_condition(job)
+    assert phase(job) == "Pending" and cond["status"] == "False"
+    assert cond["message"] == "job needs 40Gi persistent + 8Gi ephemeral = 48Gi but the largest GPU holds 16Gi"
+    assert job["status"]["queuePosition"] == 1
+    assert pods_by_job(kube_api, namespace) == {}
+
+
+def test_deleting_a_job_frees_its_lane_for_a_waiting_job(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(1, 1))
+    create_job(kube_api, namespace, job_manifest("first", "8Gi", "8Gi"))
+    wait_for("first placed", lambda: phase(get_job(kube_api, namespace, "first")) in PLACED)
+    create_job(kube_api, namespace, job_manifest("second", "8Gi", "8Gi"))
+    waiting = wait_for("second unschedulable", lambda: (
+        j if scheduled_condition(j := get_job(kube_api, namespace, "second")).get("reason") == "Unschedulable" else None
+    ))  # fmt: skip
+    assert "largest free is 0Mi" in scheduled_condition(waiting)["message"]
+    delete_job(kube_api, namespace, "first")
+    wait_for("second placed", lambda: phase(get_job(kube_api, namespace, "second")) in PLACED)
+    pods = pods_by_job(kube_api, namespace)
+    assert list(pods) == ["second"]  # the finalizer removed the first job's pod
+    wait_for("first job gone", lambda: "first" not in list_jobs(kube_api, namespace))
+
+
+def test_guaranteed_job_preempts_best_effort(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(1, 1))
+    create_job(kube_api, namespace, job_manifest("scavenger", "6Gi", "8Gi", cls="best-effort"))
+    wait_for("best-effort placed", lambda: phase(get_job(kube_api, namespace, "scavenger")) in PLACED)
+    create_job(kube_api, namespace, job_manifest("deadline", "4Gi", "10Gi"))
+    wait_for("guaranteed placed", lambda: phase(get_job(kube_api, namespace, "deadline")) in PLACED, timeout=60)
+    victim = get_job(kube_api, namespace, "scavenger")
+    assert phase(victim) == "Pending" and victim["status"]["preemptions"] == 1
+    assert scheduled_condition(victim)["reason"] in ("Preempted", "Unschedulable")
+    reasons = {(e.involved_object.name, e.reason) for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
+    assert {("scavenger", "Preempted"), ("deadline", "Preempting")} <= reasons
+    assert list(pods_by_job(kube_api, namespace)) == ["deadline"]
+
+
+def test_finished_pod_completes_the_job_and_frees_the_lane(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(1, 1))
+    quick = {"pod-complete.stage.kwok.x-k8s.io/delay": "1s"}
+    create_job(kube_api, namespace, job_manifest("short", "8Gi", "8Gi", pod_annotations=quick))
+    wait_for("short placed", lambda: phase(get_job(kube_api, namespace, "short")) in (*PLACED, "Succeeded"))
+    create_job(kube_api, namespace, job_manifest("next", "8Gi", "8Gi"))
+    done = wait_for("short succeeded", lambda: (j if phase(j := get_job(kube_api, namespace, "short")) == "Succeeded" else None))
+    assert done["status"]["completionTime"]
+    wait_for("next placed after the lane was freed", lambda: phase(get_job(kube_api, namespace, "next")) in PLACED)
+
+
+def test_a_lost_node_requeues_its_jobs_onto_another(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(2, 1))
+    create_job(kube_api, namespace, job_manifest("mover", "8Gi", "8Gi"))
+    first = wait_for("placed", lambda: (j if phase(j := get_job(kube_api, namespace, "mover")) in PLACED else None))
+    lost = first["status"]["placement"]["node"]
+    client.CoreV1Api(kube_api).delete_node(lost)
+    moved = wait_for("placed elsewhere", lambda: (
+        j if phase(j := get_job(kube_api, namespace, "mover")) in PLACED and j["status"]["placement"]["node"] != lost else None
+    ))  # fmt: skip
+    assert moved["status"]["placement"]["node"] != lost
+    reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
+    assert "NodeLost" in reasons
