@@ -112,7 +112,9 @@ def build_control_plane(go: Path, cache: CacheLayout, versions: Versions, report
     cache.bin.mkdir(parents=True, exist_ok=True)
     go_mod = cache.wrapper / "go.mod"
     (cache.wrapper / "tools.go").write_text(wrapper_tools_go())
-    if not (go_mod.exists() and wrapper_is_current(go_mod.read_text(), versions)):
+    # go.sum exists only after a completed `go get`; without it an interrupted run is redone.
+    resolved = go_mod.exists() and (cache.wrapper / "go.sum").exists()
+    if not (resolved and wrapper_is_current(go_mod.read_text(), versions)):
         go_mod.write_text(wrapper_go_mod(versions))
         (cache.wrapper / "go.sum").unlink(missing_ok=True)
         reporter.say(f"resolving modules (go get, a few hundred MB on a cold cache); log {log}")
