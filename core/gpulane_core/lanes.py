@@ -17,7 +17,7 @@ Every function here is pure: states are frozen and each change returns a new sta
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from gpulane_core.model import JobId, LaneId
 
@@ -65,14 +65,21 @@ class GpuLanes:
     lanes: tuple[Lane, ...] = ()
     tenants: tuple[Tenant, ...] = ()
     next_lane: int = 0
+    # Totals computed once per (immutable) state: schedulers read them for every option they score.
+    _persistent_total: int = field(default=0, init=False, repr=False, compare=False)
+    _lanes_total: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_persistent_total", sum(t.persistent_mib for t in self.tenants))
+        object.__setattr__(self, "_lanes_total", sum(lane.size_mib for lane in self.lanes))
 
     @property
     def persistent_mib(self) -> int:
-        return sum(t.persistent_mib for t in self.tenants)
+        return self._persistent_total
 
     @property
     def lanes_mib(self) -> int:
-        return sum(lane.size_mib for lane in self.lanes)
+        return self._lanes_total
 
     @property
     def committed_mib(self) -> int:

@@ -18,11 +18,11 @@ Model (docs/simulator.md has the long form):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from gpulane_core.cluster import ClusterState, Placement
-from gpulane_core.model import Job, JobId
+from gpulane_core.model import Job, JobId, NodeName
 from gpulane_core.ordering import OrderingPolicy, TurnStats, order
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from gpulane_core.status import Code
@@ -115,6 +115,7 @@ class Simulation:
         self.transfers = 0
         self.transfer_s = 0.0
         self.committed_mib = 0
+        self.node_committed: dict[str, int] = {}
         self.committed_integral = 0.0
         self.last_change_s = 0.0
         self.schedule_queued = False
@@ -160,15 +161,22 @@ class Simulation:
                 raise SimulationError(f"job {name} can never be placed: {status.message}")
         for pre in result.preemptions:
             self._evict(pre.victim)
-        self._account_memory(result.state)
+        changed = [str(p.node) for p in result.placements]
+        changed += [str(self.state.placements[p.victim].node) for p in result.preemptions]
         self.state = result.state
+        self._account_memory(self.state, changed)
         for placement in result.placements:
             self._start(placement)
 
-    def _account_memory(self, new_state: ClusterState) -> None:
+    def _account_memory(self, new_state: ClusterState, nodes: Iterable[str]) -> None:
+        """Integrate committed lane memory over time; only the nodes that changed are re-summed."""
         self.committed_integral += self.committed_mib * (self.now - self.last_change_s)
         self.last_change_s = self.now
-        self.committed_mib = sum(g.committed_mib for v in new_state.nodes.values() for g in v.lanes.values())
+        for name in set(nodes):
+            view = new_state.nodes[NodeName(name)]
+            total = sum(g.committed_mib for g in view.lanes.values())
+            self.committed_mib += total - self.node_committed.get(name, 0)
+            self.node_committed[name] = total
 
     def _start(self, placement: Placement) -> None:
         run = self.runs[placement.job]
@@ -348,9 +356,9 @@ class Simulation:
             lane.members.remove(event.job)
             lane.cached = None
             self.pending.pop(event.job, None)
-            new_state = self.state.unreserve(event.job)
-            self._account_memory(new_state)
-            self.state = new_state
+            node = self.state.placements[event.job].node
+            self.state = self.state.unreserve(event.job)
+            self._account_memory(self.state, [str(node)])
             if not lane.members:
                 del self.lanes[lane.key]
             self._queue_schedule()

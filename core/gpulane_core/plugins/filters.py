@@ -14,6 +14,8 @@ from gpulane_core.framework import CycleContext
 from gpulane_core.model import Job
 from gpulane_core.status import Status
 
+_OK = Status.success()  # immutable; shared so that passing a filter allocates nothing
+
 
 @dataclass(frozen=True, slots=True)
 class HealthyGpus:
@@ -24,7 +26,7 @@ class HealthyGpus:
         for choice in option.gpus:
             if not node.gpu(choice.index).healthy:
                 return Status.unschedulable(f"{option.node}/gpu{choice.index} is unhealthy", self.name)
-        return Status.success(self.name)
+        return _OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class GpuType:
     name: str = "GpuType"
 
     def filter(self, ctx: CycleContext, job: Job, option: Placement) -> Status:
+        if not job.gpu_types:
+            return _OK
         node = ctx.state.nodes[option.node].node
         for choice in option.gpus:
             gpu = node.gpu(choice.index)
@@ -40,4 +44,4 @@ class GpuType:
                 return Status.unschedulable(
                     f"{option.node}/gpu{choice.index} is a {gpu.model}, job wants {wanted}", self.name
                 )
-        return Status.success(self.name)
+        return _OK

@@ -1,0 +1,99 @@
+"""Simulator throughput on a large synthetic trace, and the demo workload's policy comparison.
+
+Throughput: a seeded synthetic trace (Poisson arrivals at 80 % offered load, Salus-like sizes, 1-20
+iterations per job) on 64 GPUs (8 nodes x 8 x 16 GiB); jobs/s = jobs simulated / wall time, with the
+event count and peak RSS (ru_maxrss of this process). The demo section runs every policy on
+examples/workloads/demo.csv (2 x 16 GiB), with prefetch on and off, and the GA search.
+Run alone: ``python benchmarks/bench_sim.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from gpulane_sim.config import SimConfig
+from gpulane_sim.engine import Simulation
+from gpulane_sim.policies import SimPolicy
+from gpulane_sim.runner import ga_search
+from gpulane_sim.synthetic import synthetic_jobs
+from gpulane_sim.workload import load_workload
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "workloads" / "demo.csv"
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def throughput(quick: bool) -> list[str]:
+    count = 2_000 if quick else 100_000
+    gpus = 64
+    jobs = synthetic_jobs(count, gpus=gpus, load=0.8, seed=1)
+    iterations = sum(j.iterations for j in jobs)
+    lines = [
+        "## Simulator throughput",
+        "",
+        f"Synthetic trace: {count:,} jobs ({iterations:,} iterations), Poisson arrivals at 80 % offered load,",
+        f"{gpus} GPUs (8 per node, 16 GiB), prefetch on, seed 1. One `Simulation.run()` each; CPU time is",
+        "reported beside wall time because the benchmark machine is shared.",
+        "",
+        "| policy | jobs | simulated span (s) | wall (s) | CPU (s) | jobs/s (wall) | jobs/s (CPU) | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    config = SimConfig(gpus=gpus, gpu_memory_mib=16_384)
+    for policy in (SimPolicy.PACK, SimPolicy.FIFO):
+        sim = Simulation(jobs, policy, config)
+        started, cpu = time.perf_counter(), time.process_time()
+        result = sim.run()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        lines.append(
+            f"| {policy.value} | {len(result.jobs):,} | {result.makespan_s:,.0f} | {wall:.1f} | {cpu:.1f} |"
+            f" {count / wall:,.0f} | {count / cpu:,.0f} | {_rss_mib():,.0f} |"
+        )
+    return lines
+
+
+def demo(quick: bool) -> list[str]:
+    jobs = load_workload(DEMO).jobs
+    config = SimConfig(gpus=2, gpu_memory_mib=16_384)
+    if quick:
+        config = replace(config, ga_generations=3)
+    lines = [
+        "## Demo workload: policies side by side",
+        "",
+        f"`{DEMO.relative_to(DEMO.parents[2])}` ({len(jobs)} jobs), 2 GPUs x 16 GiB, 16 GB/s, placement auto;",
+        f"GA: population {config.ga_population}, {config.ga_generations} generations, seed {config.seed}.",
+        "",
+        "| policy | prefetch | makespan (s) | avg JCT (s) | p95 JCT (s) | avg queueing (s) | GPU util | moved (GiB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    best = ga_search(jobs, config)
+    for prefetch in (True, False):
+        cfg = replace(config, prefetch=prefetch)
+        for policy in SimPolicy:
+            order = best.best_order if policy is SimPolicy.GA else None
+            s = Simulation(jobs, policy, cfg, order).run().summary()
+            lines.append(
+                f"| {policy.value} | {'on' if prefetch else 'off'} | {s['makespan_s']:.1f} | {s['avg_jct_s']:.1f} |"
+                f" {s['p95_jct_s']:.1f} | {s['avg_queueing_s']:.1f} | {s['gpu_utilization']:.1%} |"
+                f" {s['bytes_moved'] / 2**30:.2f} |"
+            )
+    lines += [
+        "",
+        f"GA: {best.evaluations} distinct orders simulated; best makespan {best.best_fitness:.1f} s.",
+    ]
+    return lines
+
+
+def run(quick: bool) -> str:
+    return "\n".join([*throughput(quick), "", *demo(quick)])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    print(run(parser.parse_args().quick))
