@@ -1,7 +1,11 @@
 """Every panel query of every shipped dashboard returns data from a real Prometheus scraping gpulane.
 
-The operator runs as a real `gpulane operator --standalone` subprocess against the shared control plane
-(kube-apiserver + etcd + kwok). The node agent runs in this process (the real `Agent`, its HTTP exporter,
+Both components run as the chart configures them: the chart is rendered with the real helm, its
+ServiceAccounts, ClusterRoles, bindings, peering object and operator settings ConfigMap are created on the
+shared control plane (kube-apiserver + etcd + kwok), and each component talks to the apiserver with a
+token of its own ServiceAccount (TokenRequest API), so the chart's least-privilege RBAC must be enough for
+real work. The operator is a real `gpulane operator --config <rendered settings.yaml>` subprocess with
+kopf peering on. The node agent runs in this process (the real `Agent`, its HTTP exporter,
 its Kubernetes client and its lane coordinator) on a `FakeBackend`, because GPU processes can only be
 scripted on a fake backend from inside its own process: that is what gives per-pod memory and a lane
 violation. Its proc root is a scratch directory holding `/proc/<pid>/cgroup` files for those pids, so the
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from gpulane_agent.agent import Agent
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.fake_spec import parse_spec
@@ -34,9 +39,11 @@ from gpulane_agent.kube.client import connect
 from gpulane_agent.settings import load_config
 from gpulane_client.lane import Lane, LaneConfig
 from gpulane_dev.binaries import Binaries
+from gpulane_dev.controlplane import ControlPlane
 from gpulane_dev.procs import free_port
 from gpulane_dev.prometheus import PrometheusError, RealPrometheus
 from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +101,54 @@ class AgentThread:
         self.thread.join(timeout=20)
 
 
+def install_chart_identities(
+    helm: Path, api: client.ApiClient, namespace: str, release: str
+) -> tuple[list[dict[str, Any]], str]:
+    """Create the chart's ServiceAccounts, RBAC, peering object and settings; return them and the settings."""
+    out = subprocess.run(
+        [str(helm), "template", release, str(ROOT / "charts" / "gpulane"), "--namespace", namespace,
+         "-f", str(ROOT / "charts" / "gpulane" / "values-kind.yaml"),
+         "--set", f"operator.watchNamespaces={{{namespace}}}", "--set", f"operator.peering.name={release}"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "KopfPeering"}
+    docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] in wanted]
+    settings = next(d for d in yaml.safe_load_all(out) if d and d["metadata"]["name"].endswith("-operator-settings"))
+    dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
+    for doc in docs:
+        resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        resource.create(body=doc, namespace=namespace if resource.namespaced else None)
+    return docs, str(settings["data"]["settings.yaml"])
+
+
+def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    for doc in docs:
+        with contextlib.suppress(client.exceptions.ApiException):
+            if doc["kind"] == "ClusterRole":
+                rbac.delete_cluster_role(doc["metadata"]["name"])
+            elif doc["kind"] == "ClusterRoleBinding":
+                rbac.delete_cluster_role_binding(doc["metadata"]["name"])
+
+
+def service_account_kubeconfig(
+    api: client.ApiClient, control_plane: ControlPlane, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a bound token from the TokenRequest API)."""
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+    answer = client.CoreV1Api(api).create_namespaced_service_account_token(account, namespace, request)
+    token = str(answer.status.token)  # type: ignore[union-attr]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": control_plane.server,
+                                              "certificate-authority": str(control_plane.credentials.ca_cert)}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account, "namespace": namespace}}],
+    }))  # fmt: skip
+    path.chmod(0o600)
+    return path
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -142,17 +197,39 @@ def workdir() -> Iterator[Path]:
 def test_every_panel_query_returns_data(
     crds: list[str],
     dev_binaries: Binaries,
+    control_plane: ControlPlane,
     kubeconfig: Path,
     kube_api: client.ApiClient,
     namespace: str,
     fake_gpu_nodes: Callable[..., list[str]],
     workdir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    custom = client.CustomObjectsApi(kube_api)
     node = fake_gpu_nodes(1, gpus_per_node=2, gpu_memory_mib=GPU_MIB)[0]
     pool = f"dash-{namespace[-6:]}"
     core.patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
+    release = f"d{namespace[-6:]}"
+    identities, settings_yaml = install_chart_identities(dev_binaries.helm, kube_api, namespace, release)
+    try:
+        _run_everything(
+            dev_binaries, control_plane, kube_api, namespace, node, pool, release, settings_yaml, workdir, caplog)
+    finally:
+        remove_cluster_scoped(kube_api, identities)
+
+
+def _run_everything(
+    dev_binaries: Binaries, control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str, node: str,
+    pool: str, release: str, settings_yaml: str, workdir: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    operator_kubeconfig = service_account_kubeconfig(
+        kube_api, control_plane, namespace, f"{release}-gpulane-operator", workdir / "operator.kubeconfig")
+    agent_kubeconfig = service_account_kubeconfig(
+        kube_api, control_plane, namespace, f"{release}-gpulane-node-agent", workdir / "agent.kubeconfig")
+    settings_file = workdir / "settings.yaml"
+    settings_file.write_text(settings_yaml)
 
     # -- node agent (in process, fake GPUs; GPU 1's process listing fails, for backend-error metrics) --
     agent_port, operator_port = free_port(), free_port()
@@ -162,7 +239,7 @@ def test_every_panel_query_returns_data(
         "backend.kind": "fake",
         "node_name": node,
         "metrics.port": agent_port,
-        "kubernetes.kubeconfig": str(kubeconfig),
+        "kubernetes.kubeconfig": str(agent_kubeconfig),
         "device_plugin.dir": str(workdir / "dp"),
         "coordinator.socket": str(workdir / "co" / "coordinator.sock"),
         "enforcement.proc_root": str(proc_root),
@@ -176,7 +253,7 @@ def test_every_panel_query_returns_data(
     }, node))  # fmt: skip
 
     async def kube_factory() -> Any:
-        return await connect(str(kubeconfig))
+        return await connect(str(agent_kubeconfig))
 
     agent = AgentThread(Agent(config, backend, kube_factory)).start()
     operator_log = workdir / "operator.log"
@@ -185,12 +262,13 @@ def test_every_panel_query_returns_data(
     try:
         wait_for("the agent's GPUNode", lambda: _gpunode(custom, node))
 
-        # -- operator (real CLI subprocess), scoped to this namespace and this node ---------------
-        argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", namespace,
+        # -- operator (real CLI subprocess) with the chart's settings file and its ServiceAccount -----
+        # (flags override the file: a free metrics port, and this test's node only)
+        argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--config", str(settings_file),
                 "--node-selector", f"{POOL_LABEL}={pool}", "--metrics-port", str(operator_port)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(operator_kubeconfig), "POD_ID": release}
         with operator_log.open("wb") as out:
-            operator = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            operator = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
         prom = RealPrometheus.start([f"127.0.0.1:{agent_port}", f"127.0.0.1:{operator_port}"], workdir / "prom",
                                     binary=dev_binaries.prometheus)
@@ -230,6 +308,10 @@ def test_every_panel_query_returns_data(
         }
         empty = _evaluate_until_all_have_data(prom, values, timeout=120)
         assert agent.error is None, agent.error
+        # the chart's RBAC was enough: neither component was refused anything along the way
+        assert "Forbidden" not in operator_log.read_text(errors="replace"), _tail(operator_log)
+        refused = [r.getMessage() for r in caplog.records if "403" in r.getMessage() or "Forbidden" in r.getMessage()]
+        assert refused == []
         assert empty == [], "panel queries without data:\n" + "\n".join(empty) + "\n" + _tail(operator_log)
     finally:
         if prom is not None:
