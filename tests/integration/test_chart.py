@@ -348,3 +348,30 @@ def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant
     assert config.enforcement.proc_root == "/host/proc"
     assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
     assert config.backend.kind.value == ("fake" if "--backend=fake" in agent_args else "nvml")
+
+
+def test_monitors_select_the_metrics_ports_and_dashboards_carry_the_json(helm_bin: Path) -> None:
+    import json
+
+    docs = render(helm_bin, "gl", "gpulane", VARIANTS["monitoring"])
+    services = [d for d in docs if d["kind"] == "Service"]
+    workloads = [d for d in docs if d["kind"] in WORKLOADS | {"DaemonSet"}]
+    for monitor in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        hits = [s for s in services if wanted.items() <= s["metadata"]["labels"].items()]
+        assert len(hits) == 1, monitor["metadata"]["name"]
+        ports = {p["name"] for p in hits[0]["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+    for monitor in (d for d in docs if d["kind"] == "PodMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        hits = [w for w in workloads if wanted.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(hits) == 1, monitor["metadata"]["name"]
+        ports = {p["name"] for c in hits[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    for service in services:  # each Service selects exactly one workload's pods
+        selector = service["spec"]["selector"]
+        assert sum(selector.items() <= w["spec"]["template"]["metadata"]["labels"].items() for w in workloads) == 1
+    shipped = {p.name: json.loads(p.read_text()) for p in (CHART / "dashboards").glob("*.json")}
+    carried = {k: json.loads(v) for d in docs if d["kind"] == "ConfigMap" for k, v in d.get("data", {}).items()
+               if k.endswith(".json")}
+    assert carried == shipped
