@@ -238,7 +238,12 @@ class Lane:
                 with self.turn(again=remaining != 0):
                     yield item
         finally:
-            self._withdraw()
+            self.withdraw()
+
+    def withdraw(self) -> None:
+        """Cancel a pending request (after ``turn(again=True)`` or a ``TimeoutError``); a grant that
+        crossed the withdrawal on the wire is given back, never used."""
+        self._withdraw()
 
     def close(self) -> None:
         """Leave the lane and close the connection (idempotent)."""
