@@ -5,7 +5,7 @@ Bandwidth is 1 MiB/s, so a working set of N MiB takes N seconds to copy; every j
 
 from __future__ import annotations
 
-from gpulane_core.model import Job, JobId
+from gpulane_core.model import Job, JobClass, JobId
 from gpulane_sim.config import SimConfig
 from gpulane_sim.engine import simulate
 from gpulane_sim.policies import SimPolicy
@@ -137,3 +137,16 @@ def test_colocation_slowdown_stretches_concurrent_iterations() -> None:
     r = simulate(jobs, SimPolicy.PACK, cfg)
     # X starts alone (4 s); Y starts while X computes: 4 * (1 + 0.5) = 6 s.
     assert _finish(r) == {"X": 4, "Y": 6}
+
+
+def test_guaranteed_arrival_preempts_best_effort_which_resumes_later() -> None:
+    # One 12,000 MiB GPU; each job needs 10,000 MiB, so they cannot share it.
+    # be runs 0-1, 1-2, 2-3, and its 3-4 iteration is cut at 3.5 when g arrives (guaranteed):
+    # g runs 3.5-4.5, 4.5-5.5; be is re-queued with 3 iterations done and runs 7 more, 5.5-12.5.
+    be = Job(JobId("be"), 6000, 4000, iteration_s=1, iterations=10, job_class=JobClass.BEST_EFFORT)
+    g = Job(JobId("g"), 6000, 4000, arrival_s=3.5, iteration_s=1, iterations=2)
+    r = simulate([be, g], SimPolicy.FIFO, SimConfig(gpus=1, gpu_memory_mib=12_000, record_segments=True))
+    assert _finish(r) == {"be": 12.5, "g": 5.5}
+    be_runs = [(s.start_s, s.end_s) for s in sorted(r.segments, key=lambda s: s.start_s) if s.job == "be"]
+    assert be_runs[:4] == [(0, 1), (1, 2), (2, 3), (5.5, 6.5)]  # the cut iteration left no segment
+    assert next(o for o in r.jobs if o.job == "be").attained_s == 10
