@@ -39,6 +39,9 @@ from gpulane_agent.coordinator.protocol import (
 )
 from gpulane_agent.coordinator.settings import TurnSettings
 
+# How many revoked turn ids a job's late ``turn_done`` may still refer to without an error.
+REVOKED_MEMORY = 16
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -134,6 +137,8 @@ class Coordinator:
             lane.holder = None
             effects.append(Send(member.conn, TurnRevoked(turn.turn_id, member.missed, self.settings.max_missed_deadlines)))
             member.revoked.add(turn.turn_id)
+            if len(member.revoked) > REVOKED_MEMORY:  # a client that never reports them must not grow this
+                member.revoked.discard(min(member.revoked))
             if member.missed >= self.settings.max_missed_deadlines:
                 reason = f"missed {member.missed} consecutive turn deadlines (limit {self.settings.max_missed_deadlines})"
                 effects += [Send(member.conn, Evicted(reason)), Close(member.conn, reason)]
