@@ -26,7 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -101,10 +103,16 @@ class AgentThread:
         self.thread.join(timeout=20)
 
 
+@dataclass(frozen=True)
+class RenderedOperator:
+    settings_yaml: str  # the settings ConfigMap's file
+    args: list[str]  # the operator container's args, as rendered
+
+
 def install_chart_identities(
     helm: Path, api: client.ApiClient, namespace: str, release: str
-) -> tuple[list[dict[str, Any]], str]:
-    """Create the chart's ServiceAccounts, RBAC, peering object and settings; return them and the settings."""
+) -> tuple[list[dict[str, Any]], RenderedOperator]:
+    """Create the chart's ServiceAccounts, RBAC and peering object; return them and the operator's config."""
     out = subprocess.run(
         [str(helm), "template", release, str(ROOT / "charts" / "gpulane"), "--namespace", namespace,
          "-f", str(ROOT / "charts" / "gpulane" / "values-kind.yaml"),
@@ -113,12 +121,15 @@ def install_chart_identities(
     ).stdout  # fmt: skip
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "KopfPeering"}
     docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] in wanted]
-    settings = next(d for d in yaml.safe_load_all(out) if d and d["metadata"]["name"].endswith("-operator-settings"))
+    rendered = [d for d in yaml.safe_load_all(out) if d]
+    settings = next(d for d in rendered if d["metadata"]["name"].endswith("-operator-settings"))
+    workload = next(d for d in rendered if d["kind"] == "Deployment")
+    args = list(workload["spec"]["template"]["spec"]["containers"][0]["args"])
     dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
     for doc in docs:
         resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
         resource.create(body=doc, namespace=namespace if resource.namespaced else None)
-    return docs, str(settings["data"]["settings.yaml"])
+    return docs, RenderedOperator(str(settings["data"]["settings.yaml"]), args)
 
 
 def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
@@ -210,17 +221,17 @@ def test_every_panel_query_returns_data(
     pool = f"dash-{namespace[-6:]}"
     core.patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
     release = f"d{namespace[-6:]}"
-    identities, settings_yaml = install_chart_identities(dev_binaries.helm, kube_api, namespace, release)
+    identities, rendered = install_chart_identities(dev_binaries.helm, kube_api, namespace, release)
     try:
         _run_everything(
-            dev_binaries, control_plane, kube_api, namespace, node, pool, release, settings_yaml, workdir, caplog)
+            dev_binaries, control_plane, kube_api, namespace, node, pool, release, rendered, workdir, caplog)
     finally:
         remove_cluster_scoped(kube_api, identities)
 
 
 def _run_everything(
     dev_binaries: Binaries, control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str, node: str,
-    pool: str, release: str, settings_yaml: str, workdir: Path, caplog: pytest.LogCaptureFixture,
+    pool: str, release: str, rendered: RenderedOperator, workdir: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
@@ -229,7 +240,8 @@ def _run_everything(
     agent_kubeconfig = service_account_kubeconfig(
         kube_api, control_plane, namespace, f"{release}-gpulane-node-agent", workdir / "agent.kubeconfig")
     settings_file = workdir / "settings.yaml"
-    settings_file.write_text(settings_yaml)
+    settings_file.write_text(rendered.settings_yaml)
+    liveness_port = free_port()
 
     # -- node agent (in process, fake GPUs; GPU 1's process listing fails, for backend-error metrics) --
     agent_port, operator_port = free_port(), free_port()
@@ -262,9 +274,11 @@ def _run_everything(
     try:
         wait_for("the agent's GPUNode", lambda: _gpunode(custom, node))
 
-        # -- operator (real CLI subprocess) with the chart's settings file and its ServiceAccount -----
-        # (flags override the file: a free metrics port, and this test's node only)
-        argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--config", str(settings_file),
+        # -- operator (real CLI subprocess): the chart's args, settings file and ServiceAccount -------
+        # (added flags override the file: a free metrics port, and this test's node only)
+        args = [a.replace("/etc/gpulane/operator/settings.yaml", str(settings_file))
+                 .replace("0.0.0.0:8081", f"127.0.0.1:{liveness_port}") for a in rendered.args]
+        argv = [sys.executable, "-m", "gpulane_core.cli", *args,
                 "--node-selector", f"{POOL_LABEL}={pool}", "--metrics-port", str(operator_port)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(operator_kubeconfig), "POD_ID": release}
         with operator_log.open("wb") as out:
@@ -273,6 +287,8 @@ def _run_everything(
         prom = RealPrometheus.start([f"127.0.0.1:{agent_port}", f"127.0.0.1:{operator_port}"], workdir / "prom",
                                     binary=dev_binaries.prometheus)
         prom.wait_for("up == 1", timeout=30)
+        # the probe endpoint the chart's liveness and readiness probes use
+        wait_for("the operator's /healthz", lambda: _http_ok(f"http://127.0.0.1:{liveness_port}/healthz"))
 
         # -- jobs: four share two GPUs' lanes, one finishes (kwok completes its pod), one never fits --
         for i in range(4):
@@ -334,6 +350,14 @@ def _gpunode(custom: client.CustomObjectsApi, node: str) -> dict[str, Any] | Non
 def _shared_running(core: client.CoreV1Api, namespace: str, node: str) -> list[Any] | None:
     pods = [p for p in running_pods(core, namespace, node) if p.metadata.labels["gpulane.dev/job"].startswith("share-")]
     return sorted(pods, key=lambda p: p.metadata.name) if len(pods) == 4 else None
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def _tail(path: Path, n: int = 3000) -> str:
