@@ -179,6 +179,7 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_nod
         await _evict(rt, rec.id, Reason.POD_DELETED)
         return
     now = rt.clock()
+    log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
     await status.patch(rt.api, rec.namespace, rec.name, statuses.scheduled(rec, a, now))
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))

@@ -184,23 +184,36 @@ class InvariantWatcher:
         self.events = 0
         self._pods: dict[str, Any] = {}
         self._watch = watch.Watch()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         core = client.CoreV1Api(self.api)
-        for event in self._watch.stream(core.list_namespaced_pod, self.namespace, timeout_seconds=600):
-            pod = event["object"]
-            if event["type"] == "DELETED":
-                self._pods.pop(pod.metadata.name, None)
-            else:
-                self._pods[pod.metadata.name] = pod
-            self.events += 1
-            for key, lanes in lanes_from_pods(list(self._pods.values()), self.capacity).items():
-                self.violations += [f"{key}: {p}" for p in check_invariant(lanes)]
+        while not self._stopping.is_set():
+            self._pods = {}  # a (re)started watch lists every pod again as ADDED
+            try:
+                for event in self._watch.stream(core.list_namespaced_pod, self.namespace, timeout_seconds=600):
+                    self._observe(event)
+            except Exception:  # the stream broke (or was stopped): start over unless stopping
+                if self._stopping.is_set():
+                    return
+                self._watch = watch.Watch()
+
+    def _observe(self, event: dict[str, Any]) -> None:
+        pod = event["object"]
+        if event["type"] == "DELETED":
+            self._pods.pop(pod.metadata.name, None)
+        else:
+            self._pods[pod.metadata.name] = pod
+        self.events += 1
+        for key, lanes in lanes_from_pods(list(self._pods.values()), self.capacity).items():
+            self.violations += [f"{key}: {p}" for p in check_invariant(lanes)]
 
     def __enter__(self) -> InvariantWatcher:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._watch.stop()
+        self._thread.join(timeout=5)
