@@ -163,16 +163,20 @@ class CudaMover:
 
     def copy_in(self, group: int) -> None:
         torch = self._torch
+        last = group == len(self._groups) - 1
         with torch.cuda.stream(self._stream):
-            if group == 0:
+            if group == 0:  # a full prefetch starts: time it from here to the last group
                 self._started = torch.cuda.Event(enable_timing=True)
                 self._started.record(self._stream)
+                self._finished = None
             for i, tensor in enumerate(self._groups[group]):
-                tensor.data = self._host[group][i].to(self._device, non_blocking=True)
-            event = torch.cuda.Event(enable_timing=group == len(self._groups) - 1)
+                host = self._host[group][i]
+                if host is not None:  # None: this tensor never left the GPU
+                    tensor.data = host.to(self._device, non_blocking=True)
+            event = torch.cuda.Event(enable_timing=last)
             event.record(self._stream)
         self._events[group] = event
-        if group == len(self._groups) - 1:
+        if last and self._started is not None:
             self._finished = event
 
     def wait_in(self, group: int) -> None:
@@ -197,6 +201,7 @@ class CudaMover:
         if self._started is None or self._finished is None or not self._finished.query():
             return None
         seconds: float = self._started.elapsed_time(self._finished) / 1000.0
+        self._started = self._finished = None  # report each prefetch once
         return seconds
 
 
