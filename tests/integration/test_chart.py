@@ -254,6 +254,7 @@ def test_helm_install_upgrade_uninstall(
     out = run_helm(helm_bin, "install", release, str(CHART), *common, "-f", str(KIND_VALUES), *MONITORING,
                    kubeconfig=kubeconfig)
     assert "STATUS: deployed" in out
+    assert "Node agent (backend=fake)" in out and "kubectl get gpunodes" in out, out  # NOTES.txt
     apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
     deployment = as_dict(kube_api, apps.read_namespaced_deployment(f"{release}-gpulane-operator", namespace))
     checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/settings"]
