@@ -169,7 +169,7 @@ def turn_overhead(quick: bool) -> str:
         "",
         "Wall µs per turn = time from a common start signal (all jobs connected) to the last job's last turn, "
         "divided by all turns: what one lane hand-off costs. "
-        "costs. With 3 jobs each `turn()` also waits while the other two hold the lane, so its p50 is about three "
+        "With 3 jobs each `turn()` also waits while the other two hold the lane, so its p50 is about three "
         "hand-offs. `request/grant/done`: `request_turn` → `turn_granted` → `turn_done`; `turn_done+again`: the "
         "next request rides on `turn_done` (what `Lane.iterate` does). Baseline: the same loop with a no-op "
         "context manager in this process. Raw ping-pong: the floor for any Python request/response over a unix "
