@@ -6,7 +6,8 @@ shared control plane (kube-apiserver + etcd + kwok), and each component talks to
 token of its own ServiceAccount (TokenRequest API), so the chart's least-privilege RBAC must be enough for
 real work. The operator is a real `gpulane operator --config <rendered settings.yaml>` subprocess with
 kopf peering on. The node agent runs in this process (the real `Agent`, its HTTP exporter,
-its Kubernetes client and its lane coordinator) on a `FakeBackend`, because GPU processes can only be
+its Kubernetes client and its lane coordinator), configured from the DaemonSet's rendered args and
+environment (host paths moved into a scratch directory), on a `FakeBackend`, because GPU processes can only be
 scripted on a fake backend from inside its own process: that is what gives per-pod memory and a lane
 violation. Its proc root is a scratch directory holding `/proc/<pid>/cgroup` files for those pids, so the
 agent's own cgroup attribution maps them to the jobs' pods. Two `gpulane_client.Lane`s take turns in a
@@ -35,11 +36,13 @@ from typing import Any, cast
 import pytest
 import yaml
 from gpulane_agent.agent import Agent
+from gpulane_agent.cli import flags_from_args
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.fake_spec import parse_spec
 from gpulane_agent.kube.client import connect
 from gpulane_agent.settings import load_config
 from gpulane_client.lane import Lane, LaneConfig
+from gpulane_core.cli import build_parser
 from gpulane_dev.binaries import Binaries
 from gpulane_dev.controlplane import ControlPlane
 from gpulane_dev.procs import free_port
@@ -107,6 +110,9 @@ class AgentThread:
 class RenderedOperator:
     settings_yaml: str  # the settings ConfigMap's file
     args: list[str]  # the operator container's args, as rendered
+    agent_args: list[str]  # the node agent container's args, as rendered
+    agent_env: dict[str, str]  # its literal (not downward-API) environment
+    fake_config: str  # the fake-backend ConfigMap's file
 
 
 def install_chart_identities(
@@ -125,11 +131,15 @@ def install_chart_identities(
     settings = next(d for d in rendered if d["metadata"]["name"].endswith("-operator-settings"))
     workload = next(d for d in rendered if d["kind"] == "Deployment")
     args = list(workload["spec"]["template"]["spec"]["containers"][0]["args"])
+    agent = next(d for d in rendered if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    fake = next(d for d in rendered if d["metadata"]["name"].endswith("-fake-config"))
     dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
     for doc in docs:
         resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
         resource.create(body=doc, namespace=namespace if resource.namespaced else None)
-    return docs, RenderedOperator(str(settings["data"]["settings.yaml"]), args)
+    env = {e["name"]: str(e["value"]) for e in agent.get("env", []) if "value" in e}
+    return docs, RenderedOperator(
+        str(settings["data"]["settings.yaml"]), args, list(agent["args"]), env, str(fake["data"]["fake-gpus.yaml"]))
 
 
 def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
@@ -247,17 +257,23 @@ def _run_everything(
     agent_port, operator_port = free_port(), free_port()
     proc_root = workdir / "proc"
     proc_root.mkdir()
-    config = load_config(None, {}, {
-        "backend.kind": "fake",
-        "node_name": node,
-        "metrics.port": agent_port,
-        "kubernetes.kubeconfig": str(agent_kubeconfig),
-        "device_plugin.dir": str(workdir / "dp"),
-        "coordinator.socket": str(workdir / "co" / "coordinator.sock"),
-        "enforcement.proc_root": str(proc_root),
-        "enforcement.interval_s": 0.5,
-        "inventory.heartbeat_s": 2.0,
-    })  # fmt: skip
+    # the chart's args and environment, with host paths moved under workdir and a free port
+    (workdir / "agent-config").mkdir()
+    (workdir / "agent-config" / "fake-gpus.yaml").write_text(rendered.fake_config)
+    moves = {"$(NODE_NAME)": node, "/etc/gpulane/agent": str(workdir / "agent-config"),
+             "/var/lib/kubelet/device-plugins": str(workdir / "dp"), "/var/run/gpulane": str(workdir / "co")}
+    agent_args = []
+    for arg in rendered.agent_args:
+        for old, new in moves.items():
+            arg = arg.replace(old, new)
+        agent_args.append(arg)
+    parsed = build_parser().parse_args([*agent_args, "--metrics-port", str(agent_port),
+                                        "--kubeconfig", str(agent_kubeconfig)])
+    assert rendered.agent_env["GPULANE_AGENT_ENFORCEMENT_PROC_ROOT"] == "/host/proc"
+    env = {**rendered.agent_env, "GPULANE_AGENT_ENFORCEMENT_PROC_ROOT": str(proc_root),
+           "GPULANE_AGENT_ENFORCEMENT_INTERVAL_S": "0.5", "GPULANE_AGENT_INVENTORY_HEARTBEAT_S": "2"}
+    config = load_config(None, env, flags_from_args(parsed))
+    assert config.backend.kind.value == "fake" and config.node_name == node
     backend = FakeBackend(parse_spec({
         "version": "v1",
         "gpus": [{"model": "Fake-GPU-16G", "memory": "16Gi", "count": 2, "utilization": 0.5}],
