@@ -1,11 +1,11 @@
 """Every panel query of every shipped dashboard returns data from a real Prometheus scraping gpulane.
 
 Both components run as the chart configures them: the chart is rendered with the real helm, its
-ServiceAccounts, ClusterRoles, bindings, peering object and operator settings ConfigMap are created on the
-shared control plane (kube-apiserver + etcd + kwok), and each component talks to the apiserver with a
-token of its own ServiceAccount (TokenRequest API), so the chart's least-privilege RBAC must be enough for
-real work. The operator is a real `gpulane operator --config <rendered settings.yaml>` subprocess with
-kopf peering on. The node agent runs in this process (the real `Agent`, its HTTP exporter,
+ServiceAccounts, ClusterRoles, bindings and peering object are created on the shared control plane
+(kube-apiserver + etcd + kwok), and each component talks to the apiserver with a token of its own
+ServiceAccount (TokenRequest API), so the chart's least-privilege RBAC must be enough for real work. The
+operator is a real `gpulane operator` subprocess with the Deployment's rendered args and the settings
+ConfigMap's file (kopf peering on). The node agent runs in this process (the real `Agent`, its HTTP exporter,
 its Kubernetes client and its lane coordinator), configured from the DaemonSet's rendered args and
 environment (host paths moved into a scratch directory), on a `FakeBackend`, because GPU processes can only be
 scripted on a fake backend from inside its own process: that is what gives per-pod memory and a lane
