@@ -365,3 +365,30 @@ def test_window_holds_at_most_window_max_turns() -> None:
     assert stats.compute_s == pytest.approx(7 + 8 + 9 + 10)
     assert stats.attained_s == pytest.approx(55.0)  # attained is not windowed
     assert stats.iterations_done == 10
+
+
+def test_srtf_serves_the_least_remaining_job_first_and_keeps_it() -> None:
+    h = Harness(TurnSettings(policy=OrderingPolicy.SRTF))
+    h.join("long", remaining_s=100.0)
+    h.send("long", RequestTurn())  # alone: granted at once (work-conserving)
+    h.join("short", remaining_s=2.0)
+    h.send("short", RequestTurn())
+    h.join("mid", remaining_s=10.0)
+    h.send("mid", RequestTurn())
+    h.finish("long", 1.0, again=True)
+    for _ in range(2):
+        h.finish("short", 0.5, again=True)
+    assert [j for j, _ in h.grants()] == ["long", "short", "short", "short"]
+
+
+def test_priority_classes_go_first_under_any_policy() -> None:
+    h = Harness(TurnSettings(policy=OrderingPolicy.FAIR))
+    h.join("a")
+    h.send("a", RequestTurn())
+    h.join("low", priority=-1)
+    h.send("low", RequestTurn())
+    h.join("high", priority=5)
+    h.send("high", RequestTurn())
+    h.finish("a", 1.0, again=True)
+    h.finish("high", 1.0, again=True)
+    assert [j for j, _ in h.grants()] == ["a", "high", "high"]
