@@ -227,3 +227,33 @@ async def test_client_continues_standalone_when_the_agent_goes_away(sock_path: P
         await asyncio.sleep(0.02)
     assert state["done"] == 3 and state["standalone"]
     assert state["warnings"] == ["gpulane: running without lane turns (lost the coordinator connection)"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+async def test_decisions_use_the_injected_clock(sock_path: Path) -> None:
+    clock = FakeClock()
+    settings = CoordinatorSettings(socket_path=str(sock_path), turns=TurnSettings(turn_timeout_s=0.2, timeout_factor=0))
+    srv = CoordinatorServer(settings, clock=clock)
+    await srv.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(sock_path))
+        writer.write(b'{"v":1,"type":"hello","job":"a","lane":"l"}\n{"v":1,"type":"request_turn"}\n')
+        await writer.drain()
+        for _ in range(2):
+            await asyncio.wait_for(reader.readline(), 5)
+        await asyncio.sleep(0.5)  # real time passes, the injected clock does not: no revocation
+        view = srv.view("l")
+        assert view is not None and view.holder == "a"
+        clock.t += 1.0  # now the deadline has passed on the coordinator's clock
+        revoked = json.loads(await asyncio.wait_for(reader.readline(), 5))
+        assert revoked["type"] == "turn_revoked"
+        writer.close()
+    finally:
+        await srv.stop()
