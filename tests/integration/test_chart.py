@@ -3,9 +3,9 @@
 `helm lint` and `helm template` run for the default, kind (fake backend) and monitoring values; the
 rendered objects are then *created* (not dry-run) on the shared control plane, the chart goes through a
 real `helm install` / `upgrade` / `uninstall`, and the apiserver's own SubjectAccessReview checks the
-RBAC it installs. ServiceMonitor/PodMonitor need the Prometheus Operator's CRDs: this module installs a
-minimal structural stand-in for `monitoring.coreos.com/v1` ServiceMonitor and PodMonitor (group, kinds
-and scope as upstream; the schema keeps unknown fields), and removes them at the end.
+RBAC it installs. ServiceMonitor/PodMonitor/PrometheusRule need the Prometheus Operator's CRDs: this
+module installs a minimal structural stand-in for those three `monitoring.coreos.com/v1` kinds (group,
+kinds and scope as upstream; the schema keeps unknown fields), and removes them at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gpulane"
 KIND_VALUES = CHART / "values-kind.yaml"
 KUBE_VERSION = "1.34.0"
-MONITORING = ("--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true")
+MONITORING = ("--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true",
+              "--set", "monitoring.prometheusRule.enabled=true")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "default": (),
     "kind-fake-backend": ("-f", str(KIND_VALUES)),
@@ -114,7 +115,8 @@ def create_crds(api: client.ApiClient, docs: Sequence[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
-    docs = [monitoring_crd("ServiceMonitor", "servicemonitors"), monitoring_crd("PodMonitor", "podmonitors")]
+    docs = [monitoring_crd("ServiceMonitor", "servicemonitors"), monitoring_crd("PodMonitor", "podmonitors"),
+            monitoring_crd("PrometheusRule", "prometheusrules")]
     with connected(control_plane.kubeconfig) as api:
         create_crds(api, docs)
     yield
@@ -150,8 +152,8 @@ def test_helm_template_renders(helm_bin: Path, variant: str) -> None:
     assert {"gpusharejobs.gpulane.dev", "gpunodes.gpulane.dev", "clusterkopfpeerings.kopf.dev"} <= crds
     dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert len(dashboards) == 3
-    monitors = {d["kind"] for d in docs} & {"ServiceMonitor", "PodMonitor"}
-    assert monitors == ({"ServiceMonitor", "PodMonitor"} if variant == "monitoring" else set())
+    monitors = {d["kind"] for d in docs} & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert monitors == ({"ServiceMonitor", "PodMonitor", "PrometheusRule"} if variant == "monitoring" else set())
     daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
     fake = variant in ("kind-fake-backend", "monitoring")
