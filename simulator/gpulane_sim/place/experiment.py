@@ -94,43 +94,59 @@ class Engine:
     """Runs one policy over a workload; memoises each node's verdict per pod shape.
 
     A node's filter verdict and (for cacheable plugins) its score depend only on its state and the
-    pod shape, so they are cached per node and dropped when that node changes. The decision is the
-    same as :func:`gpulane_core.fragmentation.policy.schedule` over the same node order.
+    pod shape, so they are kept in one row per shape (indexed by node) and reset for a node when it
+    changes. Shapes are interned to small integers: hashing a dataclass per node per pod dominated
+    the run time. The decision is the same as :func:`gpulane_core.fragmentation.policy.schedule`
+    over the same node order (tested).
     """
 
     def __init__(self, nodes: Sequence[NodeState], plugin: ScorePlugin) -> None:
         self.nodes = list(nodes)
         self.plugin = plugin
-        self._cache: list[dict[PodShape, NodeScore | None]] = [{} for _ in self.nodes]
+        self._shape_ids: dict[PodShape, int] = {}
+        self._rows: list[list[NodeScore | None]] = []
+
+    def _row(self, pod: PodShape) -> list[NodeScore | None]:
+        shape_id = self._shape_ids.get(pod)
+        if shape_id is None:
+            shape_id = self._shape_ids[pod] = len(self._rows)
+            self._rows.append([_MISS] * len(self.nodes))
+        return self._rows[shape_id]
 
     def place(self, pod: PodShape) -> tuple[int, tuple[int, ...]] | None:
         """Schedule one pod; returns (node index in order, GPUs) and applies it, or None."""
         plugin = self.plugin
+        nodes = self.nodes
         feasible: list[int] = []
         scored: list[NodeScore] = []
         if plugin.cacheable:
-            for i, node in enumerate(self.nodes):
-                cache = self._cache[i]
-                hit = cache.get(pod, _MISS)
+            row = self._row(pod)
+            for i, hit in enumerate(row):
                 if hit is _MISS:
-                    hit = plugin.score(node, pod, EMPTY_CYCLE) if fits(node, pod) else None
-                    cache[pod] = hit
+                    node = nodes[i]
+                    hit = row[i] = plugin.score(node, pod, EMPTY_CYCLE) if fits(node, pod) else None
                 if hit is not None:
                     feasible.append(i)
                     scored.append(hit)
         else:
-            candidates = [i for i, node in enumerate(self.nodes) if fits(node, pod)]
+            candidates = [i for i, node in enumerate(nodes) if fits(node, pod)]
             if candidates:
-                cycle = plugin.pre_score(pod, [self.nodes[i] for i in candidates])
+                cycle = plugin.pre_score(pod, [nodes[i] for i in candidates])
                 feasible = candidates
-                scored = [plugin.score(self.nodes[i], pod, cycle) for i in candidates]
+                scored = [plugin.score(nodes[i], pod, cycle) for i in candidates]
         if not feasible:
             return None
         totals = plugin.normalize([s.score for s in scored])
-        best = max(range(len(feasible)), key=lambda k: (totals[k], scored[k].rank, -k))
+        best = 0  # highest total, then highest rank; the first in node order on a full tie
+        best_total, best_rank = totals[0], scored[0].rank
+        for k in range(1, len(totals)):
+            total = totals[k]
+            if total > best_total or (total == best_total and scored[k].rank > best_rank):
+                best, best_total, best_rank = k, total, scored[k].rank
         index, gpus = feasible[best], scored[best].gpus
-        self.nodes[index] = self.nodes[index].place(pod, gpus)
-        self._cache[index] = {}
+        nodes[index] = nodes[index].place(pod, gpus)
+        for other in self._rows:
+            other[index] = _MISS
         return index, gpus
 
 
