@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -45,10 +46,8 @@ def ref(rec: JobRecord) -> JobRef:
 
 
 async def _gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
-    limit = asyncio.Semaphore(rt.settings.scheduling.max_concurrent_requests)
-
     async def one(call: Awaitable[None]) -> None:
-        async with limit:
+        async with rt.limit:
             try:
                 await call
             except ApiError as exc:
@@ -63,8 +62,9 @@ async def run(rt: Runtime, views: Views) -> None:
 
 
 async def _run(rt: Runtime, views: Views) -> None:
+    started = time.monotonic()
     rt.forget_confirmed(set(views.pods))
-    prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting)
+    prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight)
     now = rt.clock()
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)
@@ -79,14 +79,26 @@ async def _run(rt: Runtime, views: Views) -> None:
     calls += [_place(rt, rec, a) for rec, a in decided.creates]
     calls += [_resume(rt, rec, pod) for rec, pod in prepared.resumes]
     calls += [_invalid(rt, rec) for rec in prepared.invalid]
+    touched = {rec.id for rec, _ in decided.creates} | {rec.id for rec, _ in prepared.resumes}
+    touched |= {rec.id for rec in prepared.invalid} | {p.victim for p in decided.preemptions}
     for u in decided.unschedulable:
+        if u.record.id in rt.inflight:
+            continue
+        touched.add(u.record.id)
         calls.append(_queue(rt, u.record, u.reason, u.message, u.position))
         rt.metrics.unschedulable.labels(reason=u.reason.value).inc()
-    await _gather(rt, calls)
+    if calls:
+        rt.spawn(touched, _gather(rt, calls))
     rt.metrics.observe_state(result.state)
     phases = Counter(rec.phase.value for rec in views.jobs.values())
     rt.metrics.observe_counts(queue_lengths(views.jobs), phases)
     rt.metrics.cycles.labels(result="ok").inc()
+    if decided.creates or decided.preemptions or prepared.resumes:
+        log.info(
+            "cycle: %d queued, %d placed, %d resumed, %d preempted, %d unschedulable in %.3fs",
+            len(prepared.pending), len(decided.creates), len(prepared.resumes), len(decided.preemptions),
+            len(result.unschedulable), time.monotonic() - started,
+        )  # fmt: skip
 
 
 def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[tuple[Lost, bool]]:
@@ -98,7 +110,7 @@ async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
     async with rt.lock:
         rt.forget_confirmed(set(views.pods))
-        prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting)
+        prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight)
         await _gather(rt, [_lose(rt, i, f, views) for i, f in _lost(rt, prepared.snapshot.lost, views)])
 
 
@@ -181,6 +193,7 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_nod
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
     await status.patch(rt.api, rec.namespace, rec.name, statuses.scheduled(rec, a, now))
+    rt.reported[rec.id] = now
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
     await events.post(rt.api, ref(rec), Reason.PLACED.value, statuses.scheduled(rec, a, now)["status"]["message"], now)
@@ -190,6 +203,8 @@ async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
     """A queued job whose pod exists (crash after create, or a status patch lost): finish it."""
     if pod.assignment is None or rec.id in rt.deleting:
         return
+    if rec.id in rt.reported and pod.bound_node:
+        return  # this process already wrote Scheduled; the job watch has not shown it yet
     await _bind_and_report(rt, rec, pod.assignment, pod.bound_node)
 
 

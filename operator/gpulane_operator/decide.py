@@ -12,7 +12,7 @@ and ``plan`` turns its result into API actions. Safety rules live here, not in t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from gpulane_core.model import Job, JobClass, JobId, NodeName
@@ -67,6 +67,7 @@ def prepare(
     assumed: Mapping[JobId, Assignment],
     inventory: Mapping[NodeName, NodeInventory],
     waiting: Mapping[JobId, frozenset[JobId]],
+    inflight: Collection[JobId] = (),
 ) -> Prepared:
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
     snapshot = build(inventory, live_assignments(pods, assumed).values(), known)
@@ -79,7 +80,7 @@ def prepare(
     resumes: list[tuple[JobRecord, PodRecord]] = []
     invalid: list[JobRecord] = []
     for rec in sorted(jobs.values(), key=lambda r: r.id):
-        if not rec.pending:
+        if not rec.pending or rec.id in inflight:
             continue
         pod = pods.get(rec.id)
         if pod is not None:

@@ -64,6 +64,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         return
     if rt.runner is not None:
         await rt.runner.stop()
+    await rt.drain()
     await rt.api.close()
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +95,37 @@ class Runtime:
     assumed: dict[JobId, Assumed] = field(default_factory=dict)
     deleting: dict[JobId, tuple[Reason, float]] = field(default_factory=dict)
     waiting: dict[JobId, frozenset[JobId]] = field(default_factory=dict)
+    reported: dict[JobId, float] = field(default_factory=dict)  # when this process wrote Scheduled
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one cycle or loss sweep at a time
     runner: CycleRunner | None = None
+    inflight: set[JobId] = field(default_factory=set)  # jobs whose API actions are still running
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
+
+    def __post_init__(self) -> None:
+        self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
+
+    def spawn(self, jobs: set[JobId], work: Coroutine[Any, Any, None]) -> None:
+        """Run a cycle's API actions in the background: the next cycle need not wait for them,
+        because their lanes are already assumed and their jobs are skipped until they finish."""
+        self.inflight |= jobs
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)
+            self.inflight -= jobs
+            if not task.cancelled() and task.exception() is not None:
+                log.error("applying a cycle failed", exc_info=task.exception())
+            self.poke()
+
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(finished)
+
+    async def drain(self) -> None:
+        """Wait for every background action (tests, shutdown)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     @property
     def selector(self) -> dict[str, str | None]:
@@ -112,6 +140,9 @@ class Runtime:
         for job in list(self.assumed):
             if job in visible or now - self.assumed[job].since_s > ASSUMED_TTL_S:
                 del self.assumed[job]
+        for job in list(self.reported):
+            if now - self.reported[job] > ASSUMED_TTL_S:
+                del self.reported[job]
         for job in list(self.deleting):
             if job not in visible and now - self.deleting[job][1] > ASSUMED_TTL_S:
                 del self.deleting[job]

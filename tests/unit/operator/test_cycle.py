@@ -30,6 +30,11 @@ def views(api: FakeKubeApi, bodies: list[dict[str, Any]], statuses: dict[str, di
     return cycle.Views(jobs, pods, inventory)
 
 
+async def run(rt: Runtime, v: cycle.Views) -> None:
+    await cycle.run(rt, v)
+    await rt.drain()  # a cycle's API actions run in the background
+
+
 def applied_statuses(api: FakeKubeApi) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for _, name, patch in api.patches:
@@ -48,7 +53,7 @@ def lanes_sound(api: FakeKubeApi, v: cycle.Views) -> None:
 async def test_twenty_jobs_fit_only_by_sharing_and_each_gets_one_bound_pod(api: FakeKubeApi) -> None:
     bodies = [job_body(f"j{i}", "512Mi", "6Gi") for i in range(20)]  # 130Gi alone, 64Gi of GPUs
     rt = runtime(api)
-    await cycle.run(rt, views(api, bodies))
+    await run(rt, views(api, bodies))
     assert len(api.pods) == 20 and len(api.binds) == 20
     statuses = applied_statuses(api)
     assert {s["phase"] for s in statuses.values()} == {"Scheduled"}
@@ -59,18 +64,18 @@ async def test_twenty_jobs_fit_only_by_sharing_and_each_gets_one_bound_pod(api: 
         charges.setdefault(ann["gpulane.dev/node"], []).append(ann["gpulane.dev/charge-units"])
     assert all(len(c) == len(set(c)) for c in charges.values())  # unique per node (none allocated yet)
     # A second cycle with the same (stale) job statuses only finishes, it never creates again.
-    await cycle.run(rt, views(api, bodies))
+    await run(rt, views(api, bodies))
     assert len(api.pods) == 20
 
 
 async def test_crash_between_create_and_bind_is_finished_after_restart(api: FakeKubeApi) -> None:
     bodies = [job_body("a", "1Gi", "2Gi")]
     api.fail["bind_pod"] = ApiError(500, "etcd timeout")
-    await cycle.run(runtime(api), views(api, bodies))
+    await run(runtime(api), views(api, bodies))
     (pod,) = api.pods.values()
     assert not pod["spec"].get("nodeName") and api.patches == []
     fresh = runtime(api)  # a restarted operator: nothing assumed, state only from the API
-    await cycle.run(fresh, views(api, bodies))
+    await run(fresh, views(api, bodies))
     assert len(api.pods) == 1 and api.binds == [("ns", "a-gpulane", pod["metadata"]["annotations"]["gpulane.dev/node"])]
     assert applied_statuses(api)["a"]["phase"] == "Scheduled"
 
@@ -78,14 +83,14 @@ async def test_crash_between_create_and_bind_is_finished_after_restart(api: Fake
 async def test_an_existing_pod_is_adopted_with_its_own_assignment(api: FakeKubeApi) -> None:
     bodies = [job_body("a", "1Gi", "2Gi"), job_body("b", "1Gi", "2Gi")]
     rt = runtime(api)
-    await cycle.run(rt, views(api, bodies[:1]))
+    await run(rt, views(api, bodies[:1]))
     placed = next(iter(api.pods.values()))
     placed["spec"]["nodeName"] = ""
     api.binds.clear()
     # The job's status write was lost and another replica's view is stale: the pod is adopted, not duplicated.
     stale = views(api, bodies)
     stale = cycle.Views(stale.jobs, {}, stale.inventory)
-    await cycle.run(runtime(api), stale)
+    await run(runtime(api), stale)
     assert len(api.pods) == 2
     assert ("ns", "a-gpulane", placed["metadata"]["annotations"]["gpulane.dev/node"]) in api.binds
 
@@ -93,7 +98,7 @@ async def test_an_existing_pod_is_adopted_with_its_own_assignment(api: FakeKubeA
 async def test_a_rejected_pod_fails_the_job_and_frees_the_assumption(api: FakeKubeApi) -> None:
     api.fail["create_pod"] = ApiError(422, "spec.containers[0].image: Required value")
     rt = runtime(api)
-    await cycle.run(rt, views(api, [job_body("a")]))
+    await run(rt, views(api, [job_body("a")]))
     status = applied_statuses(api)["a"]
     assert status["phase"] == "Failed" and "Required value" in status["message"]
     assert rt.assumed == {}
@@ -101,7 +106,7 @@ async def test_a_rejected_pod_fails_the_job_and_frees_the_assumption(api: FakeKu
 
 async def test_lost_node_requeues_its_jobs(api: FakeKubeApi) -> None:
     bodies = [job_body("a", "1Gi", "2Gi")]
-    await cycle.run(runtime(api), views(api, bodies))
+    await run(runtime(api), views(api, bodies))
     node = next(iter(api.pods.values()))["metadata"]["annotations"]["gpulane.dev/node"]
     v = views(api, bodies, {"a": {"phase": "Running"}})
     gone = cycle.Views(v.jobs, v.pods, {k: i for k, i in v.inventory.items() if k != node})
