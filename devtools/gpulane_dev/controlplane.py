@@ -30,6 +30,7 @@ SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_ANNOTATION_VALUE = "fake"
 KWOK_STAGES_RESOURCE = "kwok_stages.yaml"
+KWOK_READY_LINE = '"msg":"Watch nodes"'
 _HTTP_TIMEOUT_S = 2.0
 
 
@@ -240,14 +241,22 @@ class ControlPlane:
             if options.kwok is not None:
                 config = workdir / "kwok.yaml"
                 config.write_text(kwok_config_text())
-                plane._kwok = procs.start(
-                    procs.ProcessSpec("kwok", kwok_argv(options.kwok, kubeconfig, config), workdir / "logs" / "kwok.log"),
+                kwok_log = workdir / "logs" / "kwok.log"
+                kwok = procs.start(
+                    procs.ProcessSpec("kwok", kwok_argv(options.kwok, kubeconfig, config), kwok_log),
                     die_with_parent=options.die_with_parent,
+                )  # fmt: skip
+                running.append(kwok)
+                plane._kwok = kwok
+                # kwok has no health endpoint here; it logs this once its node informer is set up.
+                procs.wait_until(
+                    lambda: KWOK_READY_LINE in procs.log_tail(kwok_log),
+                    what="kwok to watch nodes", timeout=options.start_timeout_s, watch=[kwok],
                 )  # fmt: skip
             return plane
         except BaseException:
             for proc in reversed(running):
-                proc.stop()
+                proc.stop(timeout=5.0)
             raise
 
     # --- what tests and tools read -------------------------------------------------------------
