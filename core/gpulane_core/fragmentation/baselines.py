@@ -26,6 +26,7 @@ from gpulane_core.framework import MAX_SCORE, MIN_SCORE
 
 MAX_SPEC_CPU = 128_000  # milli-CPU of the largest node: the simulator's normaliser
 MAX_SPEC_GPU = 8_000  # milli-GPU of the largest node
+_NOT_CHOSEN = NodeScore(MIN_SCORE, ())  # frozen: one shared value for every node Random did not pick
 
 
 @dataclass(slots=True)
@@ -44,7 +45,7 @@ class RandomPolicy:
 
     def score(self, node: NodeState, pod: PodShape, cycle: CycleState) -> NodeScore:
         if node.name != cycle.chosen:
-            return NodeScore(MIN_SCORE, ())
+            return _NOT_CHOSEN
         return NodeScore(MAX_SCORE, self._random_gpus(node, pod))
 
     def _random_gpus(self, node: NodeState, pod: PodShape) -> tuple[int, ...]:

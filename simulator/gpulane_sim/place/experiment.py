@@ -87,7 +87,10 @@ def prepare(
     return Workload(tuple(order), tie_order, typical, capacity)
 
 
-_MISS = NodeScore(-1, ())  # immutable sentinel: "not cached yet" (None caches "does not fit")
+# immutable sentinels, compared by identity: "not cached yet", and "fits" for uncacheable plugins
+# (None caches "does not fit")
+_MISS = NodeScore(-1, ())
+_FITS = NodeScore(0, ())
 
 
 class Engine:
@@ -128,12 +131,16 @@ class Engine:
                 if hit is not None:
                     feasible.append(i)
                     scored.append(hit)
-        else:
-            candidates = [i for i, node in enumerate(nodes) if fits(node, pod)]
-            if candidates:
-                cycle = plugin.pre_score(pod, [nodes[i] for i in candidates])
-                feasible = candidates
-                scored = [plugin.score(nodes[i], pod, cycle) for i in candidates]
+        else:  # only the filter verdict is memoised; the plugin scores afresh (Random draws)
+            row = self._row(pod)
+            for i, hit in enumerate(row):
+                if hit is _MISS:
+                    hit = row[i] = _FITS if fits(nodes[i], pod) else None
+                if hit is not None:
+                    feasible.append(i)
+            if feasible:
+                cycle = plugin.pre_score(pod, [nodes[i] for i in feasible])
+                scored = [plugin.score(nodes[i], pod, cycle) for i in feasible]
         if not feasible:
             return None
         totals = plugin.normalize([s.score for s in scored])
