@@ -378,3 +378,15 @@ def test_monitors_select_the_metrics_ports_and_dashboards_carry_the_json(helm_bi
     carried = {k: json.loads(v) for d in docs if d["kind"] == "ConfigMap" for k, v in d.get("data", {}).items()
                if k.endswith(".json")}
     assert carried == shipped
+
+
+@pytest.mark.parametrize(
+    ("disabled", "absent_component"), [("operator.enabled", "operator"), ("nodeAgent.enabled", "node-agent")]
+)
+def test_each_component_can_be_turned_off(helm_bin: Path, disabled: str, absent_component: str) -> None:
+    docs = render(helm_bin, "gl", "gpulane", (*MONITORING, "--set", f"{disabled}=false"))
+    components = {d["metadata"].get("labels", {}).get("app.kubernetes.io/component") for d in docs}
+    assert absent_component not in components
+    assert {"operator", "node-agent"} - {absent_component} <= components
+    out = run_helm(helm_bin, "lint", str(CHART), "--strict", *MONITORING, "--set", f"{disabled}=false")
+    assert "0 chart(s) failed" in out
