@@ -131,3 +131,15 @@ def test_schema_enums_match_the_operator_and_agent() -> None:
     agent = SCHEMA["properties"]["nodeAgent"]["properties"]
     assert set(agent["backend"]["enum"]) == {k.value for k in agent_settings.BackendKind}
     assert set(agent["enforcement"]["enum"]) == {p.value for p in agent_settings.EnforcementPolicy}
+
+
+def test_operator_runs_as_the_images_user() -> None:
+    dockerfile = CHART.parents[1] / "operator" / "Dockerfile"
+    if not dockerfile.exists():
+        pytest.skip("operator/Dockerfile not present")
+    user = re.findall(r"^USER\s+(\d+)(?::(\d+))?", dockerfile.read_text(), flags=re.MULTILINE)
+    assert user, "the operator image must run as a numeric non-root user"
+    uid, gid = user[-1]
+    context = VALUES["operator"]["podSecurityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == int(uid) and context["runAsGroup"] == int(gid or uid)
