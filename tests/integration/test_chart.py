@@ -154,11 +154,20 @@ def test_helm_template_renders(helm_bin: Path, variant: str) -> None:
     assert len(dashboards) == 3
     monitors = {d["kind"] for d in docs} & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
     assert monitors == ({"ServiceMonitor", "PodMonitor", "PrometheusRule"} if variant == "monitoring" else set())
+    assert [p for d in docs for p in _null_paths(d, d["kind"])] == []  # a null is a template slip
     daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
     fake = variant in ("kind-fake-backend", "monitoring")
     assert ("--backend=fake" in args) is fake
     assert any(d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-fake-config") for d in docs) is fake
+
+
+def _null_paths(node: Any, path: str) -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _null_paths(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _null_paths(v, f"{path}[{i}]")]
+    return [path] if node is None else []
 
 
 @pytest.mark.parametrize(
