@@ -399,3 +399,20 @@ def test_each_component_can_be_turned_off(helm_bin: Path, disabled: str, absent_
     assert {"operator", "node-agent"} - {absent_component} <= components
     out = run_helm(helm_bin, "lint", str(CHART), "--strict", *MONITORING, "--set", f"{disabled}=false")
     assert "0 chart(s) failed" in out
+
+
+def test_helm_package_ships_everything(helm_bin: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    out = run_helm(helm_bin, "package", str(CHART), "--destination", str(tmp_path))
+    archive = next(tmp_path.glob("gpulane-*.tgz"))
+    assert archive.name == "gpulane-0.1.0.tgz", out
+    with tarfile.open(archive) as tar:
+        names = {n.removeprefix("gpulane/") for n in tar.getnames()}
+    expected = {"Chart.yaml", "values.yaml", "values.schema.json", "README.md", "values-kind.yaml",
+                "rules/gpulane-alerts.yaml", "templates/NOTES.txt"}
+    expected |= {f"crds/{p.name}" for p in (CHART / "crds").glob("*.yaml")}
+    expected |= {f"dashboards/{p.name}" for p in (CHART / "dashboards").glob("*.json")}
+    assert expected <= names, expected - names
+    out = run_helm(helm_bin, "lint", "--strict", str(archive))
+    assert "0 chart(s) failed" in out
