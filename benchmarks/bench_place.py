@@ -21,19 +21,21 @@ from gpulane_sim.place.trace import TracePod, load_nodes, load_pods
 SEED = 42
 
 
-def _plain_run_seconds(nodes: Sequence[NodeState], pods: Sequence[TracePod], policy: PolicyName) -> float:
-    """The unmemoised cycle (filter + score every node for every pod), for the speed-up ratio."""
+def _plain_run(nodes: Sequence[NodeState], pods: Sequence[TracePod], policy: PolicyName) -> tuple[float, int]:
+    """The unmemoised cycle (filter + score every node for every pod): (seconds, allocated milli)."""
     workload = prepare(nodes, pods, SEED)
     plugin = make_policy(policy, workload.typical, SEED)
     state = list(workload.nodes)
     index = {n.name: i for i, n in enumerate(state)}
+    allocated = 0
     started = time.perf_counter()
     for pod in workload.pods:
         decision = schedule(state, pod.shape, plugin)
         if decision is not None:
             i = index[decision.node]
             state[i] = state[i].place(pod.shape, decision.gpus)
-    return time.perf_counter() - started
+            allocated += pod.shape.total_gpu_milli
+    return time.perf_counter() - started, allocated
 
 
 def run(quick: bool) -> str:
@@ -55,8 +57,10 @@ def run(quick: bool) -> str:
     # memoised engine vs the plain cycle on a small cluster (the plain cycle is too slow for the full one)
     small_nodes, small_pods = subsample(load_nodes(data / "openb_node_list_gpu_node.csv"), pods, 100, seed=2)
     small = prepare(small_nodes, small_pods, SEED)
-    memo = run_experiment(small, PolicyName.FGD, SEED).seconds
-    plain = _plain_run_seconds(small_nodes, small_pods, PolicyName.FGD)
+    memo_result = run_experiment(small, PolicyName.FGD, SEED)
+    memo = memo_result.seconds
+    plain, plain_allocated = _plain_run(small_nodes, small_pods, PolicyName.FGD)
+    same = "same" if plain_allocated == memo_result.allocated_milli[-1] else "DIFFERENT"
     size = "150-node subsample" if quick else "full trace"
     return "\n".join(
         [
@@ -71,8 +75,9 @@ def run(quick: bool) -> str:
             "|---|---|---|---|---|",
             *rows,
             "",
-            f"Memoised engine vs the plain cycle (FGD, {len(small_nodes)} nodes, {len(small.pods)} pods, same "
-            f"decisions): {plain:.2f} s vs {memo:.2f} s, **{plain / memo:.1f}x** faster.",
+            f"Memoised engine vs the plain cycle (FGD, {len(small_nodes)} nodes, {len(small.pods)} pods, {same} "
+            f"final allocation): {plain:.2f} s vs {memo:.2f} s, **{plain / memo:.1f}x** faster; the gap grows "
+            "with cluster size (the plain cycle re-scores every node for every pod).",
         ]
     )
 
