@@ -12,7 +12,7 @@ scripted on a fake backend from inside its own process: that is what gives per-p
 violation. Its proc root is a scratch directory holding `/proc/<pid>/cgroup` files for those pids, so the
 agent's own cgroup attribution maps them to the jobs' pods. Two `gpulane_client.Lane`s take turns in a
 lane for the turn and prefetch metrics. A real Prometheus (gpulane_dev.prometheus) scrapes both every
-second; each query is evaluated with the dashboards' variables set to real values (this node, GPU 0,
+second; each query is evaluated with the dashboards' variables set to real values (this node, a used GPU,
 this namespace, a running pod) and must return a non-empty result.
 """
 
@@ -253,7 +253,7 @@ def _run_everything(
     settings_file.write_text(rendered.settings_yaml)
     liveness_port = free_port()
 
-    # -- node agent (in process, fake GPUs; GPU 1's process listing fails, for backend-error metrics) --
+    # -- node agent (in process, fake GPUs) ------------------------------------------------------
     agent_port, operator_port = free_port(), free_port()
     proc_root = workdir / "proc"
     proc_root.mkdir()
@@ -274,10 +274,12 @@ def _run_everything(
            "GPULANE_AGENT_ENFORCEMENT_INTERVAL_S": "0.5", "GPULANE_AGENT_INVENTORY_HEARTBEAT_S": "2"}
     config = load_config(None, env, flags_from_args(parsed))
     assert config.backend.kind.value == "fake" and config.node_name == node
+    # two working GPUs for the jobs, and a third that is lost (unhealthy, so never used; every reading
+    # of it fails, which feeds the backend-error and health panels)
     backend = FakeBackend(parse_spec({
         "version": "v1",
-        "gpus": [{"model": "Fake-GPU-16G", "memory": "16Gi", "count": 2, "utilization": 0.5}],
-        "faults": [{"gpu": 1, "kind": "nvml-error", "operation": "processes"}],
+        "gpus": [{"model": "Fake-GPU-16G", "memory": "16Gi", "count": 3, "utilization": 0.5}],
+        "faults": [{"gpu": 2, "kind": "lost"}],
     }, node))  # fmt: skip
 
     async def kube_factory() -> Any:
@@ -334,7 +336,8 @@ def _run_everything(
 
         values = {
             "gpulane-cluster-overview.json": {"Hostname": node},
-            "gpulane-node-gpu.json": {"Hostname": node, "gpu": "0"},
+            # the GPU of the first pod with a process, so the per-pod panels have something to show
+            "gpulane-node-gpu.json": {"Hostname": node, "gpu": first["gpulane.dev/gpu-index"].split(",")[0]},
             # the pod over its limit: it has memory, a lane, a GPU and a violation to show
             "gpulane-job.json": {"namespace": namespace, "pod": pods[1].metadata.name},
         }
