@@ -380,6 +380,11 @@ def test_monitors_select_the_metrics_ports_and_dashboards_carry_the_json(helm_bi
         assert len(hits) == 1, monitor["metadata"]["name"]
         ports = {p["name"] for c in hits[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
         assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    for monitor in (d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")):
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        agent = monitor["metadata"]["labels"]["app.kubernetes.io/component"] == "node-agent"
+        # the agent's series carry the workloads' namespace/pod labels, which must survive the scrape
+        assert all(e.get("honorLabels", False) is agent for e in endpoints), monitor["metadata"]["name"]
     for service in services:  # each Service selects exactly one workload's pods
         selector = service["spec"]["selector"]
         assert sum(selector.items() <= w["spec"]["template"]["metadata"]["labels"].items() for w in workloads) == 1
