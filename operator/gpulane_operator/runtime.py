@@ -138,7 +138,8 @@ class Runtime:
         """Drop assumptions the watch has confirmed, and stale ones whose pod never appeared."""
         now = self.clock()
         for job in list(self.assumed):
-            if job in visible or now - self.assumed[job].since_s > ASSUMED_TTL_S:
+            expired = now - self.assumed[job].since_s > ASSUMED_TTL_S and job not in self.inflight
+            if job in visible or expired:
                 del self.assumed[job]
         for job in list(self.reported):
             if now - self.reported[job] > ASSUMED_TTL_S:
