@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import asyncio
+
+from gpulane_core.model import JobClass, JobId, LaneId, NodeName
+from gpulane_operator.assignment import Assignment
+from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.runtime import ASSUMED_TTL_S, CycleRunner, Runtime
+from gpulane_operator.settings import OperatorSettings
+from opfakes import FakeKubeApi
+
+A = Assignment(JobId("ns/a"), NodeName("n1"), (0,), ("GPU-0",), LaneId("lane-0"), 1024, 0, 1024, 4, JobClass.GUARANTEED)
+
+
+class Stopped:
+    """Stands in for kopf's DaemonStopped flag."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+async def test_cycles_run_while_held_and_stop_when_released() -> None:
+    ran: list[int] = []
+
+    async def cycle() -> None:
+        ran.append(1)
+
+    runner = CycleRunner(cycle, debounce_s=0.0, resync_s=0.05)
+    stopped = Stopped()
+    holder = asyncio.create_task(runner.hold(stopped))
+    await asyncio.sleep(0.2)
+    assert ran and runner.holders == 1  # the first poke plus resyncs
+    stopped.event.set()
+    await holder
+    count = len(ran)
+    await asyncio.sleep(0.2)
+    assert runner.holders == 0 and len(ran) <= count + 1  # no more cycles once nobody holds the loop
+
+
+def test_assumptions_end_when_confirmed_or_expired_but_never_while_in_flight() -> None:
+    now = [1000.0]
+    rt = Runtime(OperatorSettings(), FakeKubeApi(), OperatorMetrics(), clock=lambda: now[0])
+    rt.assume(A.job, A)
+    rt.assume(JobId("ns/b"), A)
+    rt.forget_confirmed({A.job})
+    assert set(rt.assumed) == {JobId("ns/b")}
+    rt.inflight.add(JobId("ns/b"))
+    now[0] += ASSUMED_TTL_S + 1
+    rt.forget_confirmed(set())
+    assert set(rt.assumed) == {JobId("ns/b")}
+    rt.inflight.clear()
+    rt.forget_confirmed(set())
+    assert rt.assumed == {}
