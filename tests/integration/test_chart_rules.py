@@ -130,3 +130,24 @@ def test_promtool_test_can_fail(dev_binaries: Binaries, tmp_path: Path) -> None:
     result = promtool(dev_binaries, "test", "rules", str(spec))
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
+
+
+def test_plain_prometheus_example_is_valid_and_matches_the_chart(dev_binaries: Binaries) -> None:
+    example = CHART / "prometheus" / "prometheus.yml"
+    result = promtool(dev_binaries, "check", "config", str(example))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 8 rules found" in result.stdout + result.stderr  # the alerts file is loaded too
+    out = subprocess.run(
+        [str(dev_binaries.helm), "template", "gpulane", str(CHART), "--namespace", "gpulane"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    services = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out) if d and d["kind"] == "Service"}
+    config = yaml.safe_load(example.read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    host, port = jobs["gpulane-operator"]["static_configs"][0]["targets"][0].rsplit(":", 1)
+    operator = services[host.split(".")[0]]
+    assert host.split(".")[1] == "gpulane" and int(port) == operator["spec"]["ports"][0]["port"]
+    dns = jobs["gpulane-node-agent"]["dns_sd_configs"][0]
+    agent = services[dns["names"][0].split(".")[0]]
+    assert agent["spec"]["clusterIP"] == "None" and dns["port"] == agent["spec"]["ports"][0]["port"]
+    assert jobs["gpulane-node-agent"]["honor_labels"] is True
