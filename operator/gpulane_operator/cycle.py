@@ -39,6 +39,7 @@ class Views:
     jobs: Mapping[JobId, JobRecord]
     pods: Mapping[JobId, PodRecord]
     inventory: Mapping[NodeName, NodeInventory]
+    nodes: frozenset[str] = frozenset()  # every Node object that exists, GPU or not
 
 
 def ref(rec: JobRecord) -> JobRef:
@@ -124,17 +125,19 @@ async def _delete_orphan(rt: Runtime, pod: PodRecord) -> None:
     await pods.delete_if_present(rt.api, pod.namespace, pod.name)
 
 
-async def _evict(rt: Runtime, job: JobId, reason: Reason) -> None:
+async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False) -> None:
     """Delete a job's pod, remembering why, so the pod-deleted handler leaves the job to us."""
     rt.mark_deleting(job, reason)
     rt.assumed.pop(job, None)
     namespace, name = split_job_id(job)
-    await pods.delete_if_present(rt.api, namespace, pod_name(name), force=reason is Reason.NODE_LOST)
+    await pods.delete_if_present(rt.api, namespace, pod_name(name), force=force)
 
 
 async def _lose(rt: Runtime, item: Lost, fail: bool, views: Views) -> None:
     rec = views.jobs[item.job]
-    await _evict(rt, item.job, item.reason)
+    # Only a pod whose Node object is gone is force-deleted: no kubelet will ever confirm its end. On a
+    # live node the pod's memory stays counted until its containers have really stopped.
+    await _evict(rt, item.job, item.reason, force=item.node not in views.nodes)
     now = rt.clock()
     if fail:
         body = statuses.failed(rec, item.reason, item.message, now)

@@ -30,6 +30,7 @@ class Lost:
     job: JobId
     reason: Reason
     message: str
+    node: NodeName
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +45,14 @@ class Snapshot:
 def _lost_reason(a: Assignment, inventory: Mapping[NodeName, NodeInventory]) -> Lost | None:
     inv = inventory.get(a.node)
     if inv is None:
-        return Lost(a.job, Reason.NODE_LOST, f"node {a.node} is gone or has no GPUs anymore")
+        return Lost(a.job, Reason.NODE_LOST, f"node {a.node} is gone or has no GPUs anymore", a.node)
     gpus = {g.index: g for g in inv.node.gpus}
     for index, uuid in zip(a.gpu_indices, a.gpu_uuids, strict=True):
         gpu = gpus.get(index)
         if gpu is None or gpu.uuid != uuid:
-            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) is gone from node {a.node}")
+            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) is gone from node {a.node}", a.node)
         if not gpu.healthy:
-            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) on node {a.node} is unhealthy")
+            return Lost(a.job, Reason.GPU_LOST, f"GPU {uuid} (index {index}) on node {a.node} is unhealthy", a.node)
     return None
 
 

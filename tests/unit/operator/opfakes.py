@@ -58,7 +58,7 @@ class FakeKubeApi:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.events: list[dict[str, Any]] = []
         self.binds: list[tuple[str, str, str]] = []
-        self.deleted: list[tuple[str, str]] = []
+        self.deleted: list[tuple[str, str, int | None]] = []
         self.fail: dict[str, ApiError] = {}
 
     def _maybe_fail(self, op: str) -> None:
@@ -82,7 +82,7 @@ class FakeKubeApi:
         self._maybe_fail("delete_pod")
         if self.pods.pop((namespace, name), None) is None:
             raise ApiError(404, "not found")
-        self.deleted.append((namespace, name))
+        self.deleted.append((namespace, name, grace_period_s))
 
     async def bind_pod(self, namespace: str, name: str, node: str) -> None:
         self._maybe_fail("bind_pod")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gpulane_core.lanes import check_invariant
@@ -113,5 +114,19 @@ async def test_lost_node_requeues_its_jobs(api: FakeKubeApi) -> None:
     rt = runtime(api)
     await cycle.sweep_losses(rt, gone)
     assert api.pods == {} and rt.deleting[JobId("ns/a")][0].value == "NodeLost"
+    assert api.deleted == [("ns", "a-gpulane", 0)]  # the Node object is gone: force, like pod GC
     assert applied_statuses(api)["a"]["phase"] == "Pending"
     assert "is gone" in applied_statuses(api)["a"]["message"]
+
+
+async def test_unhealthy_gpu_on_a_live_node_deletes_gracefully(api: FakeKubeApi) -> None:
+    bodies = [job_body("a", "1Gi", "2Gi")]
+    await run(runtime(api), views(api, bodies))
+    node = next(iter(api.pods.values()))["metadata"]["annotations"]["gpulane.dev/node"]
+    v = views(api, bodies, {"a": {"phase": "Running"}})
+    inv = dict(v.inventory)
+    sick = inv[node].node
+    inv[node] = replace(inv[node], node=replace(sick, gpus=tuple(replace(g, healthy=False) for g in sick.gpus)))
+    await cycle.sweep_losses(runtime(api), cycle.Views(v.jobs, v.pods, inv, frozenset({"n1", "n2"})))
+    assert api.deleted == [("ns", "a-gpulane", None)]
+    assert applied_statuses(api)["a"]["conditions"][0]["reason"] == "GPULost"
