@@ -161,3 +161,48 @@ def test_a_lost_node_requeues_its_jobs_onto_another(
     assert moved["status"]["placement"]["node"] != lost
     reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
     assert "NodeLost" in reasons
+
+
+def _gpunode(api: client.ApiClient, node: str, healthy: tuple[bool, ...]) -> None:
+    custom = client.CustomObjectsApi(api)
+    status = {
+        "memoryUnitMiB": 512,
+        "gpus": [
+            {"index": i, "uuid": f"GPU-{node}-real-{i}", "model": "A10", "memoryMiB": 24576,
+             "health": "Healthy" if ok else "Unhealthy"}
+            for i, ok in enumerate(healthy)
+        ],
+    }  # fmt: skip
+    try:
+        custom.create_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", {
+            "apiVersion": "gpulane.dev/v1alpha1", "kind": "GPUNode", "metadata": {"name": node}})  # fmt: skip
+    except client.exceptions.ApiException as exc:
+        if exc.status != 409:
+            raise
+    custom.patch_cluster_custom_object_status("gpulane.dev", "v1alpha1", "gpunodes", node, {"status": status})
+
+
+def test_gpunode_inventory_wins_and_an_unhealthy_gpu_moves_its_job(
+    crds: list[str], kubeconfig: Path, kube_api: client.ApiClient, namespace: str,
+    fake_gpu_nodes: Callable[..., list[str]], operator: Callable[..., OperatorProcess],
+) -> None:  # fmt: skip
+    (node,) = fake_gpu_nodes(1, gpus_per_node=2, gpu_memory_mib=16384)
+    name = f"p{secrets.token_hex(3)}"
+    label_pool(kube_api, [node], name)
+    _gpunode(kube_api, node, (True, True))
+    try:
+        operator(name)
+        create_job(kube_api, namespace, job_manifest("big", "10Gi", "10Gi"))  # 20Gi: only fits the GPUNode's 24Gi GPUs
+        placed = wait_for("placed", lambda: (j if phase(j := get_job(kube_api, namespace, "big")) in PLACED else None))
+        first = placed["status"]["placement"]
+        assert first["gpuUUID"].startswith(f"GPU-{node}-real-") and first["chargeUnits"] == 40  # 20Gi / 512Mi
+        healthy = tuple(i != first["gpuIndex"] for i in range(2))
+        _gpunode(kube_api, node, healthy)
+        moved = wait_for("moved to the healthy GPU", lambda: (
+            j if phase(j := get_job(kube_api, namespace, "big")) in PLACED and j["status"]["placement"]["gpuIndex"] != first["gpuIndex"] else None
+        ))  # fmt: skip
+        assert moved["status"]["placement"]["gpuUUID"] != first["gpuUUID"]
+        reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
+        assert "GPULost" in reasons
+    finally:
+        client.CustomObjectsApi(kube_api).delete_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", node)
