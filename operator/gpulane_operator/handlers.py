@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import kopf
 from gpulane_operator import cycle, indexes, lifecycle
 from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
+from gpulane_operator.decide import queue_lengths
 from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index
 from gpulane_operator.k8s import events, pods, status
 from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
@@ -92,8 +94,19 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
         return
     if rec.pending or rec.deleting:
         rt.poke()
+    _refresh_counts(rt, kwargs)
     pod = indexes.lookup(kwargs, "pod_index", rec.id)
     await _apply_sync(rt, rec, lifecycle.sync(rec, pod, rt.clock()))
+
+
+def _refresh_counts(rt: Runtime, kwargs: dict[str, Any]) -> None:
+    """Jobs-by-phase and queue gauges, at most once a second (cycles refresh them too)."""
+    now = rt.clock()
+    if now - rt.counts_at < 1.0:
+        return
+    rt.counts_at = now
+    jobs = indexes.jobs_of(kwargs)
+    rt.metrics.observe_counts(queue_lengths(jobs), Counter(r.phase.value for r in jobs.values()))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -70,6 +70,10 @@ def lookup(kwargs: Mapping[str, Any], index: str, key: Any) -> Any:
     return values[-1] if values else None
 
 
+def jobs_of(kwargs: Mapping[str, Any]) -> dict[JobId, JobRecord]:
+    return _one(kwargs["gsj_index"])
+
+
 def views(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> Views:
     """Views from a handler's kwargs (kopf passes each index under its function's name)."""
     return Views(

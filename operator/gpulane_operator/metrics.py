@@ -59,8 +59,8 @@ class OperatorMetrics:
     def observe_counts(self, queue: Mapping[str, int], phases: Mapping[str, int]) -> None:
         for cls, n in queue.items():
             self.queue_length.labels(**{"class": cls}).set(n)
-        for phase, n in phases.items():
-            self.jobs.labels(phase=phase).set(n)
+        for phase in ("Pending", "Scheduled", "Running", "Succeeded", "Failed"):
+            self.jobs.labels(phase=phase).set(phases.get(phase, 0))
 
     def serve(self, port: int) -> None:
         if port:
