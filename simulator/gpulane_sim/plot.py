@@ -7,24 +7,32 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from gpulane_sim.result import SimResult
+from gpulane_core.model import JobId
+
+from gpulane_sim.result import Segment, SimResult
+
+RowKey = tuple[str, int, str, str]  # node, GPU index, lane (or "copy"), kind
 
 
-def _rows(result: SimResult) -> list[tuple[str, str, int, str]]:
-    """(row label, kind, GPU index, lane) for every row with activity, GPUs in order."""
-    rows: set[tuple[str, int, str, str]] = set()
-    for seg in result.segments:
-        node, gpu, lane = seg.lane
-        row_lane = "copy" if seg.kind == "transfer" else lane
-        rows.add((node, gpu, row_lane, seg.kind))
-    ordered = sorted(rows, key=lambda r: (r[0], r[1], r[3] == "transfer", r[2]))
-    return [
-        (f"{n}/gpu{g} {'copy engine' if k == 'transfer' else ('compute' if ln == 'gpu' else ln)}", k, g, ln)
-        for n, g, ln, k in ordered
-    ]
+def _row_key(seg: Segment) -> RowKey:
+    node, gpu, lane = seg.lane
+    return (node, gpu, "copy" if seg.kind == "transfer" else lane, seg.kind)
+
+
+def _rows(result: SimResult) -> list[tuple[RowKey, str]]:
+    """Every row with activity and its label, GPUs in order, each GPU's copy engine after its lanes."""
+    keys = sorted(
+        {_row_key(s) for s in result.segments}, key=lambda r: (r[0], r[1], r[3] == "transfer", r[2])
+    )
+    labels = []
+    for node, gpu, lane, kind in keys:
+        what = "copy engine" if kind == "transfer" else ("compute" if lane == "gpu" else lane)
+        labels.append(((node, gpu, lane, kind), f"{node}/gpu{gpu} {what}"))
+    return labels
 
 
 def write_gantt(results: Mapping[str, SimResult], path: Path) -> None:
@@ -51,22 +59,23 @@ def write_gantt(results: Mapping[str, SimResult], path: Path) -> None:
     for ax, name in zip(axes[:, 0], names, strict=True):
         result = results[name]
         rows = _rows(result)
-        index = {(r[2], "copy" if r[1] == "transfer" else r[3], r[1]): i for i, r in enumerate(rows)}
+        index = {key: i for i, (key, _) in enumerate(rows)}
+        # One artist per (row, job, kind): a long trace has millions of segments.
+        spans: dict[tuple[int, JobId, str], list[tuple[float, float]]] = defaultdict(list)
         for seg in result.segments:
-            _, gpu, lane = seg.lane
-            y = index[(gpu, "copy" if seg.kind == "transfer" else lane, seg.kind)]
-            ax.barh(
-                y,
-                seg.end_s - seg.start_s,
-                left=seg.start_s,
-                height=0.7,
-                color=color[seg.job],
-                alpha=0.45 if seg.kind == "transfer" else 0.95,
-                hatch="///" if seg.kind == "transfer" else None,
+            spans[(index[_row_key(seg)], seg.job, seg.kind)].append((seg.start_s, seg.end_s - seg.start_s))
+        for (y, job, kind), bars in spans.items():
+            ax.broken_barh(
+                bars,
+                (y - 0.35, 0.7),
+                facecolors=color[job],
+                alpha=0.45 if kind == "transfer" else 0.95,
+                hatch="///" if kind == "transfer" else None,
                 edgecolor="black",
                 linewidth=0.2,
             )
-        ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+        ax.set_yticks(range(len(rows)), [label for _, label in rows], fontsize=8)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.invert_yaxis()
         s = result.summary()
         ax.set_title(
