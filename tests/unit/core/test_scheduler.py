@@ -165,3 +165,27 @@ def test_nodes_to_find_matches_kube_scheduler() -> None:
     assert nodes_to_find(20_000, 0) == 1000  # floor of 5 %
     assert nodes_to_find(1000, 100) == 1000
     assert nodes_to_find(1000, 1) == 100
+
+
+def test_large_cluster_search_stops_after_enough_feasible_nodes() -> None:
+    """Above 100 nodes the search scores a bounded set from a rotating start (kube-scheduler style)."""
+    from dataclasses import replace
+
+    from gpulane_core.registry import Registry, default_registry
+
+    state = ClusterState.of([_node(f"n{i:03d}", gpus=1) for i in range(150)])
+    pending = _pending(*[_job(f"j{k}", 1, 1) for k in range(5)])
+    spread = default_registry().profile("spread")
+    plain = Registry({"spread": lambda: replace(spread, symmetric=False)})
+    res = schedule_cycle(state, pending, SchedulerConfig(placement="spread"), 0.0, registry=plain)
+    assert res.state.check_invariants() == [] and len(res.placements) == 5
+    # 150 nodes -> 100 feasible nodes per job; the start rotates past them, so jobs land apart.
+    assert len({p.node for p in res.placements}) == 5
+    full = schedule_cycle(
+        state,
+        pending,
+        SchedulerConfig(placement="spread", percentage_of_nodes_to_score=100),
+        0.0,
+        registry=plain,
+    )
+    assert [p.node for p in full.placements] == ["n000", "n001", "n002", "n003", "n004"]

@@ -103,3 +103,16 @@ def test_lucid_calibration_reads_the_shared_file(shared_data: Path) -> None:
     assert 0.05 < factor < 0.09
     cfg = load_settings({"colocation_slowdown": "lucid"}, env={}, data_dir=shared_data)
     assert cfg.colocation_slowdown == factor
+
+
+def test_settings_errors_name_their_source(tmp_path: Path) -> None:
+    from gpulane_sim.settings import SettingsError, load_settings
+
+    bad_file = tmp_path / "sim.yaml"
+    bad_file.write_text("gpus: 2\nturbo: on\n")
+    with pytest.raises(SettingsError, match=r"sim.yaml: turbo: unknown setting"):
+        load_settings({}, env={}, file=bad_file)
+    with pytest.raises(SettingsError, match="environment: prefetch: 'maybe' is not on/off"):
+        load_settings({}, env={"GPULANE_SIM_PREFETCH": "maybe"})
+    with pytest.raises(SettingsError, match="gpus: must be at least 1, got 0"):
+        load_settings({"gpus": "0"}, env={})
