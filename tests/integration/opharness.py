@@ -26,7 +26,8 @@ GROUP, VERSION, PLURAL = "gpulane.dev", "v1alpha1", "gpusharejobs"
 class OperatorProcess:
     """`gpulane operator` in its own process group, scoped to one namespace and one node pool."""
 
-    def __init__(self, namespace: str, pool: str, log: Path, *extra: str) -> None:
+    def __init__(self, namespace: str, pool: str, log: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
         self.argv = [
             sys.executable, "-m", "gpulane_core.cli", "operator", "--namespace", namespace,
             "--node-selector", f"{POOL_LABEL}={pool}", "--metrics-port", "0", *extra,
@@ -35,7 +36,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return self
