@@ -381,10 +381,14 @@ class Simulation:
         engine = self.engines[gpu]
         if engine.busy:
             return
-        queue = engine.loads or engine.prefetches
-        if not queue:
+        transfer = None
+        while transfer is None and (engine.loads or engine.prefetches):
+            candidate = (engine.loads or engine.prefetches).popleft()
+            # A copy queued for a job that was preempted since is dropped before it starts.
+            if candidate.epoch == self.runs[candidate.job].epoch:
+                transfer = candidate
+        if transfer is None:
             return
-        transfer = queue.popleft()
         engine.busy = True
         self.events.push(
             self.now + transfer.seconds, Event(EventKind.TRANSFER_DONE, start_s=self.now, transfer=transfer)
