@@ -55,7 +55,7 @@ def run(quick: bool) -> str:
             f"{100 * result.final_allocation_ratio:.2f}% |"
         )
     # memoised engine vs the plain cycle on a small cluster (the plain cycle is too slow for the full one)
-    small_nodes, small_pods = subsample(load_nodes(data / "openb_node_list_gpu_node.csv"), pods, 100, seed=2)
+    small_nodes, small_pods = subsample(load_nodes(data / "openb_node_list_gpu_node.csv"), pods, 100 if quick else 300, seed=2)
     small = prepare(small_nodes, small_pods, SEED)
     memo_result = run_experiment(small, PolicyName.FGD, SEED)
     memo = memo_result.seconds
