@@ -144,17 +144,22 @@ def run_place(args: argparse.Namespace) -> int:
         "seeds": list(seeds),
         "published_at_130": published,
     }
-    if args.json_out:
-        document = json_document(summaries, meta)
+    document = json_document(summaries, meta)
 
-        def write_json(path: Path) -> None:
-            path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    def write_json(path: Path) -> None:
+        path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
-        _atomic_write(Path(args.json_out), write_json)
-    if args.plot:
+    def write_png(path: Path) -> None:
         from gpulane_sim.place.plot import write_plot
 
         curves_by_policy = {s.policy: list(s.curve) for s in summaries}
-        title = f"{workload_name}: GPU allocation vs arrived GPU request"
-        _atomic_write(Path(args.plot), lambda p: write_plot(p, curves_by_policy, title))
+        write_plot(path, curves_by_policy, f"{workload_name}: GPU allocation vs arrived GPU request")
+
+    for target, writer in ((args.json_out, write_json), (args.plot, write_png)):
+        if not target:
+            continue
+        try:
+            _atomic_write(Path(target), writer)
+        except OSError as exc:
+            return fail(f"{target}: cannot write: {exc.strerror or exc}")
     return EXIT_OK

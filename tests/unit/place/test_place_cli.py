@@ -98,3 +98,14 @@ def test_parse_seeds() -> None:
     assert parse_seeds(None, None) == (42,)
     assert parse_seeds(7, None) == (7,)
     assert parse_seeds(None, "42-44,50,42") == (42, 43, 44, 50)
+
+
+def test_unwritable_output_is_a_one_line_error(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes, pods = files
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    argv = ["place", "--nodes", str(nodes), "--pods", str(pods), "--policy", "bestfit", "--quiet"]
+    assert main([*argv, "--json", str(blocker / "out.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
