@@ -86,7 +86,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def run_place(args: argparse.Namespace) -> int:
     from gpulane_core.fragmentation.registry import PUBLISHED_NAMES, parse_policies
 
-    from gpulane_sim.place.curve import load_published, published_final, shared_data_dir
+    from gpulane_sim.place.curve import load_published, published_final, published_mean_curve, shared_data_dir
     from gpulane_sim.place.experiment import prepare, run
     from gpulane_sim.place.report import format_table, json_document, summarize
     from gpulane_sim.place.trace import TraceError, load_nodes, load_pods
@@ -123,19 +123,24 @@ def run_place(args: argparse.Namespace) -> int:
 
     workload_name = Path(args.pods).stem
     published: dict[str, float] = {}
+    published_curves: dict[str, dict[int, float]] = {}
     expected = shared_data_dir() / "fgd_expected_alloc.csv"
     if expected.is_file() and abs(args.inflation - 1.3) < 1e-9:
         curves = load_published(expected, workload_name)
         for policy in policies:
             name = PUBLISHED_NAMES.get(policy)
             value = published_final(curves, name) if name else None
-            if value is not None:
+            if value is not None and name is not None:
                 published[policy.value] = value
+                published_curves[policy.value] = published_mean_curve(curves, name)
     print(f"{workload_name}: {len(nodes)} nodes, {sum(n.gpu_count for n in nodes)} GPUs, "
           f"{len(pods)} trace pods, inflation {args.inflation}, seeds {','.join(map(str, seeds))}")
-    print(format_table(summaries, published))
+    print(format_table(summaries, published, published_curves))
     if published:
-        print("published = mean over seeds 42-51 of the FGD artifact (analysis_allo_discrete.csv)")
+        print(
+            "published = mean over seeds 42-51 of the FGD artifact (analysis_allo_discrete.csv); "
+            "max curve gap = largest |ours - published| over arrived 0..130%"
+        )
 
     meta = {
         "nodes": str(args.nodes),

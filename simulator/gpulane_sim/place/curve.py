@@ -80,3 +80,18 @@ def published_final(curves: Sequence[PublishedCurve], policy: str, at: int = 130
     """Mean over seeds of the published ratio at ``at`` percent for one policy (None if absent)."""
     values = [c.ratios[at] for c in curves if c.policy == policy and at in c.ratios]
     return sum(values) / len(values) if values else None
+
+
+def published_mean_curve(curves: Sequence[PublishedCurve], policy: str) -> dict[int, float]:
+    """Mean over seeds of the published curve of one policy, at the percents every seed has."""
+    mine = [c for c in curves if c.policy == policy]
+    if not mine:
+        return {}
+    common = set.intersection(*(set(c.ratios) for c in mine))
+    return {x: sum(c.ratios[x] for c in mine) / len(mine) for x in sorted(common)}
+
+
+def max_gap(ours: Sequence[tuple[int, float]], published: dict[int, float]) -> tuple[float, int] | None:
+    """Largest |ours - published| over the shared percents, and where; None if none are shared."""
+    gaps = [(abs(y - published[x]), x) for x, y in ours if x in published]
+    return max(gaps) if gaps else None

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gpulane_sim.place.curve import discrete_curve, mean_curves
+from gpulane_sim.place.curve import discrete_curve, max_gap, mean_curves
 from gpulane_sim.place.experiment import RunResult
 
 
@@ -55,20 +55,31 @@ def summarize(results: Sequence[RunResult]) -> list[PolicySummary]:
     return summaries
 
 
-def format_table(summaries: Sequence[PolicySummary], published: Mapping[str, float]) -> str:
-    """A Markdown table: our final ratio (mean over seeds), its range, and the published figure."""
+def format_table(
+    summaries: Sequence[PolicySummary],
+    published: Mapping[str, float],
+    published_curves: Mapping[str, dict[int, float]] | None = None,
+) -> str:
+    """A Markdown table: our final ratio (mean over seeds), its range, and the published figures.
+
+    With ``published_curves``, the last column is the largest gap between our mean curve and the
+    published mean curve over arrived percents 0..130, and where it is.
+    """
     lines = [
-        "| policy | final allocation (mean) | @130% arrived | min-max over seeds | failed pods | published @130 | diff | s/run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy | final allocation (mean) | @130% arrived | min-max over seeds | failed pods | published @130 | diff "
+        "| max curve gap | s/run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         pub = published.get(s.policy)
         pub_text = f"{100 * pub:.2f}%" if pub is not None else "-"
         diff = f"{100 * (s.final_130 - pub):+.2f}" if pub is not None else "-"
+        gap = max_gap(s.curve, (published_curves or {}).get(s.policy, {}))
+        gap_text = f"{100 * gap[0]:.2f} @{gap[1]}%" if gap else "-"
         lines.append(
             f"| {s.policy} | {100 * s.final:.2f}% | {100 * s.final_130:.2f}% | "
             f"{100 * min(s.finals):.2f}-{100 * max(s.finals):.2f}% | {sum(s.failed) / len(s.failed):.0f} | "
-            f"{pub_text} | {diff} | {sum(s.seconds) / len(s.seconds):.1f} |"
+            f"{pub_text} | {diff} | {gap_text} | {sum(s.seconds) / len(s.seconds):.1f} |"
         )
     return "\n".join(lines)
 

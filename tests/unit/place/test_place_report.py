@@ -21,7 +21,9 @@ def test_summaries_average_over_seeds_and_keep_policy_order() -> None:
     assert dict(fgd.curve)[130] == pytest.approx(0.92) and dict(fgd.curve)[65] == pytest.approx(0.6)
     assert 64 in dict(fgd.curve) and 100 not in dict(fgd.curve)  # empty buckets borrow only +-1
     table = format_table([fgd, rnd], {"fgd": 0.9})
-    assert "| fgd | 92.00% | 92.00% | 90.00-94.00% | 1 | 90.00% | +2.00 |" in table
+    assert "| fgd | 92.00% | 92.00% | 90.00-94.00% | 1 | 90.00% | +2.00 | - |" in table
+    gapped = format_table([fgd], {"fgd": 0.9}, {"fgd": {65: 0.5, 130: 0.9}})
+    assert "| 10.00 @65% |" in gapped
     assert "| random | 80.00% |" in table and "| - | - |" in table
     doc = json_document([fgd], {"seeds": [1, 2]})
     assert doc["policies"]["fgd"]["final_allocation_ratio"] == pytest.approx(0.92)
