@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import importlib.resources
+import shutil
 import ssl
 import time
 import urllib.error
@@ -32,6 +33,7 @@ KWOK_NODE_ANNOTATION_VALUE = "fake"
 KWOK_STAGES_RESOURCE = "kwok_stages.yaml"
 KWOK_READY_LINE = '"msg":"Watch nodes"'
 _HTTP_TIMEOUT_S = 2.0
+_PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,23 @@ class ControlPlane:
 
     @classmethod
     def start(cls, options: ControlPlaneOptions) -> ControlPlane:
-        """Start etcd, then kube-apiserver, then kwok (if configured); stop whatever started on failure."""
+        """Start etcd, then kube-apiserver, then kwok (if configured); stop whatever started on failure.
+
+        Free ports are picked by binding port 0 and releasing it, so another process can take one in
+        between; that case ("address already in use") is retried with fresh ports.
+        """
+        ports_given = any((options.etcd_port, options.etcd_peer_port, options.apiserver_port))
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                return cls._start_once(options)
+            except procs.StartupFailed as exc:
+                if ports_given or "address already in use" not in str(exc) or attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                shutil.rmtree(options.workdir / "etcd-data", ignore_errors=True)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @classmethod
+    def _start_once(cls, options: ControlPlaneOptions) -> ControlPlane:
         started = time.monotonic()
         workdir = options.workdir
         workdir.mkdir(parents=True, exist_ok=True)

@@ -254,3 +254,31 @@ def test_repo_crds_are_established(crds: list[str], kube_api: client.ApiClient) 
         conditions = {c.type: c.status for c in ext.read_custom_resource_definition(name).status.conditions}
         assert conditions["Established"] == "True", name
     assert {"gpusharejobs.gpulane.dev", "gpunodes.gpulane.dev"} <= set(crds)
+
+
+def test_start_retries_when_a_picked_port_is_taken(
+    dev_binaries: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from gpulane_dev import procs
+    from gpulane_dev.controlplane import ControlPlaneOptions
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real_free_port = procs.free_port
+        handed: list[int] = []
+
+        def first_one_taken() -> int:
+            port = taken if not handed else real_free_port()
+            handed.append(port)
+            return port
+
+        monkeypatch.setattr(procs, "free_port", first_one_taken)
+        options = ControlPlaneOptions.from_binaries(dev_binaries, tmp_path, with_kwok=False)
+        with ControlPlane.start(options) as plane:
+            assert plane.ready()
+            assert plane.etcd_url != f"http://127.0.0.1:{taken}"
+    assert handed[0] == taken and len(handed) == 6  # two attempts, three ports each
