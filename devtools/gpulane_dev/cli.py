@@ -34,6 +34,8 @@ def register(subparsers: Any) -> None:
     up.add_argument("--node-prefix", default="gpu-node", help="node names are <prefix>-<i> (default gpu-node)")
     up.add_argument("--crds", help="directory of CRD YAML files to install (default: the repo's crds/)")
     up.add_argument("--no-agents", action="store_true", help="do not start fake-backend node agents")
+    up.add_argument("--agent-metrics-port", type=int,
+                    help="metrics port of the first node's agent, +1 per node (default: free ports)")  # fmt: skip
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop every process `up` started")
     down.set_defaults(func=_down)
@@ -78,7 +80,7 @@ def _up(args: argparse.Namespace) -> int:
         options = devcluster.UpOptions(
             state_dir=_state_dir(args), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
             gpu_memory_mib=gpu_memory_mib, node_prefix=args.node_prefix, crds_dir=crds_dir,
-            agents=not args.no_agents,
+            agents=not args.no_agents, agent_metrics_base_port=args.agent_metrics_port,
         )  # fmt: skip
         tools = binaries.ensure(_settings(args))
         state = devcluster.up(options, tools)

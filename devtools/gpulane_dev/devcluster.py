@@ -17,7 +17,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,7 +45,8 @@ class UpOptions:
     node_prefix: str = "gpu-node"
     crds_dir: Path | None = None
     agents: bool = True
-    agent_metrics_base_port: int = 19400
+    # None: free loopback ports (several clusters and test sessions can coexist); else base, base+1, ...
+    agent_metrics_base_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.nodes < 0:
@@ -120,7 +121,7 @@ def agent_argv(node: str, spec_file: Path, kubeconfig: Path, port: int, sockets:
         sys.executable, "-m", "gpulane_core.cli", "agent",
         "--backend", "fake", "--fake-config", str(spec_file), "--node-name", node,
         "--kubeconfig", str(kubeconfig), "--metrics-port", str(port),
-        # No kubelet runs locally: the device-plugin and coordinator sockets live in the state dir.
+        # No kubelet runs locally: device-plugin and coordinator sockets go to a short per-cluster dir.
         "--device-plugin-dir", str(sockets / "device-plugins"),
         "--coordinator-socket", str(sockets / "coordinator.sock"),
     )  # fmt: skip
@@ -138,12 +139,8 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
         down(state_dir, out)
     run_dir = state_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
-    opts = ControlPlaneOptions.from_binaries(binaries, run_dir)
-    opts = ControlPlaneOptions(
-        workdir=opts.workdir, kube_apiserver=opts.kube_apiserver, etcd=opts.etcd, kwok=opts.kwok,
-        die_with_parent=False,
-    )  # fmt: skip
-    plane = ControlPlane.start(opts)
+    # Detached: the processes must outlive this command.
+    plane = ControlPlane.start(replace(ControlPlaneOptions.from_binaries(binaries, run_dir), die_with_parent=False))
     records = list(plane.records())
     try:
         print(f"control plane ready in {plane.timings.total_s:.1f}s at {plane.server}", file=out)
@@ -169,7 +166,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
                 sockets.mkdir(parents=True, exist_ok=True)
                 spec_file = node_dir / "fake-gpus.yaml"
                 spec_file.write_text(fake_agent_spec(spec.gpus, spec.gpu_memory_mib, spec.gpu_product))
-                port = options.agent_metrics_base_port + i
+                port = procs.free_port() if options.agent_metrics_base_port is None else options.agent_metrics_base_port + i
                 agent = procs.start(
                     procs.ProcessSpec(f"agent/{spec.name}", agent_argv(spec.name, spec_file, plane.kubeconfig, port, sockets),
                                       run_dir / "logs" / f"agent-{spec.name}.log",
@@ -184,9 +181,8 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
                     functools.partial(metrics_up, port),
                     what=f"{agent.name} metrics on 127.0.0.1:{port}", timeout=60.0, watch=[agent],
                 )  # fmt: skip
-            if specs:
-                print(f"node agents serving metrics on 127.0.0.1:{min(metrics.values())}..{max(metrics.values())}",
-                      file=out)  # fmt: skip
+            for name, port in metrics.items():
+                print(f"node agent for {name}: metrics on http://127.0.0.1:{port}/metrics", file=out)
         state = ClusterState(
             kubeconfig=str(plane.kubeconfig), server=plane.server, admin_token=plane.pki.admin_token,
             ca_cert=str(plane.pki.ca_cert), processes=tuple(records), nodes=tuple(node_names), agent_metrics=metrics,
@@ -243,7 +239,10 @@ def format_status(state: ClusterState | None, rows: Sequence[ProcessStatus], rea
         return "dev cluster: not running (no state)"
     lines = [f"dev cluster: apiserver {state.server} {'ready' if ready else 'NOT ready'}",
              f"kubeconfig: {state.kubeconfig}"]  # fmt: skip
-    lines += [f"  {r.name:24s} pid {r.pid:<8d} {'running' if r.running else 'STOPPED'}  log {r.log}" for r in rows]
+    for r in rows:
+        port = state.agent_metrics.get(r.name.removeprefix("agent/")) if r.name.startswith("agent/") else None
+        metrics = f"  metrics http://127.0.0.1:{port}/metrics" if port else ""
+        lines.append(f"  {r.name:24s} pid {r.pid:<8d} {'running' if r.running else 'STOPPED'}  log {r.log}{metrics}")
     if state.nodes:
         lines.append(f"fake GPU nodes: {', '.join(state.nodes)}")
     return "\n".join(lines)

@@ -57,3 +57,22 @@ def test_bad_up_options(tmp_path: Path, kwargs: dict[str, int], message: str) ->
     with pytest.raises(DevClusterError) as info:
         UpOptions(state_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
+
+
+def test_status_lines_show_each_process_and_agent_metrics() -> None:
+    from gpulane_dev.devcluster import ProcessStatus, format_status
+
+    state = ClusterState(
+        kubeconfig="/s/kc", server="https://127.0.0.1:1", admin_token="t", ca_cert="/s/ca.crt",
+        processes=(), nodes=("n-0",), agent_metrics={"n-0": 40001},
+    )  # fmt: skip
+    rows = [ProcessStatus("etcd", 10, True, "/l/etcd.log"), ProcessStatus("agent/n-0", 11, False, "/l/a.log")]
+    text = format_status(state, rows, ready=False)
+    assert text.splitlines() == [
+        "dev cluster: apiserver https://127.0.0.1:1 NOT ready",
+        "kubeconfig: /s/kc",
+        "  etcd                     pid 10       running  log /l/etcd.log",
+        "  agent/n-0                pid 11       STOPPED  log /l/a.log  metrics http://127.0.0.1:40001/metrics",
+        "fake GPU nodes: n-0",
+    ]
+    assert format_status(None, [], ready=False) == "dev cluster: not running (no state)"
