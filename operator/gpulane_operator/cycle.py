@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gpulane_core.model import JobId, NodeName
@@ -57,9 +57,11 @@ async def _gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
     await asyncio.gather(*(one(c) for c in calls))
 
 
-async def run(rt: Runtime, views: Views) -> None:
+async def run(rt: Runtime, views: Callable[[], Views]) -> None:
+    """One cycle. Views are taken under the lock: a cycle must never see older pods than the one
+    before it, or a dropped assumption could hide a lane."""
     async with rt.lock:
-        await _run(rt, views)
+        await _run(rt, views())
 
 
 async def _run(rt: Runtime, views: Views) -> None:
@@ -70,7 +72,7 @@ async def _run(rt: Runtime, views: Views) -> None:
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)
     await _gather(rt, [_lose(rt, item, fail, views) for item, fail in _lost(rt, prepared.snapshot.lost, views)])
-    await _gather(rt, [_delete_orphan(rt, pod) for pod in orphan_pods(views)])
+    await _gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
     decided = plan(prepared, result, views.jobs, views.pods, rt.assumed_assignments())
     rt.waiting = dict(decided.waiting)
@@ -109,8 +111,7 @@ def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[tuple[Lost,
 
 async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
-    async with rt.lock:
-        rt.forget_confirmed(set(views.pods))
+    async with rt.lock:  # assumptions are only dropped by scheduling cycles
         prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight)
         await _gather(rt, [_lose(rt, i, f, views) for i, f in _lost(rt, prepared.snapshot.lost, views)])
 
@@ -120,7 +121,8 @@ def orphan_pods(views: Views) -> list[PodRecord]:
     return [pod for job, pod in views.pods.items() if job not in views.jobs and not pod.deleting]
 
 
-async def _delete_orphan(rt: Runtime, pod: PodRecord) -> None:
+async def delete_orphan(rt: Runtime, pod: PodRecord) -> None:
+    """Delete a pod whose GPUShareJob is gone (what the garbage collector does with owner references)."""
     log.warning("deleting pod %s/%s: its GPUShareJob %s is gone", pod.namespace, pod.name, pod.job)
     await pods.delete_if_present(rt.api, pod.namespace, pod.name)
 
@@ -128,7 +130,6 @@ async def _delete_orphan(rt: Runtime, pod: PodRecord) -> None:
 async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False) -> None:
     """Delete a job's pod, remembering why, so the pod-deleted handler leaves the job to us."""
     rt.mark_deleting(job, reason)
-    rt.assumed.pop(job, None)
     namespace, name = split_job_id(job)
     await pods.delete_if_present(rt.api, namespace, pod_name(name), force=force)
 

@@ -55,7 +55,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt = Runtime(config, await AsyncKubeApi.connect(), metrics)
     live = dict(kwargs)  # kopf's indexes: live objects, filled before any resource handler runs
     s = config.scheduling
-    rt.runner = CycleRunner(lambda: cycle.run(rt, indexes.views(live, rt.selector)), s.debounce_s, s.resync_s)
+    rt.runner = CycleRunner(lambda: cycle.run(rt, lambda: indexes.views(live, rt.selector)), s.debounce_s, s.resync_s)
     memo["runtime"] = rt
 
 
@@ -88,7 +88,6 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     rt: Runtime = memo["runtime"]
     rec = parse_job(body)
     if type == "DELETED":
-        rt.assumed.pop(rec.id, None)
         rt.waiting.pop(rec.id, None)
         rt.poke()
         return
@@ -114,7 +113,8 @@ async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The finalizer: the job's pod goes, so its lane is freed; nothing stays allocated."""
     rt: Runtime = memo["runtime"]
     rec = parse_job(body)
-    rt.assumed.pop(rec.id, None)
+    # The assumption stays until the watch shows the pod (or it expires): a create still in flight
+    # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
     rt.waiting.pop(rec.id, None)
     rt.mark_deleting(rec.id, Reason.POD_DELETED)
     try:
@@ -131,8 +131,14 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     rt.poke()
     if pod is None:
         return
+    if type != "DELETED" and pod.assignment is not None:
+        # kopf updated the pod index before calling us, so every later cycle counts this pod's lane
+        # itself: the assumption made when it was created is no longer needed.
+        rt.assumed.pop(pod.job, None)
     rec = indexes.lookup(kwargs, "gsj_index", pod.job)
     if rec is None:
+        if type != "DELETED" and not pod.deleting:
+            await cycle.delete_orphan(rt, pod)  # its job is gone (kopf's indexes are complete here)
         return
     if type == "DELETED":
         if rt.deleting.pop(pod.job, None) is not None:

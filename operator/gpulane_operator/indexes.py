@@ -80,5 +80,5 @@ def views(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> View
         jobs=_one(kwargs["gsj_index"]),
         pods=_one(kwargs["pod_index"]),
         inventory=merge(_one(kwargs["gpunode_index"]), _one(kwargs["node_index"]), selector),
-        nodes=frozenset(kwargs["node_index"]),
+        nodes=frozenset(_one(kwargs["node_index"])),  # keys with objects (a key may keep an empty store)
     )
