@@ -32,7 +32,7 @@ def views(api: FakeKubeApi, bodies: list[dict[str, Any]], statuses: dict[str, di
 
 
 async def run(rt: Runtime, v: cycle.Views) -> None:
-    await cycle.run(rt, v)
+    await cycle.run(rt, lambda: v)
     await rt.drain()  # a cycle's API actions run in the background
 
 
