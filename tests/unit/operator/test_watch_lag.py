@@ -72,6 +72,5 @@ async def scenario(sizes: list[tuple[str, str]], actions: list[tuple[str, int]])
 @settings(max_examples=80, deadline=None)
 @given(st.lists(SIZES, min_size=6, max_size=12), ACTIONS)
 @example([("6Gi", "9Gi")] * 12, [("cycle", 0), ("cycle", 0)])  # the second cycle sees no pod yet
-
 def test_lagging_watches_never_overcommit_a_gpu(sizes: list[tuple[str, str]], actions: list[tuple[str, int]]) -> None:
     asyncio.run(scenario(sizes, actions))
