@@ -206,3 +206,22 @@ def test_gpunode_inventory_wins_and_an_unhealthy_gpu_moves_its_job(
         assert "GPULost" in reasons
     finally:
         client.CustomObjectsApi(kube_api).delete_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", node)
+
+
+def test_a_two_gpu_job_gets_two_whole_gpus(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str
+) -> None:
+    operator(pool(1, 2))
+    manifest = job_manifest("wide", "4Gi", "8Gi")
+    manifest["spec"]["gpus"] = 2
+    create_job(kube_api, namespace, manifest)
+    job = wait_for("placed", lambda: (j if phase(j := get_job(kube_api, namespace, "wide")) in PLACED else None))
+    create_job(kube_api, namespace, job_manifest("small", "1Gi", "1Gi"))
+    placement = job["status"]["placement"]
+    assert placement["gpuIndices"] == [0, 1] and placement["chargeUnits"] == 128  # 2 x 16Gi / 256Mi
+    pod = pods_by_job(kube_api, namespace)["wide"][0]
+    assert pod.metadata.annotations["gpulane.dev/gpu-index"] == "0,1"
+    small = wait_for("small unschedulable", lambda: (
+        j if scheduled_condition(j := get_job(kube_api, namespace, "small")).get("reason") == "Unschedulable" else None
+    ))  # fmt: skip
+    assert phase(small) == "Pending"  # both GPUs are held whole
