@@ -67,7 +67,9 @@ async def run(rt: Runtime, views: Callable[[], Views]) -> None:
 async def _run(rt: Runtime, views: Views) -> None:
     started = time.monotonic()
     rt.forget_confirmed(set(views.pods))
-    prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight)
+    prepared = prepare(
+        views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight, rt.seen
+    )
     now = rt.clock()
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)

@@ -68,6 +68,7 @@ def prepare(
     inventory: Mapping[NodeName, NodeInventory],
     waiting: Mapping[JobId, frozenset[JobId]],
     inflight: Collection[JobId] = (),
+    seen: Mapping[JobId, float] | None = None,
 ) -> Prepared:
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
     snapshot = build(inventory, live_assignments(pods, assumed).values(), known)
@@ -94,8 +95,17 @@ def prepare(
             continue
         if rec.id in still_waiting:
             continue
-        pending.append(PendingJob(rec.job, rec.queued_s or rec.created_s))
+        pending.append(PendingJob(rec.job, arrival(rec, (seen or {}).get(rec.id))))
     return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting)
+
+
+def arrival(rec: JobRecord, seen_s: float | None) -> float:
+    """When the job joined the queue. creationTimestamp has whole seconds only; within that second the
+    time this operator first saw the job (watch order is creation order) breaks ties, so FIFO is FIFO."""
+    base = rec.queued_s or rec.created_s
+    if seen_s is not None and base <= seen_s < base + 1.0:
+        return seen_s
+    return base
 
 
 def taken_charges(

@@ -89,8 +89,10 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     rec = parse_job(body)
     if type == "DELETED":
         rt.waiting.pop(rec.id, None)
+        rt.seen.pop(rec.id, None)
         rt.poke()
         return
+    rt.seen.setdefault(rec.id, rt.clock())
     if rec.pending or rec.deleting:
         rt.poke()
     _refresh_counts(rt, kwargs)

@@ -101,6 +101,7 @@ class Runtime:
     inflight: set[JobId] = field(default_factory=set)  # jobs whose API actions are still running
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
+    seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
     counts_at: float = 0.0  # when the jobs-by-phase gauges were last refreshed
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
 

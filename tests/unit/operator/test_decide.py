@@ -65,3 +65,12 @@ def test_unschedulable_jobs_get_position_and_message_once() -> None:
     patched = {u.record.id: parse_job(job_body("big", "40Gi", "8Gi", status={
         "queuePosition": 1, "conditions": [{"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": u.message}]})) }
     assert plan(prepared, result, patched, {}, {}).unschedulable == ()
+
+
+def test_fifo_ties_within_a_second_follow_the_order_the_watch_delivered() -> None:
+    js = jobs(job_body("b-first", "8Gi", "8Gi"), job_body("a-second", "8Gi", "8Gi"))
+    base = 1767225600.0
+    seen = {JobId("ns/b-first"): base + 0.2, JobId("ns/a-second"): base + 0.7}
+    prepared = prepare(js, {}, {}, inventory("n1"), {}, (), seen)
+    result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, SchedulerConfig(), base + 1)
+    assert [p.job for p in result.placements] == ["ns/b-first"]
