@@ -102,7 +102,8 @@ class Runtime:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
     seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
-    counts_at: float = 0.0  # when the jobs-by-phase gauges were last refreshed
+    counts_at: float = 0.0
+    state_observed_at: float = 0.0  # when the per-GPU lane gauges were last refreshed  # when the jobs-by-phase gauges were last refreshed
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
 
     def __post_init__(self) -> None:
