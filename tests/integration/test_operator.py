@@ -4,6 +4,8 @@ invariant at every observed moment, unschedulable reasons, lane release on delet
 from __future__ import annotations
 
 import secrets
+import socket
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -225,3 +227,26 @@ def test_a_two_gpu_job_gets_two_whole_gpus(
         j if scheduled_condition(j := get_job(kube_api, namespace, "small")).get("reason") == "Unschedulable" else None
     ))  # fmt: skip
     assert phase(small) == "Pending"  # both GPUs are held whole
+
+
+def test_metrics_endpoint_reports_placements_and_lane_memory(
+    pool: Callable[..., str], kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = pool(1, 1)
+    proc = OperatorProcess(namespace, name, tmp_path / "metrics.log", "--standalone")
+    proc.argv[proc.argv.index("--metrics-port") + 1] = str(port)
+    with proc:
+        create_job(kube_api, namespace, job_manifest("measured", "1Gi", "3Gi"))
+        wait_for("placed", lambda: phase(get_job(kube_api, namespace, "measured")) in PLACED)
+
+        def scrape() -> str | None:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            return text if 'gpulane_placements_total{result="bound"} 1.0' in text else None
+
+        text = wait_for("metrics", scrape, timeout=30)
+    lane = [line for line in text.splitlines() if line.startswith("gpulane_lane_memory_allocated_bytes{")]
+    assert any(line.endswith(f" {4 * 1024**3:.1f}") or line.endswith(" 4.294967296e+09") for line in lane), lane
+    assert "gpulane_placement_latency_seconds_count 1.0" in text
