@@ -31,7 +31,7 @@ class OperatorMetrics:
             registry=r,
         )
         self.unschedulable = Counter(
-            "gpulane_unschedulable", "Jobs found unschedulable in a cycle, by reason", ["reason"], registry=r
+            "gpulane_unschedulable", "Times a job was (re)marked not schedulable, by reason", ["reason"], registry=r
         )
         self.lane_memory = Gauge(
             "gpulane_lane_memory_allocated_bytes",
