@@ -8,6 +8,7 @@ peering pauses this replica, so only the active replica schedules.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import Counter
@@ -55,7 +56,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt = Runtime(config, await AsyncKubeApi.connect(), metrics)
     live = dict(kwargs)  # kopf's indexes: live objects, filled before any resource handler runs
     s = config.scheduling
-    rt.runner = CycleRunner(lambda: cycle.run(rt, lambda: indexes.views(live, rt.selector)), s.debounce_s, s.resync_s)
+    # A replica taking over from another lets the old one's in-flight pod creations reach the watch first.
+    handover = 0.0 if config.peering.standalone else config.peering.handover_s
+    not_before = asyncio.get_running_loop().time() + handover
+    rt.runner = CycleRunner(
+        lambda: cycle.run(rt, lambda: indexes.views(live, rt.selector)), s.debounce_s, s.resync_s, not_before
+    )
     memo["runtime"] = rt
 
 

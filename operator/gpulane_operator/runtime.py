@@ -43,8 +43,11 @@ class CycleRunner:
     The cycle runs in its own task: a daemon being stopped never cancels a cycle halfway.
     """
 
-    def __init__(self, cycle: Callable[[], Awaitable[None]], debounce_s: float, resync_s: float) -> None:
+    def __init__(
+        self, cycle: Callable[[], Awaitable[None]], debounce_s: float, resync_s: float, not_before: float = 0.0
+    ) -> None:
         self._cycle = cycle
+        self._not_before = not_before  # loop.time() before which no cycle starts (peering handover)
         self._debounce_s = debounce_s
         self._resync_s = resync_s
         self._wake = asyncio.Event()
@@ -70,7 +73,8 @@ class CycleRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._resync_s)
             self._wake.clear()
-            await asyncio.sleep(self._debounce_s)
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(self._debounce_s, self._not_before - loop.time()))
             if self.holders <= 0:
                 break
             try:

@@ -54,6 +54,7 @@ class PeeringSettings:
     standalone: bool = False  # True: no peering, this replica always schedules
     name: str = "gpulane"  # the ClusterKopfPeering / KopfPeering object
     priority: int = 0
+    handover_s: float = 3.0  # with peering: wait this long after start before the first cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,8 @@ class OperatorSettings:
             parse_selector(self.scope.node_selector)
         except SelectorError as exc:
             problems.append(f"scope.node_selector: {exc}")
+        if self.peering.handover_s < 0:
+            problems.append(f"peering.handover_s: must not be negative, got {self.peering.handover_s}")
         if not self.peering.name:
             problems.append("peering.name: must not be empty")
         return problems
