@@ -164,12 +164,23 @@ def wait_until(
         time.sleep(_POLL_S)
 
 
-def record_alive(record: ProcessRecord) -> bool:
-    """True when `record.pid` still runs `record.executable` (not a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+def record_alive(record: ProcessRecord, exec_grace_s: float = 1.0) -> bool:
+    """True when `record.pid` still runs `record.executable` (not a recycled pid).
+
+    Popen returns once exec has closed the child's close-on-exec pipe, but the kernel sets up the new
+    argument pages a moment later; until then /proc/<pid>/cmdline is empty. An empty cmdline of a live,
+    non-zombie process therefore means "still exec-ing": wait for it (bounded) instead of calling the
+    process foreign.
+    """
+    deadline = time.monotonic() + exec_grace_s
+    while True:
+        try:
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if cmdline or _is_zombie(record.pid) or time.monotonic() >= deadline:
+            break
+        time.sleep(_POLL_S / 10)
     argv0 = cmdline.split(b"\0", 1)[0].decode(errors="replace")
     return argv0 == record.executable
 

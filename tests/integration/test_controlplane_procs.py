@@ -60,15 +60,18 @@ def test_unknown_executable_is_a_startup_failure(tmp_path: Path) -> None:
 
 def test_records_stop_detached_processes_and_ignore_recycled_pids(tmp_path: Path) -> None:
     proc = procs.start(procs.ProcessSpec("sleeper", ("/bin/sleep", "300"), tmp_path / "s.log"), die_with_parent=False)
-    record = proc.record()
-    impostor = procs.ProcessRecord("sleeper", record.pid, "/usr/bin/something-else", record.log)
-    assert procs.record_alive(record)
-    assert not procs.record_alive(impostor)
-    assert not procs.stop_record(impostor)  # a pid running another executable is left alone
-    assert proc.alive()
-    assert procs.stop_record(record)
-    assert wait_dead(record.pid) or proc.returncode() is not None
-    assert not procs.stop_record(record)
+    try:
+        record = proc.record()
+        impostor = procs.ProcessRecord("sleeper", record.pid, "/usr/bin/something-else", record.log)
+        assert procs.record_alive(record)
+        assert not procs.record_alive(impostor)
+        assert not procs.stop_record(impostor)  # a pid running another executable is left alone
+        assert proc.alive()
+        assert procs.stop_record(record)
+        assert wait_dead(record.pid) or proc.returncode() is not None
+        assert not procs.stop_record(record)
+    finally:
+        proc.stop(timeout=5)  # a detached process must not outlive a failed test
 
 
 def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
