@@ -69,17 +69,32 @@ def _data_dir() -> Path:
 
 
 class _ProgressBar:
-    """A one-line bar on stderr, shown on a terminal or once a run takes longer than two seconds."""
+    """Progress on stderr once a run takes longer than two seconds.
+
+    On a terminal: one redrawn bar. Elsewhere (CI logs, pipes) a redrawn bar would flood the log with
+    carriage returns, so it prints one plain line per 10 % step instead.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.tty = stream.isatty()
         self.started = time.monotonic()
         self.shown = False
         self.last = 0.0
+        self.last_step = -1
 
     def __call__(self, what: str, fraction: float) -> None:
         now = time.monotonic()
-        if not (self.stream.isatty() or now - self.started > 2.0) or now - self.last < 0.2:
+        if now - self.started <= 2.0:
+            return
+        if not self.tty:
+            step = int(fraction * 10)
+            if step != self.last_step:
+                self.last_step = step
+                self.stream.write(f"progress: {step * 10:3d}% {what}\n")
+                self.stream.flush()
+            return
+        if now - self.last < 0.2:
             return
         self.last = now
         filled = int(30 * fraction)

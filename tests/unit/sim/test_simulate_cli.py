@@ -116,3 +116,20 @@ def test_settings_errors_name_their_source(tmp_path: Path) -> None:
         load_settings({}, env={"GPULANE_SIM_PREFETCH": "maybe"})
     with pytest.raises(SettingsError, match="gpus: must be at least 1, got 0"):
         load_settings({"gpus": "0"}, env={})
+
+
+def test_progress_in_a_log_is_plain_lines_one_per_ten_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from gpulane_sim import cli
+
+    clock = iter([0.0, 3.0, 3.01, 3.02, 3.03, 3.04])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()  # not a terminal
+    bar = cli._ProgressBar(log)
+    for fraction in (0.05, 0.07, 0.12, 0.55, 1.0):
+        bar(what="fifo", fraction=fraction)
+    bar.close()
+    assert log.getvalue().splitlines() == ["progress:   0% fifo", "progress:  10% fifo", "progress:  50% fifo",
+                                           "progress: 100% fifo"]  # fmt: skip
+    assert "\r" not in log.getvalue()
