@@ -117,7 +117,7 @@ def _create_through_reconnects(api: client.ApiClient, namespace: str, manifest: 
     try:
         create_job(api, namespace, manifest)
     except client.ApiException as exc:
-        return exc.status == 409
+        return bool(exc.status == 409)
     except Exception:  # urllib3 connection errors: try again
         return False
     return True
