@@ -20,7 +20,7 @@ from gpulane_core.lanes import (
     plan_exclusive,
     release,
 )
-from gpulane_core.model import Gpu, Job, JobId, LaneId, Node, NodeName
+from gpulane_core.model import Job, JobId, LaneId, Node, NodeName
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +150,3 @@ class ClusterState:
             problems.append(f"job {job} holds lane memory but has no placement")
         return problems
 
-
-def largest_free(state: ClusterState, job: Job) -> tuple[str, int] | None:
-    """The GPU with the most free memory that the job could use at all, for unschedulable messages."""
-    best: tuple[str, int] | None = None
-    for name, view in state.nodes.items():
-        for gpu in view.node.gpus:
-            if not gpu.healthy or not job.accepts(gpu):
-                continue
-            free = view.lanes[gpu.index].free_mib
-            if best is None or free > best[1]:
-                best = (f"{name}/gpu{gpu.index}", free)
-    return best
-
-
-def gpus_of(nodes: Mapping[NodeName, NodeView]) -> Iterator[tuple[NodeName, Gpu]]:
-    for name, view in nodes.items():
-        for gpu in view.node.gpus:
-            yield name, gpu
