@@ -63,6 +63,15 @@ class NodeView:
     def free_mib(self, index: int) -> int:
         return self.lanes[index].free_mib
 
+    def with_job(self, job: Job, placement: Placement) -> NodeView:
+        """This node with ``job`` admitted to the placement's GPUs; ValueError if a plan is stale."""
+        lanes = dict(self.lanes)
+        for choice in placement.gpus:
+            lanes[choice.index] = admit(
+                lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
+            )
+        return replace(self, lanes=lanes)
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
@@ -104,13 +113,7 @@ class ClusterState:
         """Apply a placement; raises ValueError if it is stale (the state changed since it was made)."""
         if job.name in self.placements:
             raise ValueError(f"job {job.name} is already placed on {self.placements[job.name].node}")
-        view = self.nodes[placement.node]
-        lanes = dict(view.lanes)
-        for choice in placement.gpus:
-            lanes[choice.index] = admit(
-                lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
-            )
-        nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
+        nodes = {**self.nodes, placement.node: self.nodes[placement.node].with_job(job, placement)}
         return ClusterState(nodes, {**self.placements, job.name: placement}, {**self.jobs, job.name: job})
 
     def unreserve(self, job: JobId) -> ClusterState:

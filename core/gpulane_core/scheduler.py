@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gpulane_core.cluster import ClusterState, Placement
 from gpulane_core.framework import CycleContext, LaneReserve, Profile
-from gpulane_core.lanes import admit
 from gpulane_core.model import Job, JobClass, JobId, NodeName, validate_job
 from gpulane_core.ordering import TurnStats, order, parse_policy
 from gpulane_core.preemption import plan_preemption
@@ -312,13 +311,7 @@ class _Cycle:
         if isinstance(self.profile.reserve, LaneReserve):
             if job.name in self.placements:
                 raise ValueError(f"job {job.name} is already placed on {self.placements[job.name].node}")
-            view = self.nodes[option.node]
-            lanes = dict(view.lanes)
-            for choice in option.gpus:
-                lanes[choice.index] = admit(
-                    lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
-                )
-            self.nodes[option.node] = replace(view, lanes=lanes)
+            self.nodes[option.node] = self.nodes[option.node].with_job(job, option)
             self.placements[job.name] = option
             self.jobs[job.name] = job
         else:
