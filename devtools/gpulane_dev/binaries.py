@@ -114,8 +114,7 @@ def installed_version(path: Path, check: VersionCheck) -> str | None:
     return "; ".join(lines[:2]) if lines else ""
 
 
-def _is_current(path: Path, check: VersionCheck) -> bool:
-    found = installed_version(path, check)
+def _is_current(found: str | None, check: VersionCheck) -> bool:
     return found is not None and (check.expected is None or check.expected in found)
 
 
@@ -127,7 +126,8 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
     checks = version_checks(settings.versions)
     paths = candidate_paths(settings)
     cache, versions = settings.cache, settings.versions
-    stale = {name for name in TOOLS if not _is_current(paths[name], checks[name])}
+    found = {name: installed_version(paths[name], checks[name]) for name in TOOLS}
+    stale = {name for name in TOOLS if not _is_current(found[name], checks[name])}
 
     if settings.kubebuilder_assets is not None:
         for name in ("kube_apiserver", "etcd"):
@@ -151,11 +151,12 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
 
     user_supplied = {"kube_apiserver", "etcd"} if settings.kubebuilder_assets else set()
     for name in TOOLS:
-        found = installed_version(paths[name], checks[name])
+        # Only what was just obtained is asked again; the others answered above.
+        version = installed_version(paths[name], checks[name]) if name in stale else found[name]
         expected = None if name in user_supplied else checks[name].expected
-        if found is None or (expected is not None and expected not in found):
-            raise BinariesMissing(f"{name}: {paths[name]} reports {found!r} after obtaining it; expected {expected!r}")
-        reporter.say(f"{name:15s} {paths[name]}  ({found})")
+        if version is None or (expected is not None and expected not in version):
+            raise BinariesMissing(f"{name}: {paths[name]} reports {version!r} after obtaining it; expected {expected!r}")
+        reporter.say(f"{name:15s} {paths[name]}  ({version})")
     timed(reporter, "all tools ready" + (" (cache reused)" if not stale else ""), started)
     return locate(settings)
 
