@@ -111,18 +111,7 @@ def generate(directory: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     sa_key = _key()
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_public=directory / "sa.pub",
-        sa_private=directory / "sa.key",
-        token_file=directory / "tokens.csv",
-        admin_token=secrets.token_hex(24),
-    )
+    pki = load(directory, secrets.token_hex(24))
     _write_cert(pki.ca_cert, ca)
     _write_key(pki.ca_key, ca_key)
     _write_cert(pki.serving_cert, serving)
@@ -140,7 +129,7 @@ def generate(directory: Path) -> Pki:
 
 
 def load(directory: Path, admin_token: str) -> Pki:
-    """The Pki previously written by `generate` into `directory` (for a detached dev cluster)."""
+    """The Pki previously written by `generate` into `directory` (the one place its file names live)."""
     return Pki(
         ca_cert=directory / "ca.crt", ca_key=directory / "ca.key",
         serving_cert=directory / "apiserver.crt", serving_key=directory / "apiserver.key",
