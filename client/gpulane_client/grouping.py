@@ -53,12 +53,6 @@ class GroupPlan:
     group_bytes: tuple[int, ...]
     estimated_s: float  # pipeline time under the link model (transfer + compute, overlapped)
 
-    def group_of(self, layer: int) -> int:
-        for k, group in enumerate(self.groups):
-            if layer in group:
-                return k
-        raise KeyError(f"layer {layer} is in no group")
-
 
 def pipeline_time(groups: Sequence[Sequence[int]], layers: Sequence[Layer], link: LinkModel) -> float:
     landed = 0.0
@@ -128,23 +122,19 @@ def plan_groups(
     link = link or LinkModel()
     if fixed_group_bytes <= 0:
         raise ValueError(f"fixed_group_bytes: must be positive, got {fixed_group_bytes}")
-    candidates: list[tuple[Grouping, list[list[int]]]]
+    candidates: list[list[list[int]]]
     if grouping is Grouping.PER_LAYER:
-        candidates = [(grouping, [[i] for i in range(len(layers))])]
+        candidates = [[[i] for i in range(len(layers))]]
     elif grouping is Grouping.WHOLE:
-        candidates = [(grouping, [list(range(len(layers)))])]
+        candidates = [[list(range(len(layers)))]]
     elif grouping is Grouping.FIXED:
-        candidates = [(grouping, _fixed(layers, fixed_group_bytes))]
+        candidates = [_fixed(layers, fixed_group_bytes)]
     else:
         total = sum(layer.nbytes for layer in layers)
         sizes = {max(1, total >> shift) for shift in range(1, 9)} | {fixed_group_bytes}
-        candidates = [(grouping, _greedy(layers, link)), (grouping, [[i] for i in range(len(layers))])]
-        candidates += [(grouping, _fixed(layers, size)) for size in sorted(sizes)]
-    best = min(candidates, key=lambda c: (pipeline_time(c[1], layers, link), len(c[1])))
-    groups = tuple(tuple(g) for g in best[1])
-    return GroupPlan(
-        best[0],
-        groups,
-        tuple(sum(layers[i].nbytes for i in g) for g in groups),
-        pipeline_time(groups, layers, link),
-    )
+        candidates = [_greedy(layers, link), [[i] for i in range(len(layers))]]
+        candidates += [_fixed(layers, size) for size in sorted(sizes)]
+    # Fastest under the model, then fewest groups, then the earliest candidate.
+    estimated_s, _, best = min((pipeline_time(c, layers, link), len(c), k) for k, c in enumerate(candidates))
+    groups = tuple(tuple(g) for g in candidates[best])
+    return GroupPlan(grouping, groups, tuple(sum(layers[i].nbytes for i in g) for g in groups), estimated_s)
