@@ -284,10 +284,6 @@ class ControlPlane:
         return f"https://127.0.0.1:{self._ports.apiserver}"
 
     @property
-    def apiserver_port(self) -> int:
-        return self._ports.apiserver
-
-    @property
     def etcd_url(self) -> str:
         return f"http://127.0.0.1:{self._ports.etcd}"
 
