@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gpulane_operator.settings import ENV_CONFIG_FILE, SettingsError, load
+from gpulane_core.ordering import OrderingPolicy
 
-ORDERINGS = ("fifo", "srtf", "pack", "fair", "weight")
+from gpulane_operator.settings import ENV_CONFIG_FILE, NODE_LOSS_ACTIONS, SettingsError, load
+
+ORDERINGS = tuple(p.value for p in OrderingPolicy)
 EXIT_CONFIG = 2
 
 
@@ -31,7 +33,7 @@ def register(subparsers: Any) -> None:
         "--preemption", action=argparse.BooleanOptionalAction, default=None, help="guaranteed may preempt best-effort"
     )
     p.add_argument("--backfill", action=argparse.BooleanOptionalAction, default=None, help="let later jobs pass")
-    p.add_argument("--on-node-loss", choices=("reschedule", "fail"), help="what happens to jobs of a lost node")
+    p.add_argument("--on-node-loss", choices=NODE_LOSS_ACTIONS, help="what happens to jobs of a lost node")
     p.add_argument("--namespace", action="append", help="watch only this namespace (repeatable)")
     p.add_argument("--node-selector", help="only nodes with these labels (k=v,k2) get jobs")
     p.add_argument("--metrics-port", type=int, help="port of /metrics (0 disables; default 8080)")
