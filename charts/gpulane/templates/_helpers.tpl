@@ -41,19 +41,28 @@ app.kubernetes.io/name: {{ include "gpulane.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* One component's labels and selector labels: called with (dict "root" $ "component" "operator"). */}}
+{{- define "gpulane.componentLabels" -}}
+{{ include "gpulane.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "gpulane.componentSelectorLabels" -}}
+{{ include "gpulane.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
 {{/* Operator */}}
 {{- define "gpulane.operator.fullname" -}}
 {{- printf "%s-operator" (include "gpulane.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "gpulane.operator.selectorLabels" -}}
-{{ include "gpulane.selectorLabels" . }}
-app.kubernetes.io/component: operator
+{{- include "gpulane.componentSelectorLabels" (dict "root" . "component" "operator") }}
 {{- end }}
 
 {{- define "gpulane.operator.labels" -}}
-{{ include "gpulane.labels" . }}
-app.kubernetes.io/component: operator
+{{- include "gpulane.componentLabels" (dict "root" . "component" "operator") }}
 {{- end }}
 
 {{- define "gpulane.operator.serviceAccountName" -}}
@@ -74,13 +83,11 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "gpulane.nodeAgent.selectorLabels" -}}
-{{ include "gpulane.selectorLabels" . }}
-app.kubernetes.io/component: node-agent
+{{- include "gpulane.componentSelectorLabels" (dict "root" . "component" "node-agent") }}
 {{- end }}
 
 {{- define "gpulane.nodeAgent.labels" -}}
-{{ include "gpulane.labels" . }}
-app.kubernetes.io/component: node-agent
+{{- include "gpulane.componentLabels" (dict "root" . "component" "node-agent") }}
 {{- end }}
 
 {{- define "gpulane.nodeAgent.serviceAccountName" -}}
@@ -93,4 +100,48 @@ app.kubernetes.io/component: node-agent
 
 {{- define "gpulane.nodeAgent.image" -}}
 {{- printf "%s:%s" .Values.nodeAgent.image.repository (default .Chart.AppVersion .Values.nodeAgent.image.tag) }}
+{{- end }}
+
+{{/*
+The Prometheus Operator monitors, one per enabled component; ServiceMonitor and PodMonitor differ only in
+their kind, the key of their endpoints and what they scrape. Called with (dict "root" $ "kind" "PodMonitor"
+"endpoints" "podMetricsEndpoints" "config" .Values.monitoring.podMonitor "scrapes" "the %s pods directly (no Service needed)").
+*/}}
+{{- define "gpulane.monitors" -}}
+{{- $root := .root }}
+{{- $args := . }}
+{{- range $component := list "operator" "node-agent" }}
+{{- if ternary $root.Values.operator.enabled $root.Values.nodeAgent.enabled (eq $component "operator") }}
+---
+# Prometheus Operator scrape config for {{ printf $args.scrapes $component }}.
+apiVersion: monitoring.coreos.com/v1
+kind: {{ $args.kind }}
+metadata:
+  name: {{ include "gpulane.fullname" $root }}-{{ $component }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "gpulane.componentLabels" (dict "root" $root "component" $component) | nindent 4 }}
+    {{- with $args.config.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "gpulane.componentSelectorLabels" (dict "root" $root "component" $component) | nindent 6 }}
+  namespaceSelector:
+    matchNames:
+      - {{ $root.Release.Namespace }}
+  {{ $args.endpoints }}:
+    - port: metrics
+      path: /metrics
+      interval: {{ $args.config.interval }}
+      scrapeTimeout: {{ $args.config.scrapeTimeout }}
+      {{- if eq $component "node-agent" }}
+      # The agent's per-pod series carry the *workload's* namespace/pod/container labels; without
+      # honorLabels the target's own namespace/pod would replace them (renamed exported_*), and the
+      # dashboards' namespace and pod filters would match the agent instead of the jobs.
+      honorLabels: true
+      {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
