@@ -243,7 +243,17 @@ class Lane:
     def withdraw(self) -> None:
         """Cancel a pending request (after ``turn(again=True)`` or a ``TimeoutError``); a grant that
         crossed the withdrawal on the wire is given back, never used."""
-        self._withdraw()
+        with self._cond:
+            if not self._requested or self.standalone or self._evicted is not None:
+                return
+            self._send("withdraw")
+            if self._cond.wait_for(lambda: self._withdrawn or self._lost, timeout=10) and self._withdrawn:
+                given_back = self._withdrawn.pop(0)
+                if self._grant is not None and self._grant.turn_id == given_back:
+                    self._grant = None
+                elif given_back is not None:
+                    self._discard.add(given_back)  # its grant is still in flight: drop it on arrival
+            self._requested = False
 
     def close(self) -> None:
         """Leave the lane and close the connection (idempotent)."""
@@ -319,19 +329,6 @@ class Lane:
                 self._lost = True
                 return
             self._requested = again
-
-    def _withdraw(self) -> None:
-        with self._cond:
-            if not self._requested or self.standalone or self._evicted is not None:
-                return
-            self._send("withdraw")
-            if self._cond.wait_for(lambda: self._withdrawn or self._lost, timeout=10) and self._withdrawn:
-                given_back = self._withdrawn.pop(0)
-                if self._grant is not None and self._grant.turn_id == given_back:
-                    self._grant = None
-                elif given_back is not None:
-                    self._discard.add(given_back)  # its grant is still in flight: drop it on arrival
-            self._requested = False
 
     def _read_loop(self) -> None:
         assert self._sock is not None
