@@ -83,9 +83,7 @@ def encode(kind: str, **fields: Any) -> bytes:
 
 def _get(body: dict[str, Any], field: str, kind: type | tuple[type, ...]) -> Any:
     value = body.get(field)
-    if isinstance(value, bool) and kind is not bool:
-        raise LaneProtocolError(field, f"expected {kind}, got {value!r}")
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # bool is an int
         raise LaneProtocolError(field, f"expected {kind}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise LaneProtocolError(field, f"must be finite, got {value!r}")
