@@ -55,6 +55,26 @@ def after_states(node: NodeState, pod: PodShape) -> list[tuple[tuple[int, ...], 
     return [(gpus, tuple(after))]
 
 
+def best_fgd_score(model: FragModel, node: NodeState, pod: PodShape, gain: float = 0.0) -> NodeScore:
+    """The best :func:`fgd_score` over :func:`after_states` (first GPU choice on ties).
+
+    ``gain`` is added to every fragmentation delta (the same for each GPU choice on the node).
+    """
+    before = model.node(node)
+    cpu_after = node.cpu_milli_left - pod.cpu_milli
+    best: NodeScore | None = None
+    tried: dict[int, int] = {}  # free share of the GPU tried -> score (same share, same score)
+    for gpus, after in after_states(node, pod):
+        key = node.gpu_milli_left[gpus[0]] if len(gpus) == 1 else -1
+        score = tried.get(key)
+        if score is None:
+            score = fgd_score(before - model.frag(node.model, cpu_after, after) + gain)
+            tried[key] = score
+        if best is None or score > best.score:
+            best = NodeScore(score, gpus)
+    return best if best is not None else NodeScore(0, ())
+
+
 @dataclass(frozen=True, slots=True)
 class FgdPolicy:
     model: FragModel
@@ -65,19 +85,7 @@ class FgdPolicy:
         return EMPTY_CYCLE
 
     def score(self, node: NodeState, pod: PodShape, cycle: CycleState) -> NodeScore:
-        before = self.model.node(node)
-        cpu_after = node.cpu_milli_left - pod.cpu_milli
-        best: NodeScore | None = None
-        tried: dict[int, int] = {}  # free share of the GPU tried -> score (same share, same score)
-        for gpus, after in after_states(node, pod):
-            key = node.gpu_milli_left[gpus[0]] if len(gpus) == 1 else -1
-            score = tried.get(key)
-            if score is None:
-                score = fgd_score(before - self.model.frag(node.model, cpu_after, after))
-                tried[key] = score
-            if best is None or score > best.score:
-                best = NodeScore(score, gpus)
-        return best if best is not None else NodeScore(0, ())
+        return best_fgd_score(self.model, node, pod)
 
     def normalize(self, scores: Sequence[int]) -> list[int]:
         return identity_normalize(scores)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gpulane_core.fragmentation.fgd import after_states, fgd_score
+from gpulane_core.fragmentation.fgd import best_fgd_score
 from gpulane_core.fragmentation.frag import FragModel
 from gpulane_core.fragmentation.policy import EMPTY_CYCLE, CycleState, NodeScore, identity_normalize
 from gpulane_core.fragmentation.types import NodeState, PodShape, TypicalPod
@@ -62,19 +62,11 @@ class GpulanePolicy:
         return EMPTY_CYCLE
 
     def score(self, node: NodeState, pod: PodShape, cycle: CycleState) -> NodeScore:
-        before = self.model.node(node)
         cpu_after = node.cpu_milli_left - pod.cpu_milli
         stranded_before = stranded_milli(node.gpu_milli_left_total, node.cpu_milli_left, self.rho)
         stranded_after = stranded_milli(node.gpu_milli_left_total - pod.total_gpu_milli, cpu_after, self.rho)
         # the same for every GPU choice on this node: the node total and its CPU change alike
-        balance_gain = self.balance * (stranded_before - stranded_after)
-        best: NodeScore | None = None
-        for gpus, after in after_states(node, pod):
-            delta = before - self.model.frag(node.model, cpu_after, after)
-            score = fgd_score(delta + balance_gain)
-            if best is None or score > best.score:
-                best = NodeScore(score, gpus)
-        return best if best is not None else NodeScore(0, ())
+        return best_fgd_score(self.model, node, pod, self.balance * (stranded_before - stranded_after))
 
     def normalize(self, scores: Sequence[int]) -> list[int]:
         return identity_normalize(scores)
