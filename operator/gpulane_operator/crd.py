@@ -15,11 +15,6 @@ from typing import Any, NotRequired, TypedDict
 from gpulane_core.model import Job, JobClass, JobId, validate_job
 from gpulane_core.quantity import QuantityError, parse_mib
 
-from gpulane_operator.names import GROUP, PLURAL, VERSION
-
-__all__ = ["GROUP", "PLURAL", "VERSION"]
-
-
 
 class Phase(enum.Enum):
     PENDING = "Pending"
