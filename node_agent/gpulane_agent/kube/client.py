@@ -93,22 +93,27 @@ class AsyncKube:
         await self._call(self._core.create_namespaced_event(event.namespace, body))
 
     async def apply_gpunode(self, name: str, labels: Mapping[str, str], status: Mapping[str, Any]) -> None:
+        # Every heartbeat: one status patch. Only when the object is missing (404) is it created first.
         try:
-            await self._call(self._custom.get_cluster_custom_object(GROUP, VERSION, GPUNODE_PLURAL, name))
+            await self._patch_gpunode_status(name, status)
+            return
         except KubeError as exc:
             if exc.status != 404:
                 raise
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "GPUNode",
-                "metadata": {"name": name, "labels": dict(labels)},
-                "spec": {},
-            }
-            try:
-                await self._call(self._custom.create_cluster_custom_object(GROUP, VERSION, GPUNODE_PLURAL, body))
-            except KubeError as create_exc:
-                if create_exc.status != 409:  # another agent incarnation created it in between
-                    raise
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "GPUNode",
+            "metadata": {"name": name, "labels": dict(labels)},
+            "spec": {},
+        }
+        try:
+            await self._call(self._custom.create_cluster_custom_object(GROUP, VERSION, GPUNODE_PLURAL, body))
+        except KubeError as create_exc:
+            if create_exc.status != 409:  # another agent incarnation created it in between
+                raise
+        await self._patch_gpunode_status(name, status)
+
+    async def _patch_gpunode_status(self, name: str, status: Mapping[str, Any]) -> None:
         await self._call(
             self._custom.patch_cluster_custom_object_status(
                 GROUP, VERSION, GPUNODE_PLURAL, name, {"status": dict(status)}, **_MERGE
