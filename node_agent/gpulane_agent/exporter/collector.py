@@ -107,8 +107,9 @@ class GpuCollector:
         allocations = CounterMetricFamily(
             n.ALLOCATIONS_TOTAL, "Device-plugin Allocate calls, by result.", labels=(n.RESULT, n.HOSTNAME)
         )
+        counts = self._stats.allocations()
         for result in ("ok", "error"):  # both series always exist so rate() works from the first error
-            allocations.add_metric([result, self._host], float(self._stats.allocations().get(result, 0)))
+            allocations.add_metric([result, self._host], float(counts.get(result, 0)))
         errors = CounterMetricFamily(
             n.BACKEND_ERRORS_TOTAL, "Failed GPU backend readings, by operation.", labels=(n.OPERATION, n.HOSTNAME)
         )
