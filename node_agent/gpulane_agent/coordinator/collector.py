@@ -22,11 +22,6 @@ LANE_WAITERS = "gpulane_lane_waiters"
 LABELS = ("lane", "Hostname")
 
 
-def _counter_name(name: str) -> str:
-    # CounterMetricFamily appends ``_total`` itself.
-    return name.removesuffix("_total")
-
-
 def _buckets(h: HistogramSnapshot) -> list[tuple[str, float]]:
     bounds = [repr(float(b)) for b in h.buckets] + ["+Inf"]
     return [(bound, float(count)) for bound, count in zip(bounds, h.counts, strict=True)]
@@ -40,12 +35,12 @@ class TurnCollector(Collector):
         self._hostname = hostname
 
     def collect(self) -> Iterator[Metric]:
-        turns = CounterMetricFamily(_counter_name(TURNS_TOTAL), "Lane turns granted.", labels=LABELS)
+        turns = CounterMetricFamily(TURNS_TOTAL, "Lane turns granted.", labels=LABELS)
         prefetch = CounterMetricFamily(
-            _counter_name(PREFETCH_SIGNALS_TOTAL), "Prefetch signals sent to the job expected next.", labels=LABELS
+            PREFETCH_SIGNALS_TOTAL, "Prefetch signals sent to the job expected next.", labels=LABELS
         )
         timeouts = CounterMetricFamily(
-            _counter_name(TURN_TIMEOUTS_TOTAL), "Turns revoked because the holder missed its deadline.", labels=LABELS
+            TURN_TIMEOUTS_TOTAL, "Turns revoked because the holder missed its deadline.", labels=LABELS
         )
         waiters = GaugeMetricFamily(LANE_WAITERS, "Jobs waiting for a turn in the lane.", labels=LABELS)
         wait = HistogramMetricFamily(TURN_WAIT_SECONDS, "Time from turn request to grant.", labels=LABELS)
