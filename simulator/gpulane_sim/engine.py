@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from gpulane_core.cluster import ClusterState, Placement
 from gpulane_core.model import Job, JobId, NodeName
 from gpulane_core.ordering import OrderingPolicy, TurnStats, order
+from gpulane_core.quantity import MIB
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from gpulane_core.status import Code
 
@@ -32,7 +33,6 @@ from gpulane_sim.events import Event, EventKind, EventQueue, GpuKey, LaneKey, Tr
 from gpulane_sim.policies import POLICIES, Discipline, LaneMode, PolicySpec, SimPolicy
 from gpulane_sim.result import JobOutcome, Segment, SimResult
 
-MIB = 2**20
 _STABLE = frozenset({OrderingPolicy.FIFO, OrderingPolicy.PACK, OrderingPolicy.SRTF, None})
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gpulane_core.model import Job, JobClass, JobId, validate_job
-from gpulane_core.quantity import QuantityError, parse_mib
+from gpulane_core.quantity import MIB, QuantityError, parse_mib
 
 NATIVE_FIELDS = (
     "name",
@@ -44,7 +44,6 @@ NATIVE_FIELDS = (
 )
 OPTIONAL_FIELDS = ("class", "priority")
 MB = 10**6
-MIB = 2**20
 
 # Peak memory (MB) of the batch-25 configuration per model, from Salus' tests/workloads.csv.
 SALUS_BATCH25_PEAK_MB: Mapping[str, float] = {
