@@ -84,11 +84,7 @@ def published_final(curves: Sequence[PublishedCurve], policy: str, at: int = 130
 
 def published_mean_curve(curves: Sequence[PublishedCurve], policy: str) -> dict[int, float]:
     """Mean over seeds of the published curve of one policy, at the percents every seed has."""
-    mine = [c for c in curves if c.policy == policy]
-    if not mine:
-        return {}
-    common = set.intersection(*(set(c.ratios) for c in mine))
-    return {x: sum(c.ratios[x] for c in mine) / len(mine) for x in sorted(common)}
+    return dict(mean_curves([list(c.ratios.items()) for c in curves if c.policy == policy]))
 
 
 def max_gap(ours: Sequence[tuple[int, float]], published: dict[int, float]) -> tuple[float, int] | None:
