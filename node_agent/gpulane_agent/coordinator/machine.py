@@ -243,8 +243,7 @@ class Coordinator:
         self._signal_prefetch(lane, now, effects)
 
     def _order(self, lane: LaneState, members: list[Member], now: float) -> list[JobId]:
-        known = {m.job for m in members}
-        return [job for job in order(self.settings.policy, self._stats(lane, members, now)) if job in known]
+        return order(self.settings.policy, self._stats(lane, members, now))
 
     def _pick(self, lane: LaneState, now: float) -> JobId | None:
         waiting = lane.waiters()
