@@ -16,7 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gpulane_agent import annotations as ann
 from gpulane_agent.enforcement.attribution import ProcReader
 from gpulane_agent.enforcement.enforcer import Enforcer
 from gpulane_agent.exporter.collector import GpuCollector
@@ -28,6 +27,7 @@ from gpulane_agent.kube.api import PodView
 from gpulane_agent.lanes import NodeView, ViewHolder, lane_views, pod_lanes
 from gpulane_agent.settings import EnforcementConfig
 from gpulane_agent.stats import AgentStats
+from gpulane_core import podcontract as ann
 from prometheus_client import generate_latest
 
 NODE = "bench-node"
@@ -51,7 +51,7 @@ def _node(proc_root: Path) -> tuple[FakeBackend, list[PodView]]:
         pods.append(PodView("bench", f"job-{i}", uid, NODE, "Running", {
             ann.NODE: NODE, ann.GPU_INDEX: str(gpu.index), ann.GPU_UUID: gpu.uuid, ann.LANE: f"lane-{i // GPUS % 2}",
             ann.LANE_SIZE_MIB: "8192", ann.MEMORY_LIMIT_MIB: "12288", ann.ALLOCATED: "true",
-        }, {ann.JOB_LABEL: f"job-{i}"}, {cid: "main"}))
+        }, {ann.LABEL_JOB: f"job-{i}"}, {cid: "main"}))
         (proc_root / str(1000 + i)).mkdir()
         (proc_root / str(1000 + i) / "cgroup").write_text(f"0::/kubepods/burstable/pod{uid}/{cid}\n")
         backend.register_process(gpu.index, 1000 + i, 4096 + 16 * i)

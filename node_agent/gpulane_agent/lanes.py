@@ -11,7 +11,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gpulane_agent import annotations as ann
+from gpulane_core import podcontract as ann
+
 from gpulane_agent.kube.api import PodView
 
 MIB = 1024 * 1024
@@ -103,7 +104,7 @@ def pod_lanes(pods: Iterable[PodView], node_name: str) -> tuple[PodLane, ...]:
         lane = a.get(ann.LANE, "").strip()
         if index is None or not gpu_uuid or not lane:
             continue
-        job = pod.labels.get(ann.JOB_LABEL, pod.name)
+        job = pod.labels.get(ann.LABEL_JOB, pod.name)
         out.append(
             PodLane(
                 namespace=pod.namespace,

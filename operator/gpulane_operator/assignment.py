@@ -1,7 +1,8 @@
-"""A placement as written on the pod: the annotations of docs/contracts.md, both ways.
+"""The operator's view of its pods: a placement becomes an Assignment, a pod body a PodRecord.
 
-The pod's annotations are the operator's durable memory. After a crash the lane state of every GPU
-is rebuilt from them alone, so writing and reading them must round-trip exactly.
+The pod's annotations are the operator's durable memory: after a crash the lane state of every GPU is
+rebuilt from them alone. Their names and both directions of the mapping live in
+gpulane_core.podcontract, shared with the node agent.
 """
 
 from __future__ import annotations
@@ -11,52 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpulane_core.cluster import Placement
-from gpulane_core.model import Job, JobClass, JobId, LaneId, NodeName
+from gpulane_core.model import Job, JobId
+from gpulane_core.podcontract import (
+    ALLOCATED,
+    LABEL_JOB,
+    MANAGED_BY,
+    MANAGER,
+    AnnotationError,
+    Assignment,
+    from_annotations,
+)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "gpulane"
-LABEL_JOB = "gpulane.dev/job"
-NODE = "gpulane.dev/node"
-GPU_INDEX = "gpulane.dev/gpu-index"
-GPU_UUID = "gpulane.dev/gpu-uuid"
-LANE = "gpulane.dev/lane"
-LANE_SIZE = "gpulane.dev/lane-size-mib"
-PERSISTENT = "gpulane.dev/persistent-mib"
-EPHEMERAL = "gpulane.dev/ephemeral-mib"
-MEMORY_LIMIT = "gpulane.dev/memory-limit-mib"
-CHARGE = "gpulane.dev/charge-units"
-CLASS = "gpulane.dev/class"
-ALLOCATED = "gpulane.dev/allocated"
-
-RESOURCE = "gpulane.dev/gpu-memory"
-SCHEDULER_NAME = "gpulane"
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
-
-
-class AnnotationError(ValueError):
-    """A gpulane pod whose assignment annotations are missing or malformed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    job: JobId
-    node: NodeName
-    gpu_indices: tuple[int, ...]
-    gpu_uuids: tuple[str, ...]
-    lane: LaneId
-    lane_size_mib: int
-    persistent_mib: int
-    ephemeral_mib: int
-    charge_units: int
-    job_class: JobClass
-
-    @property
-    def memory_limit_mib(self) -> int:
-        return self.persistent_mib + self.lane_size_mib
-
-    @property
-    def exclusive(self) -> bool:
-        return len(self.gpu_indices) > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,64 +63,6 @@ def from_placement(job: Job, placement: Placement, charge_units: int) -> Assignm
         ephemeral_mib=job.ephemeral_mib,
         charge_units=charge_units,
         job_class=job.job_class,
-    )
-
-
-def to_annotations(a: Assignment) -> dict[str, str]:
-    return {
-        NODE: a.node,
-        GPU_INDEX: ",".join(str(i) for i in a.gpu_indices),
-        GPU_UUID: ",".join(a.gpu_uuids),
-        LANE: a.lane,
-        LANE_SIZE: str(a.lane_size_mib),
-        PERSISTENT: str(a.persistent_mib),
-        EPHEMERAL: str(a.ephemeral_mib),
-        MEMORY_LIMIT: str(a.memory_limit_mib),
-        CHARGE: str(a.charge_units),
-        CLASS: a.job_class.value,
-    }
-
-
-def _int(annotations: Mapping[str, str], key: str) -> int:
-    raw = annotations.get(key)
-    if raw is None:
-        raise AnnotationError(f"annotation {key} is missing")
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise AnnotationError(f"annotation {key}={raw!r} is not an integer") from exc
-    if value < 0:
-        raise AnnotationError(f"annotation {key}={raw!r} is negative")
-    return value
-
-
-def from_annotations(job: JobId, annotations: Mapping[str, str]) -> Assignment:
-    """The inverse of :func:`to_annotations`; AnnotationError naming the key when it cannot be read."""
-    for key in (NODE, GPU_INDEX, GPU_UUID, LANE):
-        if not annotations.get(key):
-            raise AnnotationError(f"annotation {key} is missing")
-    try:
-        indices = tuple(int(i) for i in annotations[GPU_INDEX].split(","))
-    except ValueError as exc:
-        raise AnnotationError(f"annotation {GPU_INDEX}={annotations[GPU_INDEX]!r} is not a list of integers") from exc
-    uuids = tuple(annotations[GPU_UUID].split(","))
-    if len(uuids) != len(indices):
-        raise AnnotationError(f"annotations {GPU_INDEX} and {GPU_UUID} list different numbers of GPUs")
-    try:
-        job_class = JobClass(annotations.get(CLASS, JobClass.GUARANTEED.value))
-    except ValueError as exc:
-        raise AnnotationError(f"annotation {CLASS}: {exc}") from exc
-    return Assignment(
-        job=job,
-        node=NodeName(annotations[NODE]),
-        gpu_indices=indices,
-        gpu_uuids=uuids,
-        lane=LaneId(annotations[LANE]),
-        lane_size_mib=_int(annotations, LANE_SIZE),
-        persistent_mib=_int(annotations, PERSISTENT),
-        ephemeral_mib=_int(annotations, EPHEMERAL),
-        charge_units=_int(annotations, CHARGE),
-        job_class=job_class,
     )
 
 

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gpulane_core.model import JobId, NodeName
+from gpulane_core.podcontract import Assignment
 from gpulane_core.scheduler import Preemption, schedule_cycle
 
 from gpulane_operator import statuses
-from gpulane_operator.assignment import Assignment, PodRecord, parse_pod, pod_name
+from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Reason, split_job_id
 from gpulane_operator.decide import lost_actions, plan, prepare, queue_lengths
 from gpulane_operator.inventory import NodeInventory

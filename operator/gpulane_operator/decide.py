@@ -16,10 +16,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from gpulane_core.model import Job, JobClass, JobId, NodeName
+from gpulane_core.podcontract import Assignment
 from gpulane_core.scheduler import CycleResult, PendingJob, Preemption
 from gpulane_core.status import Code
 
-from gpulane_operator.assignment import Assignment, PodRecord, from_placement
+from gpulane_operator.assignment import PodRecord, from_placement
 from gpulane_operator.crd import JobRecord, Reason
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.podspec import charge_units

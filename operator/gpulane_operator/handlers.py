@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
 from gpulane_operator import cycle, indexes, lifecycle
-from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, parse_pod, pod_name
+from gpulane_operator.assignment import parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
 from gpulane_operator.decide import queue_lengths
 from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index

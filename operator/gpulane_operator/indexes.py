@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 import kopf
 from gpulane_core.model import JobId
+from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
-from gpulane_operator.assignment import LABEL_JOB, MANAGED_BY, MANAGER, PodRecord, parse_pod
+from gpulane_operator.assignment import PodRecord, parse_pod
 from gpulane_operator.crd import JobRecord, parse_job
 from gpulane_operator.cycle import Views
 from gpulane_operator.inventory import (

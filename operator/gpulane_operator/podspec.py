@@ -13,17 +13,17 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gpulane_core.cluster import Placement
-
-from gpulane_operator.assignment import (
+from gpulane_core.podcontract import (
     LABEL_JOB,
     MANAGED_BY,
     MANAGER,
     RESOURCE,
     SCHEDULER_NAME,
     Assignment,
-    pod_name,
     to_annotations,
 )
+
+from gpulane_operator.assignment import pod_name
 from gpulane_operator.crd import JobRecord
 from gpulane_operator.names import API_VERSION, KIND
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpulane_core.model import JobId
+from gpulane_core.podcontract import Assignment
 
-from gpulane_operator.assignment import Assignment
 from gpulane_operator.crd import Reason
 from gpulane_operator.inventory import parse_selector
 from gpulane_operator.k8s.api import KubeApi

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from gpulane_core.cluster import ClusterState, GpuChoice, NodeView, Placement
 from gpulane_core.lanes import AdmissionKind, AdmissionPlan, GpuLanes, Lane, Tenant, check_invariant
 from gpulane_core.model import Job, JobId, LaneId, NodeName
+from gpulane_core.podcontract import Assignment
 
-from gpulane_operator.assignment import Assignment
 from gpulane_operator.crd import Reason
 from gpulane_operator.inventory import NodeInventory
 

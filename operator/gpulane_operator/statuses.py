@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpulane_core.podcontract import Assignment
 from gpulane_core.quantity import format_mib
 
-from gpulane_operator.assignment import Assignment, pod_name
+from gpulane_operator.assignment import pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, format_time, make_condition, merge_conditions
 
 SCHEDULED = "Scheduled"

@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 import pytest
-from gpulane_agent import annotations as ann
 from gpulane_agent.agent import Agent
 from gpulane_agent.deviceplugin._proto import api_pb2, api_pb2_grpc
 from gpulane_agent.enforcement.enforcer import REASON_OVER_LANE
@@ -24,6 +23,7 @@ from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.health import HealthState, next_health, probe_lost
 from gpulane_agent.kube.client import connect
 from gpulane_agent.settings import load_config
+from gpulane_core import podcontract as ann
 from kubernetes import client
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def _pod(namespace: str, name: str, node: str, gpu_uuid: str, charge: int) -> cl
     return client.V1Pod(
         metadata=client.V1ObjectMeta(
             name=name, namespace=namespace,
-            labels={"app.kubernetes.io/managed-by": "gpulane", ann.JOB_LABEL: "resnet"},
+            labels={"app.kubernetes.io/managed-by": "gpulane", ann.LABEL_JOB: "resnet"},
             annotations={
                 ann.NODE: node, ann.GPU_INDEX: "0", ann.GPU_UUID: gpu_uuid, ann.LANE: "lane-1",
                 ann.LANE_SIZE_MIB: "2048", ann.PERSISTENT_MIB: "1024", ann.EPHEMERAL_MIB: "2048",

@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from gpulane_agent import annotations as ann
 from gpulane_agent.agent import Agent
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.kube.api import PodView
@@ -23,6 +22,7 @@ from gpulane_agent.kube.memory import InMemoryKube
 from gpulane_agent.podresources._proto import api_pb2, api_pb2_grpc
 from gpulane_agent.podresources.check import REASON_MISMATCH
 from gpulane_agent.settings import load_config
+from gpulane_core import podcontract as ann
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_agent_uses_pod_resources_for_container_names_and_accounting(
     gpu0, gpu1 = backend.gpus()[0].uuid, backend.gpus()[1].uuid
     pod = PodView("team", "trainer", UID, NODE, "Running", {
         ann.NODE: NODE, ann.GPU_INDEX: "0", ann.GPU_UUID: gpu0, ann.LANE: "lane-1", ann.LANE_SIZE_MIB: "2048",
-        ann.MEMORY_LIMIT_MIB: "4096", ann.ALLOCATED: "true"}, {ann.JOB_LABEL: "resnet"})
+        ann.MEMORY_LIMIT_MIB: "4096", ann.ALLOCATED: "true"}, {ann.LABEL_JOB: "resnet"})
     # the kubelet ignored the preference: the units came from GPU 1
     lister = Lister(api_pb2.ListPodResourcesResponse(pod_resources=[api_pb2.PodResources(
         name="trainer", namespace="team", containers=[api_pb2.ContainerResources(name="main", devices=[

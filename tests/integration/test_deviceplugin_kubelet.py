@@ -18,7 +18,6 @@ from typing import Any
 
 import grpc
 import pytest
-from gpulane_agent import annotations as ann
 from gpulane_agent.deviceplugin._proto import api_pb2, api_pb2_grpc
 from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
 from gpulane_agent.gpu.fake import FakeBackend
@@ -27,6 +26,7 @@ from gpulane_agent.kube.api import PodView
 from gpulane_agent.kube.memory import InMemoryKube
 from gpulane_agent.settings import DevicePluginConfig
 from gpulane_agent.stats import AgentStats
+from gpulane_core import podcontract as ann
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def pod(name: str, gpu_uuid: str, charge: int) -> PodView:
         ann.LANE_SIZE_MIB: "2048", ann.PERSISTENT_MIB: "1024", ann.EPHEMERAL_MIB: "2048",
         ann.MEMORY_LIMIT_MIB: "3072", ann.CHARGE_UNITS: str(charge), ann.CLASS: "guaranteed",
     }
-    return PodView("team", name, f"uid-{name}", NODE, "Pending", annotations, {ann.JOB_LABEL: "resnet"})
+    return PodView("team", name, f"uid-{name}", NODE, "Pending", annotations, {ann.LABEL_JOB: "resnet"})
 
 
 @pytest.fixture

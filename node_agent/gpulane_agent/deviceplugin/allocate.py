@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gpulane_agent import annotations as ann
+from gpulane_core import podcontract as ann
+from gpulane_core.model import JobId
+
 from gpulane_agent.kube.api import PodView
 
 
@@ -53,47 +55,25 @@ class ContainerGrant:
 
 def parse_assignment(pod: PodView) -> Assignment:
     """Read the operator's annotations; a missing or malformed one is an AllocateRefused naming it."""
-    a = pod.annotations
-    where = f"pod {pod.key}"
-
-    def required(key: str) -> str:
-        value = a.get(key, "").strip()
-        if not value:
-            raise AllocateRefused(f"{where}: annotation {key} is missing")
-        return value
-
-    def integer(key: str) -> int:
-        text = required(key)
-        try:
-            value = int(text)
-        except ValueError:
-            raise AllocateRefused(f"{where}: annotation {key}={text!r} is not an integer") from None
-        if value < 0:
-            raise AllocateRefused(f"{where}: annotation {key}={text!r} is negative")
-        return value
-
-    uuids = tuple(u.strip() for u in required(ann.GPU_UUID).split(","))
-    index_text = required(ann.GPU_INDEX)
+    job = pod.labels.get(ann.LABEL_JOB, "")
     try:
-        indices = tuple(int(i) for i in index_text.split(","))
-    except ValueError:
-        raise AllocateRefused(f"{where}: annotation {ann.GPU_INDEX}={index_text!r} is not a list of integers") from None
-    if len(indices) != len(uuids) or not all(uuids):
-        raise AllocateRefused(f"{where}: annotations {ann.GPU_INDEX} and {ann.GPU_UUID} differ in length")
-    job = pod.labels.get(ann.JOB_LABEL, "")
+        decided = ann.from_annotations(JobId(f"{pod.namespace}/{job}" if job else pod.key), pod.annotations)
+        limit_mib = ann.written_memory_limit_mib(pod.annotations)
+    except ann.AnnotationError as exc:
+        raise AllocateRefused(f"pod {pod.key}: {exc}") from None
     return Assignment(
         namespace=pod.namespace,
         pod=pod.name,
         uid=pod.uid,
-        job=f"{pod.namespace}/{job}" if job else pod.key,
-        gpu_indices=indices,
-        gpu_uuids=uuids,
-        lane=required(ann.LANE),
-        lane_size_mib=integer(ann.LANE_SIZE_MIB),
-        persistent_mib=integer(ann.PERSISTENT_MIB),
-        ephemeral_mib=integer(ann.EPHEMERAL_MIB),
-        memory_limit_mib=integer(ann.MEMORY_LIMIT_MIB),
-        charge_units=integer(ann.CHARGE_UNITS),
+        job=decided.job,
+        gpu_indices=decided.gpu_indices,
+        gpu_uuids=decided.gpu_uuids,
+        lane=decided.lane,
+        lane_size_mib=decided.lane_size_mib,
+        persistent_mib=decided.persistent_mib,
+        ephemeral_mib=decided.ephemeral_mib,
+        memory_limit_mib=limit_mib,
+        charge_units=decided.charge_units,
     )
 
 

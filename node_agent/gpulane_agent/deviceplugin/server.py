@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from gpulane_core import podcontract as ann
 
-from gpulane_agent import annotations as ann
 from gpulane_agent.deviceplugin import allocate, units
 from gpulane_agent.deviceplugin._proto import api_pb2, api_pb2_grpc
 from gpulane_agent.gpu.backend import GpuBackend

@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from gpulane_core.podcontract import NODE
+
 from gpulane_agent.kube.api import EventSpec, KubeError, PodView
 
 
@@ -32,7 +34,7 @@ class InMemoryKube:
         return [
             p
             for p in self.pods.values()
-            if p.node_name == node_name or p.annotations.get("gpulane.dev/node") == node_name
+            if p.node_name == node_name or p.annotations.get(NODE) == node_name
         ]
 
     async def annotate_pod(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpulane_agent import annotations as ann
 from gpulane_agent.kube.api import PodView
+from gpulane_core import podcontract as ann
 
 NODE = "node-a"
 
@@ -50,7 +50,7 @@ def assigned_pod(
         node_name=node,
         phase=phase,
         annotations=annotations,
-        labels={"app.kubernetes.io/managed-by": "gpulane", ann.JOB_LABEL: job or name},
+        labels={"app.kubernetes.io/managed-by": "gpulane", ann.LABEL_JOB: job or name},
         container_ids=container_ids or {},
     )
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from agent_testkit import NODE, assigned_pod
-from gpulane_agent import annotations as ann
 from gpulane_agent.deviceplugin.allocate import (
     AllocateRefused,
     check_units,
@@ -15,6 +14,7 @@ from gpulane_agent.deviceplugin.allocate import (
     find_pod,
     parse_assignment,
 )
+from gpulane_core import podcontract as ann
 
 RES = "gpulane.dev/gpu-memory"
 CONTRACTS = Path(__file__).resolve().parents[3] / "docs" / "contracts.md"
@@ -84,5 +84,5 @@ def test_container_grant_is_the_contract_env_and_mount() -> None:
 def test_annotation_names_match_the_contract_page() -> None:
     text = CONTRACTS.read_text()
     documented = set(re.findall(r"`(gpulane\.dev/[a-z-]+)", text))
-    for key in ann.ALL:
+    for key in ann.ANNOTATION_KEYS:
         assert key in documented, f"{key} is not in docs/contracts.md"

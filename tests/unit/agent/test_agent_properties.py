@@ -5,10 +5,10 @@ from __future__ import annotations
 import string
 
 from agent_testkit import NODE, assigned_pod
-from gpulane_agent import annotations as ann
 from gpulane_agent.deviceplugin.allocate import AllocateRefused, find_pod
 from gpulane_agent.deviceplugin.units import device_id, preferred_allocation, split_device_id
 from gpulane_agent.settings import ConfigError, load_config
+from gpulane_core import podcontract as ann
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 from gpulane_core.model import JobClass, JobId, LaneId, NodeName
-from gpulane_operator.assignment import (
-    LANE_SIZE,
+from gpulane_core.podcontract import (
+    LANE_SIZE_MIB,
     AnnotationError,
     Assignment,
     from_annotations,
-    parse_pod,
     to_annotations,
 )
+from gpulane_operator.assignment import parse_pod
 
 A = Assignment(
     job=JobId("ns/a"),
@@ -34,7 +34,7 @@ def test_annotations_round_trip_and_follow_the_contract() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "needle"),
-    [(LANE_SIZE, "big", "is not an integer"), (LANE_SIZE, "-1", "is negative"), ("gpulane.dev/gpu-uuid", "GPU-x", "different numbers")],
+    [(LANE_SIZE_MIB, "big", "is not an integer"), (LANE_SIZE_MIB, "-1", "is negative"), ("gpulane.dev/gpu-uuid", "GPU-x", "different numbers")],
 )
 def test_malformed_annotations_name_the_key(key: str, value: str, needle: str) -> None:
     ann = {**to_annotations(A), key: value}

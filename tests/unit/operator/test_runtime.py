@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from gpulane_core.model import JobClass, JobId, LaneId, NodeName
-from gpulane_operator.assignment import Assignment
+from gpulane_core.podcontract import Assignment
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.runtime import ASSUMED_TTL_S, CycleRunner, Runtime
 from gpulane_operator.settings import OperatorSettings

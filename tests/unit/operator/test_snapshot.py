@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from gpulane_core.cluster import ClusterState
 from gpulane_core.model import Gpu, Job, JobId, Node, NodeName
-from gpulane_operator.assignment import from_annotations, from_placement, to_annotations
+from gpulane_core.podcontract import from_annotations, to_annotations
+from gpulane_operator.assignment import from_placement
 from gpulane_operator.crd import Reason
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.snapshot import build
