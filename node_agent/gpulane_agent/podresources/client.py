@@ -13,8 +13,6 @@ import grpc
 
 from gpulane_agent.podresources._proto import api_pb2, api_pb2_grpc
 
-DEFAULT_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
-
 
 class PodResourcesError(RuntimeError):
     """The kubelet's PodResources endpoint did not answer."""
