@@ -7,17 +7,14 @@ forgotten when it drops back, so the next excursion counts again.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gpulane_agent.lanes import MIB, ContainerUsage, PodLane
 from gpulane_agent.settings import EnforcementPolicy
 
-
-class Action(enum.Enum):
-    REPORT = "report"
-    EVICT = "evict"
+# What a violation triggers is the configured policy itself (``report`` or ``evict``).
+Action = EnforcementPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +53,6 @@ def judge(
     used: dict[str, int] = {}
     for u in usage:
         used[u.uid] = used.get(u.uid, 0) + u.used_bytes
-    action = Action.EVICT if policy is EnforcementPolicy.EVICT else Action.REPORT
     over: set[str] = set()
     violations: list[Violation] = []
     for pl in lanes:
@@ -69,6 +65,6 @@ def judge(
         if pl.uid in flagged:
             continue
         violations.append(
-            Violation(pl.namespace, pl.pod, pl.uid, pl.lane, pl.gpu_uuid, -(-used_bytes // MIB), pl.limit_mib, action)
+            Violation(pl.namespace, pl.pod, pl.uid, pl.lane, pl.gpu_uuid, -(-used_bytes // MIB), pl.limit_mib, policy)
         )
     return Verdict(tuple(violations), frozenset(over))
