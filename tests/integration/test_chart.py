@@ -11,15 +11,14 @@ kinds and scope as upstream; the schema keeps unknown fields), and removes them 
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import yaml
+from charthelm import CHART, KIND_VALUES, KUBE_VERSION, render, run_helm
+from gpulane_dev import crds as crdmod
 from gpulane_dev.binaries import Binaries
 from gpulane_dev.controlplane import ControlPlane
 from gpulane_dev.kubeclient import connected
@@ -29,10 +28,6 @@ from kubernetes.dynamic import DynamicClient
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "gpulane"
-KIND_VALUES = CHART / "values-kind.yaml"
-KUBE_VERSION = "1.34.0"
 MONITORING = ("--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true",
               "--set", "monitoring.prometheusRule.enabled=true")
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -48,25 +43,6 @@ WORKLOADS = {"Deployment", "StatefulSet"}
 @pytest.fixture(scope="module")
 def helm_bin(dev_binaries: Binaries) -> Path:
     return dev_binaries.helm
-
-
-def run_helm(helm: Path, *args: str, kubeconfig: Path | None = None, check: bool = True) -> str:
-    argv = [str(helm), *args]
-    if kubeconfig is not None:
-        argv += ["--kubeconfig", str(kubeconfig)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout + proc.stderr
-
-
-def render(helm: Path, release: str, namespace: str, extra: Sequence[str]) -> list[dict[str, Any]]:
-    args = [a.replace("NAMESPACE", namespace) for a in extra]
-    out = run_helm(
-        helm, "template", release, str(CHART), "--namespace", namespace, "--include-crds",
-        "--kube-version", KUBE_VERSION, *args,
-    )
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def as_dict(api: client.ApiClient, obj: object) -> dict[str, Any]:
@@ -95,22 +71,8 @@ def monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
 
 
 def create_crds(api: client.ApiClient, docs: Sequence[dict[str, Any]]) -> None:
-    ext = client.ApiextensionsV1Api(api)
-    for doc in docs:
-        try:
-            ext.create_custom_resource_definition(cast(Any, doc))
-        except ApiException as exc:
-            if exc.status != 409:  # the shared `crds` fixture installed the chart's CRDs already
-                raise
-    deadline = time.monotonic() + 30
-    for doc in docs:
-        while True:
-            crd = as_dict(api, ext.read_custom_resource_definition(doc["metadata"]["name"]))
-            conditions = crd.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            assert time.monotonic() < deadline, f"CRD {doc['metadata']['name']} not established"
-            time.sleep(0.2)
+    """Create (or re-apply: the shared `crds` fixture installed the chart's already) and wait until served."""
+    crdmod.wait_established(api, crdmod.apply(api, docs))
 
 
 @pytest.fixture(scope="module")

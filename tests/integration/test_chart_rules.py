@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from charthelm import CHART, render
 from gpulane_dev.binaries import Binaries
 
 pytestmark = pytest.mark.integration
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "gpulane"
 RULES = CHART / "rules" / "gpulane-alerts.yaml"
 GPU = 'Hostname="n1", gpu="0", UUID="GPU-a", modelName="Fake-GPU-16G"'
 
@@ -29,12 +29,8 @@ def test_promtool_accepts_the_rules_file(dev_binaries: Binaries) -> None:
 
 
 def test_promtool_accepts_the_rendered_prometheusrule(dev_binaries: Binaries, tmp_path: Path) -> None:
-    out = subprocess.run(
-        [str(dev_binaries.helm), "template", "gl", str(CHART), "--set", "monitoring.prometheusRule.enabled=true",
-         "--show-only", "templates/monitoring/prometheusrule.yaml"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    rule = yaml.safe_load(out)
+    docs = render(dev_binaries.helm, "gl", "default", ("--set", "monitoring.prometheusRule.enabled=true"))
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
     assert rule["kind"] == "PrometheusRule" and rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"] == yaml.safe_load(RULES.read_text())  # the same groups, nothing templated away
     spec = tmp_path / "rendered.yaml"
@@ -137,11 +133,7 @@ def test_plain_prometheus_example_is_valid_and_matches_the_chart(dev_binaries: B
     result = promtool(dev_binaries, "check", "config", str(example))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 8 rules found" in result.stdout + result.stderr  # the alerts file is loaded too
-    out = subprocess.run(
-        [str(dev_binaries.helm), "template", "gpulane", str(CHART), "--namespace", "gpulane"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    services = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out) if d and d["kind"] == "Service"}
+    services = {d["metadata"]["name"]: d for d in render(dev_binaries.helm, "gpulane", "gpulane") if d["kind"] == "Service"}
     config = yaml.safe_load(example.read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     host, port = jobs["gpulane-operator"]["static_configs"][0]["targets"][0].rsplit(":", 1)
