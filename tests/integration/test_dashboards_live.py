@@ -35,6 +35,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from charthelm import KIND_VALUES, render
 from gpulane_agent.agent import Agent
 from gpulane_agent.cli import flags_from_args
 from gpulane_agent.gpu.fake import FakeBackend
@@ -47,14 +48,14 @@ from gpulane_dev.binaries import Binaries
 from gpulane_dev.controlplane import ControlPlane
 from gpulane_dev.procs import free_port
 from gpulane_dev.prometheus import PrometheusError, RealPrometheus
+from gpulane_operator.names import GPUNODES, GROUP, VERSION
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
+from opharness import POOL_LABEL, create_job, job_manifest, pods_by_job, wait_for
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "gpulane.dev", "v1alpha1", "gpusharejobs"
-POOL_LABEL = "gpulane.dev/test-pool"
 GPU_MIB = 16384
 
 
@@ -119,15 +120,10 @@ def install_chart_identities(
     helm: Path, api: client.ApiClient, namespace: str, release: str
 ) -> tuple[list[dict[str, Any]], RenderedOperator]:
     """Create the chart's ServiceAccounts, RBAC and peering object; return them and the operator's config."""
-    out = subprocess.run(
-        [str(helm), "template", release, str(ROOT / "charts" / "gpulane"), "--namespace", namespace,
-         "-f", str(ROOT / "charts" / "gpulane" / "values-kind.yaml"),
-         "--set", f"operator.watchNamespaces={{{namespace}}}", "--set", f"operator.peering.name={release}"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+    rendered = render(helm, release, namespace, ("-f", str(KIND_VALUES), "--set", "operator.watchNamespaces={NAMESPACE}",
+                                                 "--set", f"operator.peering.name={release}"))
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "KopfPeering"}
-    docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] in wanted]
-    rendered = [d for d in yaml.safe_load_all(out) if d]
+    docs = [d for d in rendered if d["kind"] in wanted]
     settings = next(d for d in rendered if d["metadata"]["name"].endswith("-operator-settings"))
     workload = next(d for d in rendered if d["kind"] == "Deployment")
     args = list(workload["spec"]["template"]["spec"]["containers"][0]["args"])
@@ -170,37 +166,6 @@ def service_account_kubeconfig(
     return path
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def job(name: str, persistent: str, ephemeral: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "GPUShareJob",
-        "metadata": {"name": name},
-        "spec": {
-            "memory": {"persistent": persistent, "ephemeral": ephemeral},
-            "template": {
-                "metadata": {"annotations": annotations or {}},
-                "spec": {"containers": [{"name": "train", "image": "python:3.11-slim"}]},
-            },
-        },
-    }
-
-
-def running_pods(core: client.CoreV1Api, namespace: str, node: str) -> list[Any]:
-    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/managed-by=gpulane").items
-    return [p for p in pods if p.spec.node_name == node and p.status and p.status.phase == "Running"]
-
-
 def take_turns(socket_path: str, lane: str, job_name: str, turns: int) -> None:
     with Lane(LaneConfig(socket_path=socket_path, lane=lane, job=job_name, iteration_estimate_s=0.02)) as handle:
         for _ in range(turns):
@@ -226,10 +191,9 @@ def test_every_panel_query_returns_data(
     workdir: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    core = client.CoreV1Api(kube_api)
     node = fake_gpu_nodes(1, gpus_per_node=2, gpu_memory_mib=GPU_MIB)[0]
     pool = f"dash-{namespace[-6:]}"
-    core.patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
+    client.CoreV1Api(kube_api).patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
     release = f"d{namespace[-6:]}"
     identities, rendered = install_chart_identities(dev_binaries.helm, kube_api, namespace, release)
     try:
@@ -243,7 +207,6 @@ def _run_everything(
     dev_binaries: Binaries, control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str, node: str,
     pool: str, release: str, rendered: RenderedOperator, workdir: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    core = client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
     operator_kubeconfig = service_account_kubeconfig(
         kube_api, control_plane, namespace, f"{release}-gpulane-operator", workdir / "operator.kubeconfig")
@@ -310,11 +273,11 @@ def _run_everything(
 
         # -- jobs: four share two GPUs' lanes, one finishes (kwok completes its pod), one never fits --
         for i in range(4):
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job(f"share-{i}", "2Gi", "6Gi"))
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job(
-            "quick", "512Mi", "1Gi", {"pod-complete.stage.kwok.x-k8s.io/delay": "3s"}))
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job("too-big", "40Gi", "8Gi"))
-        pods = wait_for("four running shared pods", lambda: _shared_running(core, namespace, node), timeout=90)
+            create_job(kube_api, namespace, job_manifest(f"share-{i}", "2Gi", "6Gi"))
+        create_job(kube_api, namespace, job_manifest(
+            "quick", "512Mi", "1Gi", pod_annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "3s"}))
+        create_job(kube_api, namespace, job_manifest("too-big", "40Gi", "8Gi"))
+        pods = wait_for("four running shared pods", lambda: _shared_running(kube_api, namespace, node), timeout=90)
 
         # -- GPU processes of two pods (one over its lane limit) and turns in one lane --------------
         for pid, pod in enumerate(pods[:2], start=4001):
@@ -360,14 +323,15 @@ def _run_everything(
 
 def _gpunode(custom: client.CustomObjectsApi, node: str) -> dict[str, Any] | None:
     try:
-        obj = cast(dict[str, Any], custom.get_cluster_custom_object(GROUP, VERSION, "gpunodes", node))
+        obj = cast(dict[str, Any], custom.get_cluster_custom_object(GROUP, VERSION, GPUNODES, node))
     except client.exceptions.ApiException:
         return None
     return obj if (obj.get("status") or {}).get("gpus") else None
 
 
-def _shared_running(core: client.CoreV1Api, namespace: str, node: str) -> list[Any] | None:
-    pods = [p for p in running_pods(core, namespace, node) if p.metadata.labels["gpulane.dev/job"].startswith("share-")]
+def _shared_running(api: client.ApiClient, namespace: str, node: str) -> list[Any] | None:
+    pods = [p for name, of_job in pods_by_job(api, namespace).items() if name.startswith("share-") for p in of_job
+            if p.spec.node_name == node and p.status and p.status.phase == "Running"]
     return sorted(pods, key=lambda p: p.metadata.name) if len(pods) == 4 else None
 
 
