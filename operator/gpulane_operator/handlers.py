@@ -185,9 +185,9 @@ async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
 
 
 async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
-    views = indexes.views(kwargs, rt.selector)
-    if views.inventory == rt.last_inventory:
+    inventory = indexes.inventory(kwargs, rt.selector)
+    if inventory == rt.last_inventory:
         return  # a heartbeat: nothing placement-relevant changed
-    rt.last_inventory = dict(views.inventory)
+    rt.last_inventory = inventory
     rt.poke()
-    await cycle.sweep_losses(rt, views)
+    await cycle.sweep_losses(rt, indexes.views(kwargs, rt.selector, inventory))

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import kopf
-from gpulane_core.model import JobId
+from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
 from gpulane_operator.assignment import PodRecord, parse_pod
@@ -20,6 +20,7 @@ from gpulane_operator.cycle import Views
 from gpulane_operator.inventory import (
     GpuNodeFacts,
     NodeFacts,
+    NodeInventory,
     merge,
     parse_gpunode,
     parse_node,
@@ -75,11 +76,24 @@ def jobs_of(kwargs: Mapping[str, Any]) -> dict[JobId, JobRecord]:
     return _one(kwargs["gsj_index"])
 
 
-def views(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> Views:
-    """Views from a handler's kwargs (kopf passes each index under its function's name)."""
+def inventory(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> dict[NodeName, NodeInventory]:
+    """The GPU inventory alone (all a Node or GPUNode event can change), without copying jobs and pods."""
+    return merge(_one(kwargs["gpunode_index"]), _one(kwargs["node_index"]), selector)
+
+
+def views(
+    kwargs: Mapping[str, Any],
+    selector: Mapping[str, str | None],
+    inventory: Mapping[NodeName, NodeInventory] | None = None,
+) -> Views:
+    """Views from a handler's kwargs (kopf passes each index under its function's name); ``inventory``
+    when the caller has already merged it."""
+    nodes = _one(kwargs["node_index"])
+    if inventory is None:
+        inventory = merge(_one(kwargs["gpunode_index"]), nodes, selector)
     return Views(
         jobs=_one(kwargs["gsj_index"]),
         pods=_one(kwargs["pod_index"]),
-        inventory=merge(_one(kwargs["gpunode_index"]), _one(kwargs["node_index"]), selector),
-        nodes=frozenset(_one(kwargs["node_index"])),  # keys with objects (a key may keep an empty store)
+        inventory=inventory,
+        nodes=frozenset(nodes),  # keys with objects (a key may keep an empty store)
     )
