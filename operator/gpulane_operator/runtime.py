@@ -105,6 +105,7 @@ class Runtime:
     inflight: set[JobId] = field(default_factory=set)  # jobs whose API actions are still running
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
+    selector: dict[str, str | None] = field(init=False)  # scope.node_selector, parsed once
     seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
     counts_at: float = 0.0
     state_observed_at: float = 0.0  # when the per-GPU lane gauges were last refreshed  # when the jobs-by-phase gauges were last refreshed
@@ -112,6 +113,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
+        self.selector = parse_selector(self.settings.scope.node_selector)
 
     def spawn(self, jobs: set[JobId], work: Coroutine[Any, Any, None]) -> None:
         """Run a cycle's API actions in the background: the next cycle need not wait for them,
@@ -133,10 +135,6 @@ class Runtime:
         """Wait for every background action (tests, shutdown)."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
-
-    @property
-    def selector(self) -> dict[str, str | None]:
-        return parse_selector(self.settings.scope.node_selector)
 
     def assume(self, job: JobId, assignment: Assignment) -> None:
         self.assumed[job] = Assumed(assignment, self.clock())
