@@ -11,8 +11,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from gpulane_core.quantity import MIB
+
 from gpulane_agent.gpu.backend import GpuBackend, GpuError, GpuInfo
-from gpulane_agent.lanes import MIB, LaneView
+from gpulane_agent.lanes import LaneView
 from gpulane_agent.stats import AgentStats
 
 NODE_LABEL = "gpulane.dev/node"

@@ -15,8 +15,6 @@ from gpulane_core import podcontract as ann
 
 from gpulane_agent.kube.api import PodView
 
-MIB = 1024 * 1024
-
 
 @dataclass(frozen=True, slots=True)
 class PodLane:

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from gpulane_agent.exporter.collector import GpuCollector
 from gpulane_agent.exporter.server import MetricsServer, make_registry
-from gpulane_agent.gpu.backend import MIB
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.health import HealthBoard
 from gpulane_agent.lanes import ContainerUsage, NodeView, ViewHolder, lane_views, pod_lanes
 from gpulane_agent.stats import AgentStats
+from gpulane_core.quantity import MIB
 from gpulane_dev.prometheus import RealPrometheus
 
 pytestmark = pytest.mark.integration

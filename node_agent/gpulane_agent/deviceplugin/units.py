@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gpulane_agent.gpu.backend import MIB, GpuInfo
+from gpulane_core.quantity import MIB
+
+from gpulane_agent.gpu.backend import GpuInfo
 
 MAX_DEVICE_ID_LEN = 63
 _DEVICE_ID = re.compile(r"^(?P<uuid>.+)-m(?P<k>[0-9]+)$")

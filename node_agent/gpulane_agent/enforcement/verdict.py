@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gpulane_agent.lanes import MIB, ContainerUsage, PodLane
+from gpulane_core.quantity import MIB
+
+from gpulane_agent.lanes import ContainerUsage, PodLane
 from gpulane_agent.settings import EnforcementPolicy
 
 # What a violation triggers is the configured policy itself (``report`` or ``evict``).

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from gpulane_core.quantity import MIB
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from gpulane_agent.exporter import names as n
-from gpulane_agent.gpu.backend import MIB, GpuBackend, GpuError, GpuLostError
+from gpulane_agent.gpu.backend import GpuBackend, GpuError, GpuLostError
 from gpulane_agent.health import HealthBoard
 from gpulane_agent.lanes import ViewHolder
 from gpulane_agent.stats import AgentStats

@@ -11,8 +11,6 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-MIB = 1024 * 1024
-
 
 class GpuError(RuntimeError):
     """A reading failed. ``operation`` names the call (``memory``, ``utilization``...) for metrics."""

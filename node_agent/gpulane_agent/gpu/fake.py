@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from gpulane_core.quantity import MIB
 
 from gpulane_agent.gpu.backend import (
-    MIB,
     EventKind,
     GpuError,
     GpuEvent,

@@ -9,11 +9,11 @@ from agent_testkit import NODE, assigned_pod
 from gpulane_agent.exporter import names
 from gpulane_agent.exporter.collector import GpuCollector
 from gpulane_agent.exporter.server import make_registry
-from gpulane_agent.gpu.backend import MIB
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.health import HealthBoard
 from gpulane_agent.lanes import ContainerUsage, NodeView, ViewHolder, lane_views, pod_lanes
 from gpulane_agent.stats import AgentStats
+from gpulane_core.quantity import MIB
 from prometheus_client import generate_latest
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "docs" / "contracts.md"

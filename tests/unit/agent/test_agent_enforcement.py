@@ -9,12 +9,13 @@ from agent_testkit import NODE, assigned_pod, write_proc
 from gpulane_agent.enforcement.attribution import ProcReader, attribute, owner_from_cgroup
 from gpulane_agent.enforcement.enforcer import REASON_EVICTED, REASON_OVER_LANE, Enforcer
 from gpulane_agent.enforcement.verdict import Action, judge
-from gpulane_agent.gpu.backend import MIB, GpuProcess
+from gpulane_agent.gpu.backend import GpuProcess
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.kube.memory import InMemoryKube
 from gpulane_agent.lanes import ContainerUsage, pod_lanes
 from gpulane_agent.settings import EnforcementConfig, EnforcementPolicy
 from gpulane_agent.stats import AgentStats
+from gpulane_core.quantity import MIB
 
 UID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 CID = "a" * 64

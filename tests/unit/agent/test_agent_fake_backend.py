@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpulane_agent.gpu.backend import MIB, EventKind, GpuError, GpuLostError
+from gpulane_agent.gpu.backend import EventKind, GpuError, GpuLostError
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.fake_spec import FakeSpecError, derive_uuid, parse_spec
+from gpulane_core.quantity import MIB
 
 
 def test_default_spec_is_four_16g_gpus_with_uuids_from_the_node_name() -> None:

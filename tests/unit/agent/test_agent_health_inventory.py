@@ -12,7 +12,7 @@ import pytest
 import yaml
 from agent_testkit import NODE, assigned_pod, write_proc
 from gpulane_agent.agent import Agent
-from gpulane_agent.gpu.backend import MIB, EventKind, GpuEvent
+from gpulane_agent.gpu.backend import EventKind, GpuEvent
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.health import HealthBoard, HealthState, next_health, probe_lost
 from gpulane_agent.inventory import gpunode_status
@@ -20,6 +20,7 @@ from gpulane_agent.kube.api import KubeError
 from gpulane_agent.kube.memory import InMemoryKube
 from gpulane_agent.lanes import LaneView
 from gpulane_agent.settings import load_config
+from gpulane_core.quantity import MIB
 
 CRD = Path(__file__).resolve().parents[3] / "crds" / "gpunodes.gpulane.dev.yaml"
 

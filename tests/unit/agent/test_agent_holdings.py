@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_testkit import NODE, assigned_pod
 from gpulane_agent.enforcement.attribution import CgroupOwner, attribute
-from gpulane_agent.gpu.backend import MIB, GpuProcess
+from gpulane_agent.gpu.backend import GpuProcess
 from gpulane_agent.lanes import pod_lanes
 from gpulane_agent.podresources._proto import api_pb2
 from gpulane_agent.podresources.holdings import (
@@ -12,6 +12,7 @@ from gpulane_agent.podresources.holdings import (
     holder_containers,
     holdings_from_list,
 )
+from gpulane_core.quantity import MIB
 
 RES = "gpulane.dev/gpu-memory"
 

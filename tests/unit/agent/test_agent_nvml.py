@@ -7,12 +7,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from gpulane_agent.gpu.backend import MIB, BackendInitError, EventKind, GpuError, GpuLostError
+from gpulane_agent.gpu.backend import BackendInitError, EventKind, GpuError, GpuLostError
 from gpulane_agent.gpu.factory import make_backend
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.null import NullBackend
 from gpulane_agent.gpu.nvml import NvmlBackend
 from gpulane_agent.settings import BackendConfig, BackendKind
+from gpulane_core.quantity import MIB
 
 
 class NVMLError(Exception):

@@ -11,8 +11,9 @@ from gpulane_agent.deviceplugin.units import (
     split_device_id,
     units_per_gpu,
 )
-from gpulane_agent.gpu.backend import MIB, GpuInfo
+from gpulane_agent.gpu.backend import GpuInfo
 from gpulane_agent.gpu.fake_spec import derive_uuid
+from gpulane_core.quantity import MIB
 
 
 def test_device_ids_round_trip_and_fit_63_chars() -> None:
