@@ -21,14 +21,14 @@ from gpulane_core.scheduler import Preemption, schedule_cycle
 from gpulane_operator import statuses
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Reason, split_job_id
-from gpulane_operator.decide import lost_actions, plan, prepare, queue_lengths
+from gpulane_operator.decide import live_assignments, lost_to_handle, plan, prepare, queue_lengths
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.k8s import binding, events, pods, status
 from gpulane_operator.k8s.api import ApiError
 from gpulane_operator.k8s.events import JobRef
 from gpulane_operator.podspec import build_pod, same_assignment
 from gpulane_operator.runtime import Runtime
-from gpulane_operator.snapshot import Lost
+from gpulane_operator.snapshot import Lost, build
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ async def _run(rt: Runtime, views: Views) -> None:
     now = rt.clock()
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)
-    await _gather(rt, [_lose(rt, item, fail, views) for item, fail in _lost(rt, prepared.snapshot.lost, views)])
+    await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, prepared.snapshot.lost, views)])
     await _gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
     decided = plan(prepared, result, views.jobs, views.pods, rt.assumed_assignments())
@@ -109,16 +109,15 @@ async def _run(rt: Runtime, views: Views) -> None:
         )  # fmt: skip
 
 
-def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[tuple[Lost, bool]]:
-    fail = rt.settings.scheduling.on_node_loss == "fail"
-    return [(item, f) for item, f in lost_actions(lost, views.jobs, fail) if item.job not in rt.deleting]
+def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:
+    return [item for item in lost_to_handle(lost, views.jobs) if item.job not in rt.deleting]
 
 
 async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
     async with rt.lock:  # assumptions are only dropped by scheduling cycles
-        prepared = prepare(views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight)
-        await _gather(rt, [_lose(rt, i, f, views) for i, f in _lost(rt, prepared.snapshot.lost, views)])
+        snapshot = build(views.inventory, live_assignments(views.pods, rt.assumed_assignments()).values())
+        await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, snapshot.lost, views)])
 
 
 def orphan_pods(views: Views) -> list[PodRecord]:
@@ -139,13 +138,13 @@ async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False
     await pods.delete_if_present(rt.api, namespace, pod_name(name), force=force)
 
 
-async def _lose(rt: Runtime, item: Lost, fail: bool, views: Views) -> None:
+async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
     rec = views.jobs[item.job]
     # Only a pod whose Node object is gone is force-deleted: no kubelet will ever confirm its end. On a
     # live node the pod's memory stays counted until its containers have really stopped.
     await _evict(rt, item.job, item.reason, force=item.node not in views.nodes)
     now = rt.clock()
-    if fail:
+    if rt.settings.scheduling.on_node_loss == "fail":
         body = statuses.failed(rec, item.reason, item.message, now)
     else:
         body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)

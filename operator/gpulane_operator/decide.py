@@ -177,15 +177,13 @@ def plan(
     return CyclePlan(tuple(creates), result.preemptions, tuple(changes), waiting, result.queue)
 
 
-def lost_actions(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord], fail: bool) -> list[tuple[Lost, bool]]:
-    """(lost placement, whether the job fails) for jobs still running somewhere that vanished."""
-    out = []
-    for item in lost:
-        rec = jobs.get(item.job)
-        if rec is None or rec.phase.terminal or rec.deleting:
-            continue
-        out.append((item, fail))
-    return out
+def lost_to_handle(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord]) -> list[Lost]:
+    """The lost placements of jobs still running somewhere that vanished (not finished, not being deleted)."""
+    return [
+        item
+        for item in lost
+        if (rec := jobs.get(item.job)) is not None and not rec.phase.terminal and not rec.deleting
+    ]
 
 
 def queue_lengths(jobs: Mapping[JobId, JobRecord]) -> dict[str, int]:
