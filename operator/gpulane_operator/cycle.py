@@ -200,11 +200,12 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_nod
         return
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
-    await status.patch(rt.api, rec.namespace, rec.name, statuses.scheduled(rec, a, now))
+    body = statuses.scheduled(rec, a, now)
+    await status.patch(rt.api, rec.namespace, rec.name, body)
     rt.reported[rec.id] = now
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
-    await events.post(rt.api, ref(rec), Reason.PLACED.value, statuses.scheduled(rec, a, now)["status"]["message"], now)
+    await events.post(rt.api, ref(rec), Reason.PLACED.value, body["status"]["message"], now)
 
 
 async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
