@@ -4,6 +4,7 @@ real), GPUShareJob creation, waiting, and an independent lane-invariant watcher 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from typing import Any, TypeVar
 
 from gpulane_core.lanes import GpuLanes, Lane, Tenant, check_invariant
 from gpulane_core.model import JobId, LaneId
+from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
 from kubernetes import client, watch
 
+__all__ = ["GPUNODES", "GROUP", "PLURAL", "VERSION"]
 T = TypeVar("T")
 POOL_LABEL = "gpulane.dev/test-pool"
-GROUP, VERSION, PLURAL = "gpulane.dev", "v1alpha1", "gpusharejobs"
+PLACED = ("Scheduled", "Running")  # phases of a job whose pod is bound
 
 
 class OperatorProcess:
@@ -66,10 +69,13 @@ class OperatorProcess:
         self.stop()
 
 
-def label_pool(api: client.ApiClient, nodes: Sequence[str], pool: str) -> None:
+def new_pool(api: client.ApiClient, nodes: Sequence[str]) -> str:
+    """Label ``nodes`` with a fresh pool name (an operator scoped to it sees only them); the name."""
+    pool = f"p{secrets.token_hex(3)}"
     core = client.CoreV1Api(api)
     for name in nodes:
         core.patch_node(name, {"metadata": {"labels": {POOL_LABEL: pool}}})
+    return pool
 
 
 def job_manifest(

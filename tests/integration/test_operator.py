@@ -3,7 +3,6 @@ invariant at every observed moment, unschedulable reasons, lane release on delet
 
 from __future__ import annotations
 
-import secrets
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,14 +12,18 @@ from typing import Any
 import pytest
 from kubernetes import client
 from opharness import (
+    GPUNODES,
+    GROUP,
+    PLACED,
+    VERSION,
     InvariantWatcher,
     OperatorProcess,
     create_job,
     delete_job,
     get_job,
     job_manifest,
-    label_pool,
     list_jobs,
+    new_pool,
     phase,
     pods_by_job,
     scheduled_condition,
@@ -28,7 +31,6 @@ from opharness import (
 )
 
 pytestmark = pytest.mark.integration
-PLACED = ("Scheduled", "Running")
 
 
 @pytest.fixture
@@ -38,9 +40,7 @@ def pool(
     """pool(nodes, gpus): fake nodes labelled with a fresh pool name the operator is scoped to."""
 
     def make(nodes: int, gpus: int) -> str:
-        name = f"p{secrets.token_hex(3)}"
-        label_pool(kube_api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384), name)
-        return name
+        return new_pool(kube_api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384))
 
     return make
 
@@ -176,12 +176,12 @@ def _gpunode(api: client.ApiClient, node: str, healthy: tuple[bool, ...]) -> Non
         ],
     }  # fmt: skip
     try:
-        custom.create_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", {
-            "apiVersion": "gpulane.dev/v1alpha1", "kind": "GPUNode", "metadata": {"name": node}})  # fmt: skip
+        custom.create_cluster_custom_object(GROUP, VERSION, GPUNODES, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "GPUNode", "metadata": {"name": node}})  # fmt: skip
     except client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
-    custom.patch_cluster_custom_object_status("gpulane.dev", "v1alpha1", "gpunodes", node, {"status": status})
+    custom.patch_cluster_custom_object_status(GROUP, VERSION, GPUNODES, node, {"status": status})
 
 
 def test_gpunode_inventory_wins_and_an_unhealthy_gpu_moves_its_job(
@@ -189,8 +189,7 @@ def test_gpunode_inventory_wins_and_an_unhealthy_gpu_moves_its_job(
     fake_gpu_nodes: Callable[..., list[str]], operator: Callable[..., OperatorProcess],
 ) -> None:  # fmt: skip
     (node,) = fake_gpu_nodes(1, gpus_per_node=2, gpu_memory_mib=16384)
-    name = f"p{secrets.token_hex(3)}"
-    label_pool(kube_api, [node], name)
+    name = new_pool(kube_api, [node])
     _gpunode(kube_api, node, (True, True))
     try:
         operator(name)
@@ -207,7 +206,7 @@ def test_gpunode_inventory_wins_and_an_unhealthy_gpu_moves_its_job(
         reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
         assert "GPULost" in reasons
     finally:
-        client.CustomObjectsApi(kube_api).delete_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", node)
+        client.CustomObjectsApi(kube_api).delete_cluster_custom_object(GROUP, VERSION, GPUNODES, node)
 
 
 def test_a_two_gpu_job_gets_two_whole_gpus(

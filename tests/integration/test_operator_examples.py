@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,19 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from opharness import OperatorProcess, create_job, get_job, label_pool, phase, scheduled_condition, wait_for
+from opharness import (
+    PLACED,
+    OperatorProcess,
+    create_job,
+    get_job,
+    new_pool,
+    phase,
+    scheduled_condition,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-PLACED = ("Scheduled", "Running")
 
 
 def docs(name: str) -> list[dict[str, Any]]:
@@ -29,8 +36,7 @@ def cluster(
     started: list[OperatorProcess] = []
 
     def start(gpus: int) -> None:
-        pool = f"p{secrets.token_hex(3)}"
-        label_pool(kube_api, fake_gpu_nodes(1, gpus_per_node=gpus, gpu_memory_mib=16384), pool)
+        pool = new_pool(kube_api, fake_gpu_nodes(1, gpus_per_node=gpus, gpu_memory_mib=16384))
         started.append(OperatorProcess(namespace, pool, tmp_path / "operator.log", "--standalone").start())
 
     yield start

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +10,13 @@ from typing import Any, Protocol
 import pytest
 from kubernetes import client
 from opharness import (
+    PLACED,
     InvariantWatcher,
     OperatorProcess,
     create_job,
     job_manifest,
-    label_pool,
     list_jobs,
+    new_pool,
     phase,
     pods_by_job,
     wait_for,
@@ -27,13 +27,10 @@ pytestmark = pytest.mark.integration
 
 class ControlPlaneLike(Protocol):
     def restart_apiserver(self) -> float: ...
-PLACED = ("Scheduled", "Running")
 
 
 def _pool(api: client.ApiClient, fake_gpu_nodes: Callable[..., list[str]], nodes: int, gpus: int) -> str:
-    name = f"p{secrets.token_hex(3)}"
-    label_pool(api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384), name)
-    return name
+    return new_pool(api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384))
 
 
 def _settled(api: client.ApiClient, namespace: str, n: int) -> bool:
