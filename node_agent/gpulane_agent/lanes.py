@@ -59,9 +59,6 @@ class NodeView:
     usage: tuple[ContainerUsage, ...] = ()
     lanes: tuple[LaneView, ...] = ()
 
-    def pod_used_bytes(self, uid: str) -> int:
-        return sum(u.used_bytes for u in self.usage if u.uid == uid)
-
 
 class ViewHolder:
     """The latest NodeView; replaced whole, so readers in other threads see a consistent value."""
