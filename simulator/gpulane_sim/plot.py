@@ -44,7 +44,8 @@ def write_gantt(results: Mapping[str, SimResult], path: Path) -> None:
     from matplotlib.patches import Patch
 
     names = list(results)
-    heights = [max(1, len(_rows(results[n]))) for n in names]
+    rows_of = {n: _rows(results[n]) for n in names}  # each walks every segment: once per result
+    heights = [max(1, len(rows_of[n])) for n in names]
     fig, axes = plt.subplots(
         len(names),
         1,
@@ -58,7 +59,7 @@ def write_gantt(results: Mapping[str, SimResult], path: Path) -> None:
     color = {j: cmap(i % 20) for i, j in enumerate(jobs)}
     for ax, name in zip(axes[:, 0], names, strict=True):
         result = results[name]
-        rows = _rows(result)
+        rows = rows_of[name]
         index = {key: i for i, (key, _) in enumerate(rows)}
         # One artist per (row, job, kind): a long trace has millions of segments.
         spans: dict[tuple[int, JobId, str], list[tuple[float, float]]] = defaultdict(list)
