@@ -186,9 +186,12 @@ def lost_to_handle(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord]) -> l
     ]
 
 
-def queue_lengths(jobs: Mapping[JobId, JobRecord]) -> dict[str, int]:
-    counts = {c.value: 0 for c in JobClass}
+def job_counts(jobs: Mapping[JobId, JobRecord]) -> tuple[dict[str, int], dict[str, int]]:
+    """(queued jobs by class, jobs by phase): the values of the queue-length and jobs gauges."""
+    queued = {c.value: 0 for c in JobClass}
+    phases: dict[str, int] = {}
     for rec in jobs.values():
+        phases[rec.phase.value] = phases.get(rec.phase.value, 0) + 1
         if rec.pending and rec.job is not None:
-            counts[rec.job.job_class.value] += 1
-    return counts
+            queued[rec.job.job_class.value] += 1
+    return queued, phases

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 from gpulane_operator import cycle, indexes, lifecycle
 from gpulane_operator.assignment import parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
-from gpulane_operator.decide import queue_lengths
+from gpulane_operator.decide import job_counts
 from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index
 from gpulane_operator.k8s import events, pods, status
 from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
@@ -113,8 +112,7 @@ def _refresh_counts(rt: Runtime, kwargs: dict[str, Any]) -> None:
     if now - rt.counts_at < 1.0:
         return
     rt.counts_at = now
-    jobs = indexes.jobs_of(kwargs)
-    rt.metrics.observe_counts(queue_lengths(jobs), Counter(r.phase.value for r in jobs.values()))
+    rt.metrics.observe_counts(*job_counts(indexes.jobs_of(kwargs)))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

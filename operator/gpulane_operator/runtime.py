@@ -107,8 +107,8 @@ class Runtime:
     limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
     selector: dict[str, str | None] = field(init=False)  # scope.node_selector, parsed once
     seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
-    counts_at: float = 0.0
-    state_observed_at: float = 0.0  # when the per-GPU lane gauges were last refreshed  # when the jobs-by-phase gauges were last refreshed
+    counts_at: float = 0.0  # when a job event last refreshed the jobs-by-phase and queue gauges
+    state_observed_at: float = 0.0  # when a cycle last refreshed the per-GPU lane gauges (and those counts)
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
 
     def __post_init__(self) -> None:
