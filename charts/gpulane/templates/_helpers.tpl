@@ -52,6 +52,22 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* A component's nodeSelector, affinity and tolerations for its pod spec; called with the component's values. */}}
+{{- define "gpulane.podPlacement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/* Operator */}}
 {{- define "gpulane.operator.fullname" -}}
 {{- printf "%s-operator" (include "gpulane.fullname" .) | trunc 63 | trimSuffix "-" }}
