@@ -82,22 +82,24 @@ def order(policy: str | OrderingPolicy, stats: Sequence[TurnStats]) -> list[JobI
     return result
 
 
+def _reward(stats: TurnStats) -> float:
+    """compute / (compute + idle) in the window; 0 when the window saw neither."""
+    busy = stats.compute_s + stats.idle_s
+    return stats.compute_s / busy if busy > 0 else 0.0
+
+
 def weight_of(stats: TurnStats) -> float:
     """Seed 000's weight: reward / penalty, +inf when there is nothing to bring back."""
-    busy = stats.compute_s + stats.idle_s
-    reward = stats.compute_s / busy if busy > 0 else 0.0
     if stats.penalty_s <= 0:
         return math.inf
-    return reward / stats.penalty_s
+    return _reward(stats) / stats.penalty_s
 
 
 def weight_ranking(stats: Iterable[TurnStats]) -> list[TurnStats]:
     """Highest weight first; ties go to the smaller penalty, then the higher reward, then the name."""
 
     def key(s: TurnStats) -> tuple[float, float, float, str]:
-        busy = s.compute_s + s.idle_s
-        reward = s.compute_s / busy if busy > 0 else 0.0
-        return (-weight_of(s), s.penalty_s, -reward, s.job)
+        return (-weight_of(s), s.penalty_s, -_reward(s), s.job)
 
     return sorted(stats, key=key)
 
