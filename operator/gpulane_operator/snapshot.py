@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gpulane_core.cluster import ClusterState, GpuChoice, NodeView, Placement
 from gpulane_core.lanes import AdmissionKind, AdmissionPlan, GpuLanes, Lane, Tenant, check_invariant
-from gpulane_core.model import Job, JobId, LaneId, NodeName
+from gpulane_core.model import Gpu, Job, JobId, LaneId, NodeName
 from gpulane_core.podcontract import Assignment
 
 from gpulane_operator.crd import Reason
@@ -42,11 +42,10 @@ class Snapshot:
     unit_mib: Mapping[NodeName, int] = field(default_factory=dict)
 
 
-def _lost_reason(a: Assignment, inventory: Mapping[NodeName, NodeInventory]) -> Lost | None:
-    inv = inventory.get(a.node)
-    if inv is None:
+def _lost_reason(a: Assignment, gpus_by_node: Mapping[NodeName, Mapping[int, Gpu]]) -> Lost | None:
+    gpus = gpus_by_node.get(a.node)
+    if gpus is None:
         return Lost(a.job, Reason.NODE_LOST, f"node {a.node} is gone or has no GPUs anymore", a.node)
-    gpus = {g.index: g for g in inv.node.gpus}
     for index, uuid in zip(a.gpu_indices, a.gpu_uuids, strict=True):
         gpu = gpus.get(index)
         if gpu is None or gpu.uuid != uuid:
@@ -96,15 +95,14 @@ def build(
     per_gpu: dict[tuple[NodeName, int], list[tuple[Assignment, LaneId]]] = defaultdict(list)
     placements: dict[JobId, Placement] = {}
     resident: dict[JobId, Job] = {}
+    gpus_by_node = {name: {g.index: g for g in inv.node.gpus} for name, inv in inventory.items()}
     for a in sorted(assignments, key=lambda a: a.job):
-        gone = _lost_reason(a, inventory)
+        gone = _lost_reason(a, gpus_by_node)
         if gone is not None:
             lost.append(gone)
-            if gone.reason is Reason.NODE_LOST or a.node not in inventory:
-                continue
-        gpus = {g.index: g for g in inventory[a.node].node.gpus}
-        if any(i not in gpus for i in a.gpu_indices):
-            continue  # the GPU is gone, nothing left to count
+        gpus = gpus_by_node.get(a.node)
+        if gpus is None or any(i not in gpus for i in a.gpu_indices):
+            continue  # the node or a GPU is gone, nothing left to count
         kind = AdmissionKind.EXCLUSIVE if a.exclusive else AdmissionKind.SHARE_LANE
         choices = tuple(
             GpuChoice(i, u, AdmissionPlan(kind, a.lane, a.lane_size_mib, 0))
