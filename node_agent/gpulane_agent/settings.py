@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gpulane_core.podcontract import RESOURCE
 
 ENV_PREFIX = "GPULANE_AGENT_"
 DEFAULT_DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins/"
@@ -50,7 +51,7 @@ class DevicePluginConfig:
     enabled: bool = True
     dir: str = DEFAULT_DEVICE_PLUGIN_DIR
     socket_name: str = "gpulane.sock"
-    resource_name: str = "gpulane.dev/gpu-memory"
+    resource_name: str = RESOURCE
     memory_unit_mib: int = 256
     health_poll_s: float = 1.0
     socket_poll_s: float = 1.0

@@ -14,8 +14,6 @@ from typing import Any, Protocol
 GROUP = "gpulane.dev"
 VERSION = "v1alpha1"
 GPUNODE_PLURAL = "gpunodes"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "gpulane"
 
 
 class KubeError(RuntimeError):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from gpulane_core.podcontract import MANAGED_BY, MANAGER
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
@@ -19,8 +20,6 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from gpulane_agent.kube.api import (
     GPUNODE_PLURAL,
     GROUP,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
     VERSION,
     EventSpec,
     KubeError,
@@ -59,7 +58,7 @@ class AsyncKube:
     async def list_node_pods(self, node_name: str) -> list[PodView]:
         body = await self._call(
             self._core.list_pod_for_all_namespaces(
-                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+                label_selector=f"{MANAGED_BY}={MANAGER}",
                 field_selector=f"spec.nodeName={node_name}",
             )
         )
