@@ -41,7 +41,7 @@ from gpulane_dev import crds as crdmod
 from gpulane_dev import fakenodes
 from gpulane_dev.binaries import Binaries, BinariesMissing, locate
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
-from gpulane_dev.kubeclient import api_client, connected
+from gpulane_dev.kubeclient import connected
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -99,39 +99,35 @@ def _dns_label(text: str, limit: int) -> str:
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{_dns_label(request.node.name, 48)}-{secrets.token_hex(3)}"
-    api = api_client(control_plane.kubeconfig)
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
-        yield name
-    finally:
+    with connected(control_plane.kubeconfig) as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         try:
-            core.delete_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+            yield name
         finally:
-            api.close()  # type: ignore[no-untyped-call]
+            try:
+                core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
 
 
 @pytest.fixture
 def fake_gpu_nodes(control_plane: ControlPlane) -> Iterator[FakeGpuNodes]:
     created: list[str] = []
-    api = api_client(control_plane.kubeconfig)
+    with connected(control_plane.kubeconfig) as api:
 
-    def make(
-        count: int, gpus_per_node: int = 4, gpu_memory_mib: int = 16384, prefix: str | None = None
-    ) -> list[str]:
-        prefix = prefix or f"gpu-{secrets.token_hex(3)}"
-        names = fakenodes.create(api, fakenodes.fleet(count, prefix, gpus=gpus_per_node, gpu_memory_mib=gpu_memory_mib))
-        created.extend(names)
-        fakenodes.wait_ready(api, names)
-        return names
+        def make(
+            count: int, gpus_per_node: int = 4, gpu_memory_mib: int = 16384, prefix: str | None = None
+        ) -> list[str]:
+            prefix = prefix or f"gpu-{secrets.token_hex(3)}"
+            nodes = fakenodes.fleet(count, prefix, gpus=gpus_per_node, gpu_memory_mib=gpu_memory_mib)
+            names = fakenodes.create(api, nodes)
+            created.extend(names)
+            fakenodes.wait_ready(api, names)
+            return names
 
-    try:
-        yield make
-    finally:
         try:
-            fakenodes.delete(api, created)
+            yield make
         finally:
-            api.close()  # type: ignore[no-untyped-call]
+            fakenodes.delete(api, created)
