@@ -3,7 +3,6 @@ optimistic concurrency, RBAC, the Binding subresource, and kwok running pods on 
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from gpulane_dev.controlplane import ControlPlane
+from gpulane_dev.crds import server_message
 from gpulane_dev.fakenodes import GPU_MEMORY_RESOURCE, node_ready
 from gpulane_dev.kubeclient import connected
 from kubernetes import client, watch
@@ -49,10 +49,6 @@ WIDGET_CRD: dict[str, Any] = {
         }],
     },
 }  # fmt: skip
-
-
-def server_message(exc: ApiException) -> str:
-    return str(json.loads(exc.body)["message"])
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
