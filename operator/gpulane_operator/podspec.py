@@ -47,22 +47,19 @@ def charge_units(placement: Placement, unit_mib: int, taken: Collection[int]) ->
 
 def build_pod(rec: JobRecord, assignment: Assignment) -> dict[str, Any]:
     """The pod for the job ``rec`` placed as ``assignment``; the job's template is not modified."""
-    template = copy.deepcopy(dict(rec.template))
+    template = copy.deepcopy(dict(rec.template))  # a private copy: changed in place below
     tmeta = template.get("metadata") or {}
-    spec = dict(template.get("spec") or {})
+    spec = template.get("spec") or {}
     labels = {**(tmeta.get("labels") or {}), MANAGED_BY: MANAGER, LABEL_JOB: rec.name}
     annotations = {**(tmeta.get("annotations") or {}), **to_annotations(assignment)}
-    containers = [dict(c) for c in spec.get("containers") or ()]
+    containers = spec.get("containers")
     if not containers:
         raise ValueError("spec.template.spec.containers: at least one container is required")
-    first = containers[0]
-    resources = dict(first.get("resources") or {})
+    resources = containers[0].get("resources") or {}
     units = str(assignment.charge_units)
     resources["limits"] = {**(resources.get("limits") or {}), RESOURCE: units}
     resources["requests"] = {**(resources.get("requests") or {}), RESOURCE: units}
-    first["resources"] = resources
-    containers[0] = first
-    spec["containers"] = containers
+    containers[0]["resources"] = resources
     spec["schedulerName"] = SCHEDULER_NAME
     spec.pop("nodeName", None)
     # A job runs to completion: without an explicit policy its pod must reach Succeeded or Failed.
