@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,21 +121,9 @@ def format_table(summaries: Mapping[str, Mapping[str, float | int]]) -> str:
     return "\n".join(lines)
 
 
-def _write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sim-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def run_simulate(args: argparse.Namespace) -> int:
     from gpulane_sim.check import check_fits
+    from gpulane_sim.files import write_atomically
     from gpulane_sim.policies import parse_policies
     from gpulane_sim.runner import run_policies
     from gpulane_sim.settings import SettingsError, load_settings
@@ -188,7 +175,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             },
             "policies": summaries,
         }  # fmt: skip
-        _write_json_atomically(args.json, payload)
+        text = json.dumps(payload, indent=2) + "\n"
+        write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"metrics: {args.json}")
     if args.plot is not None:
         from gpulane_sim.plot import write_gantt

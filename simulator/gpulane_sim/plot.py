@@ -5,14 +5,13 @@ matplotlib is imported inside the function (Agg backend), so the simulator works
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
 from gpulane_core.model import JobId
 
+from gpulane_sim.files import write_atomically
 from gpulane_sim.result import Segment, SimResult
 
 RowKey = tuple[str, int, str, str]  # node, GPU index, lane (or "copy"), kind
@@ -96,13 +95,7 @@ def write_gantt(results: Mapping[str, SimResult], path: Path) -> None:
         fontsize=8,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gantt-", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +66,10 @@ def parse_seeds(seed: int | None, seeds: str | None) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, renamed into place only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the result is an ordinary readable file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_place(args: argparse.Namespace) -> int:
     from gpulane_core.fragmentation.registry import PUBLISHED_NAMES, parse_policies
 
+    from gpulane_sim.files import write_atomically
     from gpulane_sim.place.curve import load_published, published_final, published_mean_curve, shared_data_dir
     from gpulane_sim.place.experiment import prepare, run
     from gpulane_sim.place.report import format_table, json_document, summarize
@@ -164,7 +148,7 @@ def run_place(args: argparse.Namespace) -> int:
         if not target:
             continue
         try:
-            _atomic_write(Path(target), writer)
+            write_atomically(Path(target), writer)
         except OSError as exc:
             return fail(f"{target}: cannot write: {exc.strerror or exc}")
     return EXIT_OK
