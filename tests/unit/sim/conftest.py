@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from gpulane_sim.place.curve import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def shared_data() -> Path:
-    path = Path(os.environ.get("GPULANE_SHARED_DATA", str(REPO.parent / "shared" / "data")))
+    path = shared_data_dir()
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set GPULANE_SHARED_DATA)")
     return path
