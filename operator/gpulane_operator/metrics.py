@@ -12,6 +12,8 @@ from gpulane_core.cluster import ClusterState
 from gpulane_core.quantity import MIB
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from gpulane_operator.crd import Phase
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 COMPLETION_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 24 * 3600.0, 72 * 3600.0)
 
@@ -59,8 +61,8 @@ class OperatorMetrics:
     def observe_counts(self, queue: Mapping[str, int], phases: Mapping[str, int]) -> None:
         for cls, n in queue.items():
             self.queue_length.labels(**{"class": cls}).set(n)
-        for phase in ("Pending", "Scheduled", "Running", "Succeeded", "Failed"):
-            self.jobs.labels(phase=phase).set(phases.get(phase, 0))
+        for phase in Phase:
+            self.jobs.labels(phase=phase.value).set(phases.get(phase.value, 0))
 
     def serve(self, port: int) -> None:
         if port:
