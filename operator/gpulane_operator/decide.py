@@ -50,7 +50,6 @@ class CyclePlan:
     preemptions: tuple[Preemption, ...] = ()
     unschedulable: tuple[Unschedulable, ...] = ()  # only those whose status must change
     waiting: Mapping[JobId, frozenset[JobId]] = field(default_factory=dict)
-    queue: tuple[JobId, ...] = ()
 
 
 def live_assignments(pods: Mapping[JobId, PodRecord], assumed: Mapping[JobId, Assignment]) -> dict[JobId, Assignment]:
@@ -174,7 +173,7 @@ def plan(
         pos = position.get(job)
         if rec.scheduled_reason != reason.value or rec.scheduled_message != msg or rec.queue_position != pos:
             changes.append(Unschedulable(rec, reason, msg, pos))
-    return CyclePlan(tuple(creates), result.preemptions, tuple(changes), waiting, result.queue)
+    return CyclePlan(tuple(creates), result.preemptions, tuple(changes), waiting)
 
 
 def lost_to_handle(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord]) -> list[Lost]:
