@@ -53,7 +53,6 @@ class CycleRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holders = 0
-        self.cycles = 0
 
     def poke(self) -> None:
         self._wake.set()
@@ -81,7 +80,6 @@ class CycleRunner:
                 await self._cycle()
             except Exception:
                 log.exception("scheduling cycle failed; retrying after the next change or resync")
-            self.cycles += 1
 
     async def stop(self) -> None:
         if self._task is not None:
