@@ -73,14 +73,17 @@ def test_invalid_configmap_name_is_rejected_with_the_apiservers_message(kube_api
     )
 
 
-@pytest.fixture
-def widget_crd(kube_api: client.ApiClient) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def widget_crd(control_plane: ControlPlane) -> Iterator[str]:
+    # Once per module: a CRD deleted after one case is still being removed when the next case
+    # applies it again, and that replaced CRD then vanishes under the second case.
     from gpulane_dev import crds
 
-    names = crds.apply(kube_api, [WIDGET_CRD])
-    crds.wait_established(kube_api, names)
-    yield names[0]
-    client.ApiextensionsV1Api(kube_api).delete_custom_resource_definition(names[0])
+    with connected(control_plane.kubeconfig) as api:
+        names = crds.apply(api, [WIDGET_CRD])
+        crds.wait_established(api, names)
+        yield names[0]
+        client.ApiextensionsV1Api(api).delete_custom_resource_definition(names[0])
 
 
 @pytest.mark.parametrize(
