@@ -60,9 +60,6 @@ class NodeView:
     def empty(node: Node) -> NodeView:
         return NodeView(node, {g.index: GpuLanes(capacity_mib=g.memory_mib) for g in node.gpus})
 
-    def free_mib(self, index: int) -> int:
-        return self.lanes[index].free_mib
-
     def with_job(self, job: Job, placement: Placement) -> NodeView:
         """This node with ``job`` admitted to the placement's GPUs; ValueError if a plan is stale."""
         lanes = dict(self.lanes)
@@ -129,15 +126,6 @@ class ClusterState:
         placements = {k: v for k, v in self.placements.items() if k != job}
         jobs = {k: v for k, v in self.jobs.items() if k != job}
         return ClusterState(nodes, placements, jobs)
-
-    def with_node(self, node: Node) -> ClusterState:
-        """Add or update a node (inventory or health changed); lane state of known GPUs is kept."""
-        old = self.nodes.get(node.name)
-        lanes = {
-            g.index: (old.lanes[g.index] if old and g.index in old.lanes else GpuLanes(capacity_mib=g.memory_mib))
-            for g in node.gpus
-        }
-        return replace(self, nodes={**self.nodes, node.name: NodeView(node, lanes)})
 
     def check_invariants(self) -> list[str]:
         problems: list[str] = []
