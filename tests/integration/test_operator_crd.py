@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from opharness import GROUP, PLURAL, VERSION, job_manifest
+from opharness import GROUP, PLURAL, VERSION, create_job, job_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +51,6 @@ CASES: list[tuple[str, Edit, str]] = [
 ]  # fmt: skip
 
 
-def _create(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
-
-
 @pytest.mark.parametrize(("name", "edit", "message"), CASES, ids=[c[0] for c in CASES])
 def test_malformed_job_is_rejected_with_a_precise_message(
     crds: list[str], kube_api: client.ApiClient, namespace: str, name: str, edit: Edit, message: str
@@ -62,13 +58,13 @@ def test_malformed_job_is_rejected_with_a_precise_message(
     doc = copy.deepcopy(job_manifest(name, "1Gi", "2Gi"))
     edit(doc)
     with pytest.raises(ApiException) as caught:
-        _create(kube_api, namespace, doc)
+        create_job(kube_api, namespace, doc)
     assert caught.value.status == 422
     assert message in json.loads(caught.value.body)["message"]
 
 
 def test_spec_is_immutable_and_defaults_are_applied(crds: list[str], kube_api: client.ApiClient, namespace: str) -> None:
-    _create(kube_api, namespace, job_manifest("ok", "1Gi", 512))
+    create_job(kube_api, namespace, job_manifest("ok", "1Gi", 512))
     custom = client.CustomObjectsApi(kube_api)
     stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "ok")
     assert (stored["spec"]["gpus"], stored["spec"]["priority"]) == (1, 0)
