@@ -23,6 +23,8 @@ from gpulane_core.podcontract import (
     from_annotations,
 )
 
+from gpulane_operator.crd import job_id
+
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -74,7 +76,7 @@ def parse_pod(body: Mapping[str, Any]) -> PodRecord | None:
         return None
     annotations = meta.get("annotations") or {}
     namespace = str(meta.get("namespace", ""))
-    jid = JobId(f"{namespace}/{labels[LABEL_JOB]}")
+    jid = job_id(namespace, labels[LABEL_JOB])
     assignment: Assignment | None
     try:
         assignment, error = from_annotations(jid, annotations), ""
