@@ -34,7 +34,8 @@ DEFAULT_GPU_COUNT = 4
 DEFAULT_MODEL = "Fake-GPU-16G"
 DEFAULT_MEMORY_MIB = 16 * 1024
 DEFAULT_RESERVED_MIB = 256
-OPERATIONS = frozenset({"memory", "utilization", "processes", "gpus"})
+# The per-GPU readings that can fail. The inventory (gpus()) cannot: NVML reads it once at start-up.
+OPERATIONS = frozenset({"memory", "utilization", "processes"})
 # A fixed namespace so UUIDs are stable across runs and machines for the same node name.
 _UUID_NAMESPACE = uuid.UUID("6f1c5d2e-4b8a-5c3e-9d7f-0a1b2c3d4e5f")
 

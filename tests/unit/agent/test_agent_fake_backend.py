@@ -92,6 +92,8 @@ def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
         ({"faults": [{"gpu": 9, "kind": "lost"}]}, "faults[0].gpu"),
         ({"faults": [{"gpu": 0, "kind": "melt"}]}, "faults[0].kind"),
         ({"faults": [{"gpu": 0, "kind": "nvml-error", "operation": "fly"}]}, "faults[0].operation"),
+        # The inventory never fails under NVML (read once at start-up), so the fake must not pretend it can.
+        ({"faults": [{"gpu": 0, "kind": "nvml-error", "operation": "gpus"}]}, "faults[0].operation"),
         ({"gpus": [{"uuid": "GPU-x"}, {"uuid": "GPU-x"}]}, "gpus: UUIDs"),
         ({"reserved_mib": -1}, "reserved_mib"),
         ({"processes": [{"gpu": 7, "pid": 1, "memory": "1Gi"}]}, "processes[0].gpu"),
