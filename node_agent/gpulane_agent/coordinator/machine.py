@@ -79,6 +79,7 @@ class Coordinator:
     _lanes: dict[LaneId, LaneState] = field(default_factory=dict)
     _metrics: dict[LaneId, LaneMetrics] = field(default_factory=dict)
     _bound: dict[ConnId, tuple[LaneId, JobId]] = field(default_factory=dict)
+    _closed_at: dict[LaneId, float] = field(default_factory=dict)  # lanes whose metrics are still exported
     _next_turn: int = 1
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -124,8 +125,11 @@ class Coordinator:
         return effects
 
     def tick(self, now: float) -> list[Effect]:
-        """Revoke every turn whose deadline has passed; evict repeat offenders."""
+        """Revoke every turn whose deadline has passed; evict repeat offenders; forget old closed lanes."""
         effects: list[Effect] = []
+        for lane_id, closed in list(self._closed_at.items()):
+            if now - closed >= self.settings.closed_lane_metrics_s:
+                del self._closed_at[lane_id], self._metrics[lane_id]
         for lane in list(self._lanes.values()):
             turn = lane.holder
             if turn is None or now < turn.deadline_s:
@@ -147,7 +151,9 @@ class Coordinator:
         return effects
 
     def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has work: a turn deadline, or a closed lane's metrics expiring."""
         deadlines = [lane.holder.deadline_s for lane in self._lanes.values() if lane.holder is not None]
+        deadlines += [closed + self.settings.closed_lane_metrics_s for closed in self._closed_at.values()]
         return min(deadlines, default=None)
 
     # ---- views --------------------------------------------------------------------------------
@@ -185,6 +191,7 @@ class Coordinator:
             return
         if lane is None:
             lane = self._lanes[hello.lane] = LaneState(hello.lane)
+        self._closed_at.pop(hello.lane, None)
         self._metrics.setdefault(hello.lane, LaneMetrics(hello.lane))
         lane.members[hello.job] = Member(
             job=hello.job,
@@ -232,6 +239,7 @@ class Coordinator:
         self._bound.pop(member.conn, None)
         if not lane.members:
             del self._lanes[lane.id]
+            self._closed_at[lane.id] = now
 
     def _schedule(self, lane: LaneState, now: float, effects: list[Effect]) -> None:
         if lane.id not in self._lanes:

@@ -32,6 +32,9 @@ class TurnSettings:
     window_max_turns: int = 32  # ... holding at most this many turns per job (bounds the work per decision)
     assumed_h2d_bytes_per_s: float = 12e9  # penalty estimate before a transfer time is reported
     offload_on_switch: bool = True  # tell the previous holder it may offload when another job starts
+    # A closed lane's counters stay exported this long (several scrapes see its last increments), then
+    # go: lane ids are never reused, so keeping them forever would grow every scrape without bound.
+    closed_lane_metrics_s: float = 300.0
 
     @property
     def rounds(self) -> bool:
@@ -52,6 +55,8 @@ class TurnSettings:
             problems.append(f"window_s: must be positive, got {self.window_s}")
         if self.assumed_h2d_bytes_per_s <= 0:
             problems.append(f"assumed_h2d_bytes_per_s: must be positive, got {self.assumed_h2d_bytes_per_s}")
+        if self.closed_lane_metrics_s < 0:
+            problems.append(f"closed_lane_metrics_s: must not be negative, got {self.closed_lane_metrics_s}")
         return problems
 
 

@@ -283,6 +283,30 @@ def test_last_member_leaving_removes_the_lane_but_keeps_counters() -> None:
     assert snap.turns == 1 and snap.waiters == 0 and snap.hold.count == 1
 
 
+def test_a_closed_lanes_counters_expire_so_scrapes_do_not_grow_forever() -> None:
+    h = Harness(TurnSettings(closed_lane_metrics_s=300.0))
+    h.join("a")
+    h.send("a", Leave())
+    closed = h.now
+    assert h.machine.next_deadline() == closed + 300.0  # the server's timer fires for the expiry
+    h.tick(299.0)
+    assert len(h.machine.metrics()) == 1  # still exported: scrapes see the last increments
+    h.tick(1.0)
+    assert h.machine.metrics() == () and h.machine.next_deadline() is None
+
+
+def test_a_lane_reopened_before_expiry_keeps_its_counters() -> None:
+    h = Harness(TurnSettings(closed_lane_metrics_s=300.0))
+    h.join("a")
+    h.send("a", RequestTurn())
+    h.send("a", Leave())
+    h.tick(10.0)
+    h.join("b")
+    h.tick(1000.0)
+    (snap,) = h.machine.metrics()
+    assert snap.turns == 1 and h.machine.next_deadline() is None
+
+
 def test_withdraw_cancels_a_request_and_releases_a_fresh_grant() -> None:
     h = Harness(TurnSettings(policy=OrderingPolicy.FAIR))
     h.join("a")
