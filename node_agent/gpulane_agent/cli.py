@@ -19,6 +19,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="YAML config file (version: v1); see docs/agent.md")
     p.add_argument("--backend", choices=["nvml", "fake", "null"], help="GPU backend (backend.kind)")
     p.add_argument("--fake-config", help="fake backend spec YAML (backend.fake_config)")
+    p.add_argument("--fake-process-dir",
+                   help="where container processes report fake GPU memory (backend.fake_process_dir)")
     p.add_argument("--fail-on-init", action="store_const", const=True,
                    help="exit if NVML cannot start instead of running with no GPUs")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (metrics.port, default 9400)")
@@ -37,6 +39,7 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "backend.kind": args.backend,
         "backend.fake_config": args.fake_config,
+        "backend.fake_process_dir": args.fake_process_dir,
         "backend.fail_on_init": args.fail_on_init,
         "metrics.port": args.metrics_port,
         "node_name": args.node_name,
@@ -65,7 +68,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         config = load_config(args.config, os.environ, flags_from_args(args))
-        backend = make_backend(config.backend, config.node_name)
+        backend = make_backend(config.backend, config.node_name, proc_root=config.enforcement.proc_root)
     except (ConfigError, FakeSpecError, BackendInitError) as exc:
         print(f"gpulane agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -4,8 +4,10 @@ It models what the agent reads from NVML: GPUs with model, UUID and memory; memo
 the registered processes plus a reserved amount (driver context); per-process memory; utilization;
 and faults that behave like NVML's (a lost GPU raises ``GpuLostError`` on every reading, a chosen call
 raises ``GpuError``, XID events surface through ``poll_events``). Tests and the kind demo drive it by
-registering and unregistering pids. All state sits behind one lock: the scrape thread and the asyncio
-loop read it concurrently.
+registering and unregistering pids; real processes (a workload in a container) report themselves
+through ``ProcessFiles`` (``gpulane_core.fakegpu``) and are counted exactly like registered ones, at
+their host PID. All state sits behind one lock: the scrape thread and the asyncio loop read it
+concurrently.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gpulane_agent.gpu.backend import (
     GpuProcess,
     MemoryInfo,
 )
+from gpulane_agent.gpu.fake_processes import ProcessFiles
 from gpulane_agent.gpu.fake_spec import FakeSpec, FakeSpecError, FaultKind, default_spec, parse_spec
 
 
@@ -41,8 +44,9 @@ class _GpuState:
 class FakeBackend:
     """Deterministic fake GPUs built from a ``FakeSpec``."""
 
-    def __init__(self, spec: FakeSpec) -> None:
+    def __init__(self, spec: FakeSpec, process_files: ProcessFiles | None = None) -> None:
         self._lock = threading.Lock()
+        self._files = process_files
         self._reserved_bytes = spec.reserved_mib * MIB
         self._gpus = [
             _GpuState(
@@ -63,16 +67,16 @@ class FakeBackend:
                 self.emit_xid(fault.gpu, fault.code)
 
     @classmethod
-    def default(cls, node_name: str) -> FakeBackend:
-        return cls(default_spec(node_name))
+    def default(cls, node_name: str, process_files: ProcessFiles | None = None) -> FakeBackend:
+        return cls(default_spec(node_name), process_files)
 
     @classmethod
-    def from_file(cls, path: Path, node_name: str) -> FakeBackend:
+    def from_file(cls, path: Path, node_name: str, process_files: ProcessFiles | None = None) -> FakeBackend:
         try:
             raw = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise FakeSpecError(f"fake_config: cannot read {path}: {exc}") from exc
-        return cls(parse_spec(raw, node_name))
+        return cls(parse_spec(raw, node_name), process_files)
 
     @property
     def name(self) -> str:
@@ -85,10 +89,11 @@ class FakeBackend:
             return tuple(g.info for g in self._gpus)
 
     def memory(self, index: int) -> MemoryInfo:
+        reported = self._reported()
         with self._lock:
             gpu = self._read(index, "memory")
             total = gpu.info.memory_total_bytes
-            used = min(total, self._reserved_bytes + sum(gpu.processes.values()))
+            used = min(total, self._reserved_bytes + sum(_pids(gpu, reported).values()))
             return MemoryInfo(total_bytes=total, used_bytes=used, free_bytes=total - used)
 
     def utilization(self, index: int) -> float:
@@ -96,9 +101,10 @@ class FakeBackend:
             return self._read(index, "utilization").utilization
 
     def processes(self, index: int) -> tuple[GpuProcess, ...]:
+        reported = self._reported()
         with self._lock:
             gpu = self._read(index, "processes")
-            return tuple(GpuProcess(pid, used) for pid, used in sorted(gpu.processes.items()))
+            return tuple(GpuProcess(pid, used) for pid, used in sorted(_pids(gpu, reported).items()))
 
     def poll_events(self) -> tuple[GpuEvent, ...]:
         with self._lock:
@@ -154,7 +160,11 @@ class FakeBackend:
             gpu.lost = False
             gpu.failing.clear()
 
-    # -- internals (caller holds the lock) ----------------------------------------------------------
+    # -- internals (caller holds the lock, except _reported) -----------------------------------------
+
+    def _reported(self) -> dict[str, dict[int, int]]:
+        """Processes that report themselves (GPU UUID -> host PID -> bytes); read outside the lock."""
+        return self._files.read() if self._files is not None else {}
 
     def _state(self, index: int) -> _GpuState:
         if not 0 <= index < len(self._gpus):
@@ -168,3 +178,8 @@ class FakeBackend:
         if operation in gpu.failing:
             raise GpuError(operation, index, "injected NVML error (NVML_ERROR_UNKNOWN)")
         return gpu
+
+
+def _pids(gpu: _GpuState, reported: dict[str, dict[int, int]]) -> dict[int, int]:
+    """Registered and reporting processes on this GPU (a reporting one wins if a PID is both)."""
+    return {**gpu.processes, **reported.get(gpu.info.uuid, {})}

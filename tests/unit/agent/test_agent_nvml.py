@@ -130,7 +130,7 @@ def test_init_failure_is_backend_init_error_and_the_factory_falls_back_unless_to
 
 
 def test_factory_builds_fake_and_null() -> None:
-    assert isinstance(make_backend(BackendConfig(kind=BackendKind.FAKE), "n"), FakeBackend)
+    assert isinstance(make_backend(BackendConfig(kind=BackendKind.FAKE, fake_process_dir=""), "n"), FakeBackend)
     assert isinstance(make_backend(BackendConfig(kind=BackendKind.NULL), "n"), NullBackend)
 
 

@@ -17,6 +17,17 @@ def test_defaults() -> None:
     assert config.device_plugin.memory_unit_mib == 256
     assert config.metrics.port == 9400
     assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
+    assert config.backend.fake_process_dir == "/run/gpulane/fake-gpu/processes"
+
+
+def test_fake_process_dir_from_every_source(tmp_path: Path) -> None:
+    file = tmp_path / "agent.yaml"
+    file.write_text("version: v1\nbackend: {kind: fake, fake_process_dir: /from/file}\n")
+    assert load_config(str(file), {}, {"node_name": "n"}).backend.fake_process_dir == "/from/file"
+    env = {"GPULANE_AGENT_BACKEND_FAKE_PROCESS_DIR": "/from/env"}
+    assert load_config(str(file), env, {"node_name": "n"}).backend.fake_process_dir == "/from/env"
+    flags = {"node_name": "n", "backend.fake_process_dir": ""}  # empty turns the hook off
+    assert load_config(str(file), env, flags).backend.fake_process_dir == ""
 
 
 def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
@@ -44,6 +55,7 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
         ({"GPULANE_AGENT_DEVICE_PLUGIN_MEMORY_UNIT_MIB": "0"}, "device_plugin.memory_unit_mib"),
         ({"GPULANE_AGENT_ENFORCEMENT_POLICY": "kill"}, "enforcement.policy"),
         ({"GPULANE_AGENT_COORDINATOR_SOCKET": "rel.sock"}, "coordinator.socket"),
+        ({"GPULANE_AGENT_BACKEND_FAKE_PROCESS_DIR": "run/x"}, "backend.fake_process_dir: must be an absolute path"),
     ],
 )
 def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:
