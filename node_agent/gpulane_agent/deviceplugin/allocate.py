@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gpulane_core import fakegpu
 from gpulane_core import podcontract as ann
 from gpulane_core.model import JobId
 
@@ -114,8 +115,12 @@ def find_pod(pods: Sequence[PodView], node_name: str, units: int, resource: str)
     )
 
 
-def container_grant(assignment: Assignment, coordinator_socket: str) -> ContainerGrant:
-    """The environment and mounts of docs/contracts.md for a container of the assigned pod."""
+def container_grant(assignment: Assignment, coordinator_socket: str, fake_gpu_dir: str = "") -> ContainerGrant:
+    """The environment and mounts of docs/contracts.md for a container of the assigned pod.
+
+    ``fake_gpu_dir`` (only when the agent runs the fake backend) is where the container's processes
+    report the GPU memory they use: mounted read-write at the same path and named in the environment.
+    """
     uuids = ",".join(assignment.gpu_uuids)
     limit = assignment.memory_limit_mib
     # MPS numbers devices as the container sees them (0..n-1), each pinned to the lane limit.
@@ -133,7 +138,11 @@ def container_grant(assignment: Assignment, coordinator_socket: str) -> Containe
         "GPULANE_COORDINATOR_SOCKET": coordinator_socket,
     }
     socket_dir = coordinator_socket.rsplit("/", 1)[0] or "/"
-    return ContainerGrant(envs=envs, mounts=(Mount(socket_dir, socket_dir, read_only=False),))
+    mounts = [Mount(socket_dir, socket_dir, read_only=False)]
+    if fake_gpu_dir:
+        envs[fakegpu.ENV_DIR] = fake_gpu_dir
+        mounts.append(Mount(fake_gpu_dir, fake_gpu_dir, read_only=False))
+    return ContainerGrant(envs=envs, mounts=tuple(mounts))
 
 
 def check_units(assignment: Assignment, units: int) -> None:

@@ -40,6 +40,7 @@ class PluginContext:
     node_name: str
     coordinator_socket: str
     config: DevicePluginConfig
+    fake_gpu_dir: str = ""  # the fake backend's process-report directory, mounted into containers
 
 
 class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
@@ -147,7 +148,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
             allocate.check_units(assignment, count)
             taken.add(pod.key)
             assignments.append(assignment)
-            grant = allocate.container_grant(assignment, self._ctx.coordinator_socket)
+            grant = allocate.container_grant(assignment, self._ctx.coordinator_socket, self._ctx.fake_gpu_dir)
             responses.append(
                 api_pb2.ContainerAllocateResponse(
                     envs=dict(grant.envs),
