@@ -49,7 +49,7 @@ class ProcessFiles:
             self._problems = set()
             reports = dict(self._reports())
             unresolved = [r for r in reports.values() if not self._still_valid(r)]
-            denied = False
+            denied: set[int] = set()
             if unresolved:
                 found, denied = self._scan()
                 self._host_pids.update(found)
@@ -112,31 +112,39 @@ class ProcessFiles:
         del self._host_pids[key]
         return False
 
-    def _scan(self) -> tuple[dict[Identity, int], bool]:
-        """Every process's identity; ``denied`` is whether some could not be inspected."""
+    def _scan(self) -> tuple[dict[Identity, int], set[int]]:
+        """Every process's identity, and the in-namespace PIDs of those whose namespace may not be read.
+
+        ``status`` stays readable when ``ns/pid`` is not (a process with capabilities this agent lacks),
+        so a report is only in doubt when such a process has the report's in-namespace PID.
+        """
         found: dict[Identity, int] = {}
-        denied = False
+        denied: set[int] = set()
         try:
             entries = [e.name for e in os.scandir(self._proc) if e.name.isdigit()]
         except OSError as exc:
             self._warn(_PROC, f"cannot resolve fake GPU process reports: cannot list {self._proc}: {exc}")
-            return found, True
+            return found, set()
         for name in entries:
             try:
                 identity = self._identity(int(name))
             except PermissionError:
-                denied = True
+                with contextlib.suppress(OSError):
+                    inner = innermost_pid((self._proc / name / "status").read_text())
+                    if inner is not None:
+                        denied.add(inner)
                 continue
             if identity is not None:
                 found[identity] = int(name)
         return found, denied
 
-    def _forget(self, name: str, report: ProcessReport, denied: bool) -> None:
-        if denied:  # it may belong to a process we may not inspect: never delete a live process's report
+    def _forget(self, name: str, report: ProcessReport, denied: set[int]) -> None:
+        if report.pid in denied:  # it may be a process we may not inspect: never delete a live one's report
             self._warn_file(
                 name, f"pid_namespace: no process {report.pid} in PID namespace {report.pid_namespace} among "
-                f"the processes this agent may inspect in {self._proc} (reading another user's "
-                "/proc/<pid>/ns/pid needs CAP_SYS_PTRACE)")
+                f"the processes this agent may inspect in {self._proc}, and one it may not has that PID (reading "
+                "/proc/<pid>/ns/pid of another user's process, or of one with capabilities the agent lacks, needs "
+                "CAP_SYS_PTRACE)")
             return
         try:
             (self.directory / name).unlink()

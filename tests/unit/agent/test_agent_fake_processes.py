@@ -190,9 +190,13 @@ def test_a_report_of_a_process_the_agent_may_not_inspect_is_kept_and_told(
         return real_stat(p, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "stat", stat)
+    proc.process(901, "pod-a", 4)
+    _report(reports, ns, 4, **{gpu0: 32})
+    dead = _report(reports, ns, 5, **{gpu0: 64})  # no process has inner PID 5, inspectable or not: dead
     with caplog.at_level(logging.WARNING):
-        assert backend.processes(0) == ()
-    assert path.exists()
+        assert [(p.pid, p.used_bytes) for p in backend.processes(0)] == [(901, 32 * MIB)]
+    assert path.exists()  # 900 (inner PID 3, namespace unreadable) may be its writer: kept
+    assert not dead.exists()
     assert "needs CAP_SYS_PTRACE" in caplog.text
 
 
