@@ -28,6 +28,7 @@ from gpulane_agent.lanes import NodeView, ViewHolder, lane_views, pod_lanes
 from gpulane_agent.settings import EnforcementConfig
 from gpulane_agent.stats import AgentStats
 from gpulane_core import podcontract as ann
+from gpulane_core.model import JobClass, JobId, LaneId, NodeName
 from prometheus_client import generate_latest
 
 NODE = "bench-node"
@@ -48,10 +49,14 @@ def _node(proc_root: Path) -> tuple[FakeBackend, list[PodView]]:
         gpu = backend.gpus()[i % GPUS]
         uid = f"{i:08x}-0000-4000-8000-000000000000"
         cid = f"{i:064x}"
-        pods.append(PodView("bench", f"job-{i}", uid, NODE, "Running", {
-            ann.NODE: NODE, ann.GPU_INDEX: str(gpu.index), ann.GPU_UUID: gpu.uuid, ann.LANE: f"lane-{i // GPUS % 2}",
-            ann.LANE_SIZE_MIB: "8192", ann.MEMORY_LIMIT_MIB: "12288", ann.ALLOCATED: "true",
-        }, {ann.LABEL_JOB: f"job-{i}"}, {cid: "main"}))
+        assignment = ann.Assignment(
+            JobId(f"bench/job-{i}"), NodeName(NODE), (gpu.index,), (gpu.uuid,), LaneId(f"lane-{i // GPUS % 2}"),
+            lane_size_mib=8192, persistent_mib=4096, ephemeral_mib=8192, charge_units=48,
+            job_class=JobClass.GUARANTEED,
+        )  # memory limit 12288 MiB, written as the operator writes it
+        pods.append(PodView("bench", f"job-{i}", uid, NODE, "Running",
+                            {**ann.to_annotations(assignment), ann.ALLOCATED: "true"},
+                            {ann.LABEL_JOB: f"job-{i}"}, {cid: "main"}))
         (proc_root / str(1000 + i)).mkdir()
         (proc_root / str(1000 + i) / "cgroup").write_text(f"0::/kubepods/burstable/pod{uid}/{cid}\n")
         backend.register_process(gpu.index, 1000 + i, 4096 + 16 * i)
@@ -64,6 +69,8 @@ def run(quick: bool) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         proc_root = Path(tmp)
         backend, pods = _node(proc_root)
+        if len(pod_lanes(pods, NODE)) != PODS:  # a pod the agent cannot read would make the tick cheaper
+            raise RuntimeError("bench_agent: the agent does not read every benchmark pod's annotations")
         stats = AgentStats()
         enforcer = Enforcer(backend, ProcReader(proc_root), EnforcementConfig(), stats)
         view = ViewHolder()

@@ -27,7 +27,7 @@ class PodLane:
     gpu_uuid: str
     lane: str
     lane_size_mib: int
-    limit_mib: int | None
+    limit_mib: int  # gpulane.dev/memory-limit-mib as written by the operator
     job: str
     container_ids: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -77,40 +77,34 @@ class ViewHolder:
             self._view = view
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def pod_lanes(pods: Iterable[PodView], node_name: str) -> tuple[PodLane, ...]:
     """Pods of this node that hold a lane now: assigned here, not finished, not being deleted.
 
-    A pod whose annotations cannot be parsed is skipped here (Allocate reports it by name).
+    The assignment is read through ``gpulane_core.podcontract``; a pod whose annotations cannot be
+    read is skipped here (Allocate refuses it, naming the annotation).
     """
     out: list[PodLane] = []
     for pod in pods:
-        a = pod.annotations
-        if a.get(ann.NODE) != node_name or pod.finished or pod.deleting:
+        if pod.finished or pod.deleting:
             continue
-        index = _int(a.get(ann.GPU_INDEX, "").split(",")[0])
-        gpu_uuid = a.get(ann.GPU_UUID, "").split(",")[0].strip()
-        lane = a.get(ann.LANE, "").strip()
-        if index is None or not gpu_uuid or not lane:
+        try:
+            a = ann.from_annotations(ann.pod_job(pod.namespace, pod.name, pod.labels), pod.annotations)
+            limit_mib = ann.written_memory_limit_mib(pod.annotations)
+        except ann.AnnotationError:
             continue
-        job = pod.labels.get(ann.LABEL_JOB, pod.name)
+        if a.node != node_name:
+            continue
         out.append(
             PodLane(
                 namespace=pod.namespace,
                 pod=pod.name,
                 uid=pod.uid,
-                gpu_index=index,
-                gpu_uuid=gpu_uuid,
-                lane=lane,
-                lane_size_mib=_int(a.get(ann.LANE_SIZE_MIB)) or 0,
-                limit_mib=_int(a.get(ann.MEMORY_LIMIT_MIB)),
-                job=f"{pod.namespace}/{job}",
+                gpu_index=a.gpu_indices[0],
+                gpu_uuid=a.gpu_uuids[0],
+                lane=a.lane,
+                lane_size_mib=a.lane_size_mib,
+                limit_mib=limit_mib,
+                job=a.job,
                 container_ids=dict(pod.container_ids),
             )
         )

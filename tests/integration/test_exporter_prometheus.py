@@ -74,6 +74,7 @@ def _lane_view(backend: FakeBackend) -> NodeView:
     pod = PodView("team", "trainer", "uid-1", NODE, "Running", {
         "gpulane.dev/node": NODE, "gpulane.dev/gpu-index": "0", "gpulane.dev/gpu-uuid": gpu0,
         "gpulane.dev/lane": "lane-1", "gpulane.dev/lane-size-mib": "4096", "gpulane.dev/memory-limit-mib": "5120",
+        "gpulane.dev/persistent-mib": "1024", "gpulane.dev/ephemeral-mib": "4096", "gpulane.dev/charge-units": "20",
     }, {"gpulane.dev/job": "resnet"})
     lanes = pod_lanes([pod], NODE)
     usage = (ContainerUsage("uid-1", "main", 3000 * MIB),)

@@ -14,7 +14,7 @@ from gpulane_agent.deviceplugin.allocate import (
     check_units,
     container_grant,
     find_pod,
-    parse_assignment,
+    parse_allocation,
 )
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.kube.memory import InMemoryKube
@@ -56,19 +56,19 @@ def test_missing_or_bad_annotation_is_named() -> None:
     broken = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
                        {k: v for k, v in pod.annotations.items() if k != ann.MEMORY_LIMIT_MIB}, pod.labels)
     with pytest.raises(AllocateRefused, match=r"annotation gpulane.dev/memory-limit-mib is missing"):
-        parse_assignment(broken)
+        parse_allocation(broken)
     bad = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
                     {**pod.annotations, ann.LANE_SIZE_MIB: "big"}, pod.labels)
     with pytest.raises(AllocateRefused, match=r"gpulane.dev/lane-size-mib='big' is not an integer"):
-        parse_assignment(bad)
+        parse_allocation(bad)
     with pytest.raises(AllocateRefused, match=r"charge-units=12 but the kubelet allocates 3"):
-        check_units(parse_assignment(pod), 3)
+        check_units(parse_allocation(pod), 3)
 
 
 def test_container_grant_is_the_contract_env_and_mount() -> None:
     pod = assigned_pod("trainer", gpu_uuid="GPU-1234", lane="lane-3", limit_mib=3072, persistent_mib=1024,
                        ephemeral_mib=2048, job="resnet")
-    grant = container_grant(parse_assignment(pod), "/var/run/gpulane/coordinator.sock")
+    grant = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock")
     assert dict(grant.envs) == {
         "CUDA_VISIBLE_DEVICES": "GPU-1234",
         "NVIDIA_VISIBLE_DEVICES": "GPU-1234",
@@ -95,8 +95,8 @@ def test_annotation_names_match_the_contract_page() -> None:
 
 def test_on_the_fake_backend_the_grant_also_mounts_the_process_report_directory() -> None:
     pod = assigned_pod("trainer", gpu_uuid="GPU-1234")
-    plain = container_grant(parse_assignment(pod), "/var/run/gpulane/coordinator.sock")
-    fake = container_grant(parse_assignment(pod), "/var/run/gpulane/coordinator.sock", "/run/gpulane/fake-gpu/processes")
+    plain = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock")
+    fake = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock", "/run/gpulane/fake-gpu/processes")
     assert dict(fake.envs) == {**plain.envs, "GPULANE_FAKE_GPU_DIR": "/run/gpulane/fake-gpu/processes"}
     assert [(m.container_path, m.host_path, m.read_only) for m in fake.mounts] == [
         ("/var/run/gpulane", "/var/run/gpulane", False),
