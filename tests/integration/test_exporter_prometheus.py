@@ -77,7 +77,7 @@ def _lane_view(backend: FakeBackend) -> NodeView:
         "gpulane.dev/persistent-mib": "1024", "gpulane.dev/ephemeral-mib": "4096", "gpulane.dev/charge-units": "20",
     }, {"gpulane.dev/job": "resnet"})
     lanes = pod_lanes([pod], NODE)
-    usage = (ContainerUsage("uid-1", "main", 3000 * MIB),)
+    usage = (ContainerUsage("uid-1", "main", gpu0, 3000 * MIB),)
     return NodeView(lanes, usage, lane_views(lanes, usage))
 
 

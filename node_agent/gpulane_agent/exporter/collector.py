@@ -92,10 +92,10 @@ class GpuCollector:
         for u in view.usage:
             pl = by_uid.get(u.uid)
             if pl is not None:
-                pod_used.add_metric([pl.namespace, pl.pod, u.container, pl.lane, pl.gpu_uuid, self._host], u.used_bytes)
+                pod_used.add_metric([pl.namespace, pl.pod, u.container, pl.lane, u.gpu_uuid, self._host], u.used_bytes)
         for pl in view.pod_lanes:
-            if pl.limit_mib is not None:
-                pod_limit.add_metric([pl.namespace, pl.pod, pl.lane, pl.gpu_uuid, self._host], float(pl.limit_mib * MIB))
+            for gpu_uuid in pl.gpu_uuids:  # the limit is per GPU
+                pod_limit.add_metric([pl.namespace, pl.pod, pl.lane, gpu_uuid, self._host], float(pl.limit_mib * MIB))
         yield from (size, used, jobs, pod_used, pod_limit)
 
     def _counter_families(self) -> Iterator[Metric]:

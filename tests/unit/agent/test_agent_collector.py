@@ -65,7 +65,7 @@ def test_lane_and_pod_series_follow_the_node_view() -> None:
     a = assigned_pod("a", uid="u-a", lane="lane-1", lane_size_mib=2048, limit_mib=3072)
     b = assigned_pod("b", uid="u-b", lane="lane-1", lane_size_mib=2048, limit_mib=2000)
     lanes = pod_lanes([a, b], NODE)
-    usage = (ContainerUsage("u-a", "main", 700 * MIB), ContainerUsage("u-b", "main", 300 * MIB))
+    usage = (ContainerUsage("u-a", "main", "GPU-aaaa", 700 * MIB), ContainerUsage("u-b", "main", "GPU-aaaa", 300 * MIB))
     view.publish(NodeView(lanes, usage, lane_views(lanes, usage)))
     stats.violation("team", "b", "lane-1", "report")
     stats.allocation("ok")
@@ -81,6 +81,20 @@ def test_lane_and_pod_series_follow_the_node_view() -> None:
                {"namespace": "team", "pod": "b", "lane": "lane-1", "action": "report", "Hostname": NODE}) == 1
     assert get(names.ALLOCATIONS_TOTAL, {"result": "ok", "Hostname": NODE}) == 1
     assert get(names.ALLOCATIONS_TOTAL, {"result": "error", "Hostname": NODE}) == 0
+
+
+def test_a_two_gpu_pod_has_its_use_and_limit_series_on_each_gpu() -> None:
+    _, _, view, registry = _setup()
+    pod = assigned_pod("big", uid="u-big", gpus=((0, "GPU-a"), (1, "GPU-b")), lane="lane-0", limit_mib=4096)
+    lanes = pod_lanes([pod], NODE)
+    usage = (ContainerUsage("u-big", "main", "GPU-a", 100 * MIB), ContainerUsage("u-big", "main", "GPU-b", 300 * MIB))
+    view.publish(NodeView(lanes, usage, lane_views(lanes, usage)))
+    get = registry.get_sample_value  # type: ignore[attr-defined]
+    for gpu, uuid, used in (("0", "GPU-a", 100), ("1", "GPU-b", 300)):
+        series = {"namespace": "team", "pod": "big", "lane": "lane-0", "UUID": uuid, "Hostname": NODE}
+        assert get(names.POD_MEMORY_USED_BYTES, {**series, "container": "main"}) == used * MIB
+        assert get(names.POD_MEMORY_LIMIT_BYTES, series) == 4096 * MIB
+        assert get(names.LANE_USED_BYTES, {"gpu": gpu, "UUID": uuid, "lane": "lane-0", "Hostname": NODE}) == used * MIB
 
 
 def test_every_metric_name_is_in_the_contract_and_exposed() -> None:
