@@ -30,7 +30,7 @@ from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions, http_ok
 from gpulane_dev.kubeclient import connected
 
 STATE_FILE = "state.json"
-STATE_VERSION = 2
+STATE_VERSION = 1
 
 
 class DevClusterError(RuntimeError):

@@ -203,7 +203,7 @@ def wait_ready(kubeconfig: Path, names: Sequence[str], watch: Sequence[procs.Sup
         core = client.CoreV1Api(api)
 
         def all_ready() -> bool:
-            ready = {n.metadata.name for n in core.list_node().items if node_ready(n)}
+            ready = {n.metadata.name for n in core.list_node().items if n.metadata and node_ready(n)}
             return all(name in ready for name in names)
 
         return procs.wait_until(all_ready, what=f"real nodes {', '.join(names)} to register and be Ready",
