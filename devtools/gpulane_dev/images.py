@@ -32,8 +32,9 @@ PROJECT_IMAGE = "localhost/gpulane:dev"
 PAUSE_IMAGE = "localhost/gpulane-pause:dev"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
-# procps and iproute2 make `kubectl exec` useful for debugging; python3 runs everything else.
-BASE_PACKAGES: tuple[str, ...] = ("python3", "procps", "iproute2", "ca-certificates")
+# python3 runs everything; grpcio's extension needs libstdc++6; procps and iproute2 make `kubectl exec`
+# useful for debugging.
+BASE_PACKAGES: tuple[str, ...] = ("python3", "libstdc++6", "procps", "iproute2", "ca-certificates")
 # The extras the image serves: the operator, the agent and the client (which has no dependencies).
 IMAGE_EXTRAS: tuple[str, ...] = ("operator", "agent")
 SITE_DIR = "opt/gpulane/lib"

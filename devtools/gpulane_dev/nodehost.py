@@ -39,6 +39,7 @@ REQUIRED_FILES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 HOST_TOOLS: tuple[str, ...] = ("unshare", "nsenter", "ip", "mount")
 SERVICE_IP = "10.0.0.1"
+READY_LINE = "namespace-ready"  # the holder prints it, alone on a line, once every bind mount is in place
 NETNS_DIR = Path("/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -153,7 +154,7 @@ def delete_netns(net: NodeNet) -> bool:
 def holder_argv(layout: NodeLayout, net: NodeNet) -> tuple[str, ...]:
     """A process that owns the node's mount namespace (inside its network namespace) and sleeps."""
     binds = " && ".join(f"mkdir -p {target} && mount --bind {source} {target}" for source, target in layout.binds())
-    script = f"{binds} && echo namespace-ready && exec sleep infinity"
+    script = f"{binds} && echo {READY_LINE} && exec sleep infinity"
     # nsenter, not `ip netns exec`: the latter remounts /sys, which hides the cgroup hierarchies runc needs.
     return ("nsenter", f"--net={net.netns_path}", "unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 

@@ -114,7 +114,8 @@ def kubelet_argv(binary: Path, layout: nodeconfig.NodeLayout, net: nodehost.Node
 def node_labels(options: RealNodeOptions) -> dict[str, str]:
     model = f"Fake-GPU-{options.gpu_memory_mib // 1024}G"
     return {
-        "gpulane.dev/fake-gpu": "true", "gpulane.dev/real-node": "true", "nvidia.com/gpu.product": model,
+        "gpulane.dev/fake-gpu": "true", "gpulane.dev/real-node": "true", "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": model,
         "nvidia.com/gpu.memory": str(options.gpu_memory_mib), "nvidia.com/gpu.count": str(options.gpus_per_node),
     }  # fmt: skip
 
@@ -143,8 +144,9 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
     try:
         holder = procs.start(spec("namespace", nodehost.holder_argv(layout, net)), die_with_parent=die_with_parent)
         running.append(holder)
-        procs.wait_until(lambda: "namespace-ready" in holder.log_tail(), what=f"{name}'s mount namespace",
-                         timeout=30, watch=[holder])  # fmt: skip
+        # A whole line: the log's first line is the command itself, which contains the same word.
+        procs.wait_until(lambda: nodehost.READY_LINE in holder.log_tail().splitlines(),
+                         what=f"{name}'s mount namespace", timeout=30, watch=[holder])  # fmt: skip
         forward = (sys.executable, "-m", "gpulane_dev.nsforward", str(net.netns_path), f"{nodehost.SERVICE_IP}:443",
                    str(plane.server.rsplit(":", 1)[1]))  # fmt: skip
         running.append(procs.start(spec("apiserver-forward", forward), die_with_parent=die_with_parent))
