@@ -56,7 +56,8 @@ class Agent:
         self.kube: KubeApi | None = None
         self._kube_factory = kube_factory
         self.enforcer = Enforcer(backend, ProcReader(Path(config.enforcement.proc_root)), config.enforcement, self.stats)
-        self.collector = GpuCollector(backend, self.board, self.view, self.stats, config.node_name)
+        self.collector = GpuCollector(
+            backend, self.board, self.view, self.stats, config.node_name, dcgm_compat=config.metrics.dcgm_compat)
         self.registry = make_registry(self.collector)
         self.metrics = MetricsServer(self.registry, config.metrics.address, config.metrics.port)
         fake_dir = config.backend.fake_process_dir if config.backend.kind is BackendKind.FAKE else ""

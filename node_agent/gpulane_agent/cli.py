@@ -24,6 +24,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fail-on-init", action="store_const", const=True,
                    help="exit if NVML cannot start instead of running with no GPUs")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (metrics.port, default 9400)")
+    p.add_argument("--dcgm-compat", action="store_const", const=True,
+                   help="also export dcgm-exporter's DCGM_FI_* families, for nodes without dcgm-exporter "
+                        "(metrics.dcgm_compat)")
     p.add_argument("--node-name", help="this Kubernetes node's name (node_name, default: hostname)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     p.add_argument("--device-plugin-dir", help="kubelet device-plugin dir (device_plugin.dir)")
@@ -42,6 +45,7 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "backend.fake_process_dir": args.fake_process_dir,
         "backend.fail_on_init": args.fail_on_init,
         "metrics.port": args.metrics_port,
+        "metrics.dcgm_compat": args.dcgm_compat,
         "node_name": args.node_name,
         "kubernetes.kubeconfig": args.kubeconfig,
         "device_plugin.dir": args.device_plugin_dir,

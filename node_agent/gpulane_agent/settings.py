@@ -65,6 +65,8 @@ class DevicePluginConfig:
 class MetricsConfig:
     address: str = "0.0.0.0"
     port: int = 9400
+    # Also export dcgm-exporter's DCGM_FI_* families (from NVML), for clusters that run no dcgm-exporter.
+    dcgm_compat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

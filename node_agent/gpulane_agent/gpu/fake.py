@@ -2,7 +2,7 @@
 
 It models what the agent reads from NVML: GPUs with model, UUID and memory; memory used is the sum of
 the registered processes plus a reserved amount (driver context); per-process memory; utilization;
-and faults that behave like NVML's (a lost GPU raises ``GpuLostError`` on every reading, a chosen call
+hardware readings (temperature, power, clocks, memory-copy utilization; each may be unsupported); and faults that behave like NVML's (a lost GPU raises ``GpuLostError`` on every reading, a chosen call
 raises ``GpuError``, XID events surface through ``poll_events``). Tests and the kind demo drive it by
 registering and unregistering pids; real processes (a workload in a container) report themselves
 through ``ProcessFiles`` (``gpulane_core.fakegpu``) and are counted exactly like registered ones, at
@@ -26,6 +26,7 @@ from gpulane_agent.gpu.backend import (
     GpuInfo,
     GpuLostError,
     GpuProcess,
+    HardwareReadings,
     MemoryInfo,
 )
 from gpulane_agent.gpu.fake_processes import ProcessFiles
@@ -36,6 +37,7 @@ from gpulane_agent.gpu.fake_spec import FakeSpec, FakeSpecError, FaultKind, defa
 class _GpuState:
     info: GpuInfo
     utilization: float
+    hardware: HardwareReadings
     lost: bool = False
     failing: set[str] = field(default_factory=set)
     processes: dict[int, int] = field(default_factory=dict)  # pid -> bytes
@@ -50,8 +52,9 @@ class FakeBackend:
         self._reserved_bytes = spec.reserved_mib * MIB
         self._gpus = [
             _GpuState(
-                info=GpuInfo(i, g.uuid, g.model, g.memory_mib * MIB, g.numa_node),
+                info=GpuInfo(i, g.uuid, g.model, g.memory_mib * MIB, g.numa_node, g.pci_bus_id),
                 utilization=g.utilization,
+                hardware=g.hardware,
             )
             for i, g in enumerate(spec.gpus)
         ]
@@ -100,6 +103,10 @@ class FakeBackend:
         with self._lock:
             return self._read(index, "utilization").utilization
 
+    def hardware(self, index: int) -> HardwareReadings:
+        with self._lock:
+            return self._read(index, "hardware").hardware
+
     def processes(self, index: int) -> tuple[GpuProcess, ...]:
         reported = self._reported()
         with self._lock:
@@ -135,6 +142,11 @@ class FakeBackend:
         with self._lock:
             self._state(index).utilization = ratio
 
+    def set_hardware(self, index: int, readings: HardwareReadings) -> None:
+        """What the GPU's sensors and clocks read from now on (``None`` fields: not supported)."""
+        with self._lock:
+            self._state(index).hardware = readings
+
     def lose_gpu(self, index: int) -> None:
         """The GPU falls off the bus: a GPU_LOST event, then every reading raises GpuLostError."""
         with self._lock:
@@ -144,7 +156,7 @@ class FakeBackend:
                 self._events.append(GpuEvent(index, EventKind.GPU_LOST, message="GPU is lost"))
 
     def fail_call(self, index: int, operation: str) -> None:
-        """Make ``operation`` (memory, utilization, processes) raise GpuError on this GPU."""
+        """Make ``operation`` (memory, utilization, processes, hardware) raise GpuError on this GPU."""
         with self._lock:
             self._state(index).failing.add(operation)
 

@@ -25,6 +25,9 @@ def test_flags_map_to_dotted_settings_and_win() -> None:
     assert config.node_name == "n9"
     assert config.backend.fake_process_dir == "/x/p"
     assert flags_from_args(parser.parse_args(["agent"]))["backend.fail_on_init"] is None
+    assert flags_from_args(parser.parse_args(["agent"]))["metrics.dcgm_compat"] is None  # not given: env/file decide
+    compat = load_config(None, {}, flags_from_args(parser.parse_args(["agent", "--node-name", "n", "--dcgm-compat"])))
+    assert compat.metrics.dcgm_compat is True
 
 
 def test_pod_view_reads_annotations_phase_and_container_ids() -> None:
