@@ -85,7 +85,7 @@ class NodeLayout:
 
 @dataclass(frozen=True, slots=True)
 class NodeNetwork:
-    """The node's pod network: a bridge and a /24 from the 10.244.0.0/16 pod range, one per node."""
+    """The node's pod network: a bridge and a /24 from the 10.244.0.0/16 pod range, one per node slot."""
 
     index: int
 
@@ -152,14 +152,14 @@ class KubeletPorts:
 
 
 def kubelet_config(layout: NodeLayout, ports: KubeletPorts, ca_cert: Path, serving: tuple[Path, Path],
-                   address: str) -> str:  # fmt: skip
+                   address: str, cgroup_root: str) -> str:  # fmt: skip
     """KubeletConfiguration for a test node: cgroupfs, own cgroup root, client-CA and webhook auth."""
     config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "cgroupDriver": "cgroupfs",
         # Each node's pods under its own cgroup tree: a kubelet removes pod cgroups it does not know.
-        "cgroupRoot": f"/gpulane/{layout.name}",
+        "cgroupRoot": cgroup_root,
         # This machine has cgroup v1 hierarchies (with cgroup2 at /sys/fs/cgroup/unified).
         "failCgroupV1": False,
         "failSwapOn": False,

@@ -115,14 +115,24 @@ def _ip(*args: str) -> None:
     run(["ip", *args], timeout=30)
 
 
-def create_netns(net: NodeNet) -> None:
-    """The node's network namespace: lo up with the Service address, a veth to the root namespace."""
-    if net.netns_path.exists():
-        raise NodeHostError(
-            f"network namespace {net.netns} exists already: another real-node dev cluster runs here "
-            f"(`gpulane dev-cluster down` it, or `ip netns delete {net.netns}` if it is a leftover)"
-        )
-    _ip("netns", "add", net.netns)
+MAX_SLOTS = 64
+
+
+def claim_netns() -> NodeNet:
+    """Create the network namespace of the lowest free slot (so several dev clusters can coexist)."""
+    for slot in range(MAX_SLOTS):
+        net = NodeNet(slot)
+        proc = subprocess.run(["ip", "netns", "add", net.netns], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            _wire_netns(net)
+            return net
+        if "File exists" not in proc.stderr:
+            raise NodeHostError(f"ip netns add {net.netns}: {proc.stderr.strip()}")
+    raise NodeHostError(f"all {MAX_SLOTS} real-node slots are taken (ip netns list); stop other dev clusters")
+
+
+def _wire_netns(net: NodeNet) -> None:
+    """lo up with the Service address, a veth to the root namespace, a route to the node's pods."""
     try:
         inside = ("netns", "exec", net.netns, "ip")
         _ip(*inside, "link", "set", "lo", "up")
@@ -173,8 +183,13 @@ def in_node(holder_pid: int, argv: Sequence[str]) -> tuple[str, ...]:
     return ("nsenter", f"--target={holder_pid}", "--mount", "--net", "--", *argv)
 
 
+def cgroup_name(slot: int) -> str:
+    """The node's kubelet cgroupRoot is /gpulane/<this>: per slot, so clusters never share one."""
+    return f"node{slot}"
+
+
 def cgroup_trees(node_name: str) -> list[Path]:
-    """The node's cgroup directories in every mounted hierarchy (kubelet cgroupRoot /gpulane/<node>)."""
+    """The node's cgroup directories in every mounted hierarchy (kubelet cgroupRoot /gpulane/<name>)."""
     found = []
     if CGROUP_ROOT.is_dir():
         for hierarchy in sorted(CGROUP_ROOT.iterdir()):

@@ -50,10 +50,10 @@ class RealNodeOptions:
 
 @dataclass(frozen=True, slots=True)
 class RealNodeRecord:
-    """What `down` needs to tear a node down: its name, index, directory and namespace holder."""
+    """What `down` needs to tear a node down: its name, slot, directory and namespace holder."""
 
     name: str
-    index: int
+    slot: int  # machine-wide: its network namespace, addresses 10.250.<slot>.x and cgroup root
     root: str
     holder_pid: int
     kubelet_port: int
@@ -134,8 +134,8 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
     shutil.rmtree(layout.root, ignore_errors=True)
     for directory in layout.directories():
         directory.mkdir(parents=True, exist_ok=True)
-    net = nodehost.NodeNet(index)
-    nodehost.create_netns(net)
+    net = nodehost.claim_netns()
+    cgroup = nodehost.cgroup_name(net.index)
     running: list[procs.Supervised] = []
 
     def spec(proc_name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> procs.ProcessSpec:
@@ -150,7 +150,7 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
         forward = (sys.executable, "-m", "gpulane_dev.nsforward", str(net.netns_path), f"{nodehost.SERVICE_IP}:443",
                    str(plane.server.rsplit(":", 1)[1]))  # fmt: skip
         running.append(procs.start(spec("apiserver-forward", forward), die_with_parent=die_with_parent))
-        network = nodeconfig.NodeNetwork(index)
+        network = nodeconfig.NodeNetwork(net.index)
         containerd_toml = layout.config_dir / "containerd.toml"
         containerd_toml.write_text(nodeconfig.containerd_config(layout, network, images.PAUSE_IMAGE))
         (layout.cni_conf_dir / "10-gpulane.conflist").write_text(nodeconfig.cni_conflist(network))
@@ -168,9 +168,10 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
         cert, key = pki.issue_serving_cert(plane.pki, layout.config_dir, name, (net.node_ip,))
         config = layout.config_dir / "kubelet.yaml"
         config.write_text(nodeconfig.kubelet_config(
-            layout, nodeconfig.KubeletPorts(kubelet_port, procs.free_port()), plane.pki.ca_cert, (cert, key), net.node_ip))
+            layout, nodeconfig.KubeletPorts(kubelet_port, procs.free_port()), plane.pki.ca_cert, (cert, key), net.node_ip,
+            f"/gpulane/{cgroup}"))
         kubeconfig = node_kubeconfig(plane, layout.config_dir / "kubeconfig")
-        nodehost.create_cgroups(name)
+        nodehost.create_cgroups(cgroup)
         argv = kubelet_argv(binaries.kubelet, layout, net, kubeconfig, config, node_labels(options))
         running.append(procs.start(spec("kubelet", nodehost.in_node(holder.pid, argv)), die_with_parent=die_with_parent))
         metrics_url = ""
@@ -185,12 +186,12 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
                                             {"GPULANE_AGENT_METRICS_ADDRESS": net.node_ip}),
                                        die_with_parent=die_with_parent))  # fmt: skip
             metrics_url = f"http://{net.node_ip}:{AGENT_METRICS_PORT}/metrics"
-        record = RealNodeRecord(name, index, str(layout.root), holder.pid, kubelet_port, metrics_url)
+        record = RealNodeRecord(name, net.index, str(layout.root), holder.pid, kubelet_port, metrics_url)
         return StartedNode(record, running)
     except BaseException:
         for proc in reversed(running):
             proc.stop(timeout=5.0)
-        teardown(RealNodeRecord(name, index, str(layout.root), 0, 0))
+        teardown(RealNodeRecord(name, net.index, str(layout.root), 0, 0))
         raise
 
 
@@ -232,9 +233,9 @@ def _pids_in_mount_ns(ns: str) -> list[int]:
     return found
 
 
-def _cgroup_pids(node_name: str) -> set[int]:
+def _cgroup_pids(cgroup: str) -> set[int]:
     pids: set[int] = set()
-    for tree in nodehost.cgroup_trees(node_name):
+    for tree in nodehost.cgroup_trees(cgroup):
         for procs_file in tree.rglob("cgroup.procs"):
             with contextlib.suppress(OSError, ValueError):
                 pids.update(int(p) for p in procs_file.read_text().split())
@@ -256,7 +257,7 @@ def teardown(record: RealNodeRecord, timeout: float = 30.0) -> None:
     ns = _mount_ns(record.holder_pid) if record.holder_pid else None
     deadline = time.monotonic() + timeout
     while True:
-        victims = _cgroup_pids(record.name)
+        victims = _cgroup_pids(nodehost.cgroup_name(record.slot))
         if ns is not None:
             victims.update(p for p in _pids_in_mount_ns(ns) if p != record.holder_pid)
         if not victims or time.monotonic() > deadline:
@@ -265,8 +266,8 @@ def teardown(record: RealNodeRecord, timeout: float = 30.0) -> None:
         time.sleep(0.2)
     if record.holder_pid and ns is not None:
         _kill([record.holder_pid])
-    nodehost.delete_netns(nodehost.NodeNet(record.index))
-    nodehost.remove_cgroups(record.name)
+    nodehost.delete_netns(nodehost.NodeNet(record.slot))
+    nodehost.remove_cgroups(nodehost.cgroup_name(record.slot))
     _release_netns_dir()
     shutil.rmtree(record.root, ignore_errors=True)
 
