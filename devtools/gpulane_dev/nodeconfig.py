@@ -2,7 +2,7 @@
 
 Every real node of the dev cluster runs its own containerd and kubelet inside a private mount
 namespace (nodehost.py), in which the standard paths are bind-mounted from the node's own directory:
-`/var/lib/kubelet`, `/run/containerd` and `/run/gpulane`. So the kubelet's fixed device-plugin
+`/var/lib/kubelet`, `/run/containerd`, `/run/gpulane`, `/run/netns` and `/run/cdi`. So the kubelet's fixed device-plugin
 directory (`/var/lib/kubelet/device-plugins`, which ignores --root-dir), the containerd socket and the
 hostPaths in gpulane's chart are the same strings a production node uses, and several nodes on one
 machine never see each other's sockets or containers (two kubelets on one containerd would kill each
@@ -24,6 +24,7 @@ GPULANE_RUN_DIR = Path("/run/gpulane")
 CONTAINERD_SOCKET = CONTAINERD_RUN_DIR / "containerd.sock"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 NETNS_DIR = Path("/run/netns")
+CDI_DIR = Path("/run/cdi")  # /var/run/cdi, where DRA drivers write CDI specs for containerd
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,10 @@ class NodeLayout:
     @property
     def netns_dir(self) -> Path:  # at /run/netns: the pods' network namespaces (CNI) stay the node's own
         return self.root / "netns"
+
+    @property
+    def cdi_dir(self) -> Path:  # at /run/cdi
+        return self.root / "cdi"
 
     @property
     def containerd_root(self) -> Path:
@@ -76,10 +81,11 @@ class NodeLayout:
             (self.containerd_run, CONTAINERD_RUN_DIR),
             (self.gpulane_run, GPULANE_RUN_DIR),
             (self.netns_dir, NETNS_DIR),
+            (self.cdi_dir, CDI_DIR),
         )
 
     def directories(self) -> tuple[Path, ...]:
-        return (self.kubelet_dir, self.containerd_run, self.gpulane_run, self.netns_dir, self.containerd_root,
+        return (self.kubelet_dir, self.containerd_run, self.gpulane_run, self.netns_dir, self.cdi_dir, self.containerd_root,
                 self.containerd_state, self.cni_conf_dir, self.config_dir, self.logs)  # fmt: skip
 
 
@@ -114,7 +120,7 @@ state = "{layout.containerd_state}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_cdi = true
-  cdi_spec_dirs = ["{layout.root / "cdi"}"]
+  cdi_spec_dirs = ["/etc/cdi", "{CDI_DIR}"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
