@@ -33,13 +33,20 @@ def charge_units(placement: Placement, unit_mib: int, taken: Collection[int]) ->
 
     The lane opener pays persistent + lane size, a job growing a lane pays persistent + growth, a job
     sharing a lane pays its persistent memory: that is exactly the plan's ``growth_mib``. At least
-    one unit, so the device plugin's Allocate is always called; padded past ``taken`` (the charges
-    of the node's pods not yet allocated) so the agent's match by charge is never ambiguous.
+    one unit, so the device plugin's Allocate is always called; moved off ``taken`` (the charges of
+    the node's pods not yet allocated) so the agent's match by charge is never ambiguous. It moves
+    down first: the kubelet counts these units against the node's capacity, and the plans' growths
+    already sum to at most that capacity, so padding upwards makes a full node refuse its last pod
+    (UnexpectedAdmissionError). Charging less than the growth is safe: the lane invariant, not the
+    kubelet's count, keeps GPU memory safe, and Allocate refuses pods gpulane did not assign.
     """
     if unit_mib <= 0:
         raise ValueError(f"memory unit must be positive, got {unit_mib}")
     mib = sum(choice.plan.growth_mib for choice in placement.gpus)
     units = max(1, math.ceil(mib / unit_mib))
+    below = next((u for u in range(units, 0, -1) if u not in taken), None)
+    if below is not None:
+        return below
     while units in taken:
         units += 1
     return units

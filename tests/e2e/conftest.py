@@ -1,18 +1,35 @@
-"""e2e tier: a real kind cluster in Docker. Skipped, with the reason, where Docker or kind is missing."""
+"""e2e tier: the whole product on real kubelets (default, CI) or on kind (GPULANE_E2E_CLUSTER=kind).
+
+Session fixture ``e2e_cluster`` (realcluster.E2ECluster): one real node with 2 fake GPUs x 16Gi, the
+chart installed with values-local.yaml (operator Deployment and agent DaemonSet as real pods on the real
+kubelet). A missing component (containerd, the kubelet, root, ...) FAILS the tests with the missing piece
+named: on CI machines this tier never skips. Only the kind backend skips, where Docker or kind is absent.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from gpulane_dev import devcluster
+from gpulane_dev.binaries import BinariesMissing, locate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # opharness: invariant watcher
+
+from realcluster import ROOT, E2ECluster, backend, install_chart  # noqa: E402
+
+REAL_NODES = 1
 
 
 def docker_problem() -> str | None:
     """Why kind cannot run here, or None when it can."""
     for tool in ("docker", "kind"):
         if shutil.which(tool) is None:
-            return f"{tool} is not on PATH (the e2e tier needs Docker and kind; see hack/kind-e2e.sh)"
+            return f"{tool} is not on PATH (the kind e2e needs Docker and kind; see hack/kind-e2e.sh)"
     try:
         info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30, check=False)
     except subprocess.TimeoutExpired:
@@ -27,3 +44,39 @@ def kind_available() -> None:
     problem = docker_problem()
     if problem:
         pytest.skip(problem)
+
+
+def start_real_cluster(state_dir: Path, real_nodes: int, *, agents: bool) -> devcluster.ClusterState:
+    try:
+        tools = locate()
+    except BinariesMissing as exc:
+        pytest.fail(f"the real-node cluster cannot be obtained: {exc}", pytrace=False)
+    options = devcluster.UpOptions(state_dir=state_dir, nodes=0, real_nodes=real_nodes, real_gpus_per_node=2,
+                                   gpu_memory_mib=16384, agents=agents, repo=ROOT, crds_dir=ROOT / "crds")  # fmt: skip
+    try:
+        return devcluster.up(options, tools)
+    except Exception as exc:  # a missing piece of the node: fail loudly, never skip
+        pytest.fail(f"gpulane dev-cluster up --real-nodes {real_nodes} failed: {type(exc).__name__}: {exc}",
+                    pytrace=False)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    if backend() == "kind":
+        problem = docker_problem()
+        if problem:
+            pytest.skip(problem)
+        import os
+
+        yield E2ECluster(Path(os.environ["KUBECONFIG"]), locate(), ("gpulane-e2e-control-plane",), "kind",
+                         image="gpulane-agent:dev", gpus_per_node=4)  # fmt: skip
+        return
+    state_dir = tmp_path_factory.mktemp("realnode-cluster")
+    state = start_real_cluster(state_dir, REAL_NODES, agents=False)
+    cluster = E2ECluster(Path(state.kubeconfig), locate(), tuple(n.name for n in state.real_nodes), "realnode")
+    try:
+        install_chart(cluster)
+        yield cluster
+    finally:
+        cluster.close()
+        devcluster.down(state_dir)

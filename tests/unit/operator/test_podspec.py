@@ -19,9 +19,24 @@ def test_charges_follow_the_contract_and_stay_unique() -> None:
     sharer = Job(JobId("ns/b"), 512, 2048)
     joined = next(state.candidates(sharer, NODE.name))
     assert joined.first.plan.growth_mib in (512, 512 + 2048)
-    assert charge_units(joined, 256, {joined.first.plan.growth_mib // 256}) == joined.first.plan.growth_mib // 256 + 1
+    need = joined.first.plan.growth_mib // 256
+    assert charge_units(joined, 256, {need}) == need - 1  # moved down: a full node never overflows
+    assert charge_units(joined, 256, set(range(1, need + 1))) == need + 1  # up only when nothing below is free
     tiny = Job(JobId("ns/c"), 0, 1)
     assert charge_units(next(state.candidates(tiny, NODE.name)), 256, set()) == 1  # never zero
+
+
+def test_charges_of_a_full_node_never_exceed_its_units() -> None:
+    """8 jobs of 1Gi + 6Gi fill 2 x 16Gi exactly; unique charges must still fit the 128 units."""
+    node = Node(NodeName("n1"), (Gpu(0, "GPU-0", "T4", 16384), Gpu(1, "GPU-1", "T4", 16384)))
+    state = ClusterState.of([node])
+    taken: set[int] = set()
+    for i in range(8):
+        job = Job(JobId(f"ns/j{i}"), 1024, 6144)
+        placement = next(state.candidates(job, node.name))
+        taken.add(charge_units(placement, 256, taken))
+        state = state.reserve(job, placement)
+    assert len(taken) == 8 and sum(taken) <= 2 * 16384 // 256
 
 
 def test_pod_has_scheduler_owner_annotations_and_resource() -> None:

@@ -1,0 +1,172 @@
+"""The e2e tier's cluster: real kubelets on containerd here, or a kind cluster where Docker runs.
+
+`E2ECluster` is what every e2e test talks to, whichever backend made it:
+- realnode (default): `gpulane dev-cluster up --real-nodes N --no-agents` through gpulane_dev, then the
+  chart installed with charts/gpulane/values-local.yaml by the real helm, `--wait`;
+- kind (GPULANE_E2E_CLUSTER=kind): the cluster in $KUBECONFIG, where hack/kind-e2e.sh installed the
+  chart with values-kind.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gpulane_dev.binaries import Binaries
+from gpulane_dev.kubeclient import api_client
+from kubernetes import client
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "gpulane"
+LOCAL_VALUES = CHART / "values-local.yaml"
+RELEASE = "gpulane"
+SYSTEM_NAMESPACE = "gpulane-system"
+IMAGE = "localhost/gpulane:dev"
+T = TypeVar("T")
+
+
+@dataclass
+class E2ECluster:
+    kubeconfig: Path
+    binaries: Binaries
+    nodes: tuple[str, ...]
+    backend: str
+    image: str = IMAGE
+    gpus_per_node: int = 2
+    gpu_memory_mib: int = 16384
+    api: client.ApiClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api = api_client(self.kubeconfig)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        argv = [str(self.binaries.kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def helm(self, *args: str, timeout: float = 300) -> str:
+        argv = [str(self.binaries.helm), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def system_pods(self, component: str) -> list[Any]:
+        selector = f"app.kubernetes.io/component={component}"
+        return list(self.core.list_namespaced_pod(SYSTEM_NAMESPACE, label_selector=selector).items)
+
+    def agent_pod(self, node: str) -> Any:
+        pods = [p for p in self.system_pods("node-agent") if p.spec.node_name == node and p.metadata.deletion_timestamp is None]
+        assert len(pods) == 1, f"expected one agent pod on {node}, found {[p.metadata.name for p in pods]}"
+        return pods[0]
+
+    def agent_metrics(self, node: str) -> str:
+        """The agent's /metrics on `node`, fetched at its pod address (inside the node's namespace)."""
+        pod = self.agent_pod(node)
+        with urllib.request.urlopen(f"http://{pod.status.pod_ip}:9400/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    def gpunode(self, node: str) -> dict[str, Any]:
+        obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_cluster_custom_object(
+            "gpulane.dev", "v1alpha1", "gpunodes", node)
+        return obj
+
+    def events_for(self, namespace: str, name: str) -> list[Any]:
+        events = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        return list(events)
+
+    def close(self) -> None:
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def metric_values(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Samples of one family in Prometheus text format: label set -> value."""
+    out: dict[frozenset[tuple[str, str]], float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        labels: list[tuple[str, str]] = []
+        if "{" in head:
+            body = head[head.index("{") + 1 : head.rindex("}")]
+            for part in body.split('",'):
+                if "=" in part:
+                    key, _, val = part.partition("=")
+                    labels.append((key.strip(), val.strip().strip('"')))
+        out[frozenset(labels)] = float(value)
+    return out
+
+
+def workload_job(name: str, persistent: str, ephemeral: str, args: Sequence[str], *, gpus: int = 1,
+                 image: str = IMAGE, command: Sequence[str] = ("gpulane-workload",)) -> dict[str, Any]:  # fmt: skip
+    """A GPUShareJob running the sample workload from the project image."""
+    spec: dict[str, Any] = {
+        "memory": {"persistent": persistent, "ephemeral": ephemeral},
+        "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "train", "image": image, "imagePullPolicy": "Never",
+                            "command": [*command, *args]}],
+        }},
+    }  # fmt: skip
+    if gpus > 1:
+        spec["gpus"] = gpus
+    return {"apiVersion": "gpulane.dev/v1alpha1", "kind": "GPUShareJob", "metadata": {"name": name}, "spec": spec}
+
+
+def install_chart(cluster: E2ECluster, extra: Sequence[str] = ()) -> float:
+    """helm install (or upgrade) the chart with values-local.yaml, --wait; returns the seconds it took."""
+    started = time.monotonic()
+    cluster.helm("upgrade", "--install", RELEASE, str(CHART), "-n", SYSTEM_NAMESPACE, "--create-namespace",
+                 "-f", str(LOCAL_VALUES), "--wait", "--timeout", "240s", *extra)  # fmt: skip
+    # helm's --wait can look at the DaemonSet before its controller counted the nodes (desired 0).
+    wait_agents_ready(cluster, timeout=240)
+    return time.monotonic() - started
+
+
+def wait_agents_ready(cluster: E2ECluster, timeout: float) -> None:
+    """One Ready agent pod per node, and each node advertising gpulane.dev/gpu-memory."""
+
+    def ready() -> bool:
+        ds = cluster.apps.read_namespaced_daemon_set("gpulane-node-agent", SYSTEM_NAMESPACE).status
+        if ds.number_ready != len(cluster.nodes) or ds.desired_number_scheduled != len(cluster.nodes):
+            return False
+        return all(int((cluster.core.read_node(n).status.allocatable or {}).get("gpulane.dev/gpu-memory", "0")) > 0
+                   for n in cluster.nodes)  # fmt: skip
+
+    wait_for("an agent pod Ready on every node and its device plugin registered", ready, timeout=timeout)
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(client.ApiClient().sanitize_for_serialization(obj), indent=1)[:4000]
+
+
+def backend() -> str:
+    return os.environ.get("GPULANE_E2E_CLUSTER", "realnode")
