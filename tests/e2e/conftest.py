@@ -20,7 +20,7 @@ from gpulane_dev.binaries import BinariesMissing, locate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # opharness: invariant watcher
 
-from realcluster import ROOT, E2ECluster, backend, install_chart  # noqa: E402
+from realcluster import ROOT, E2ECluster, backend, install_chart
 
 REAL_NODES = 1
 

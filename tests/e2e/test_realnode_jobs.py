@@ -7,6 +7,7 @@ the workload takes lane turns from the agent's coordinator and reports its memor
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Iterator
@@ -114,7 +115,7 @@ def test_eight_jobs_share_two_gpus_turn_by_turn_with_prefetch(e2e_cluster: E2ECl
     for lane, turns in lanes.items():
         order = [job for _, job in sorted(turns)]
         assert len(set(order)) == 2, f"lane {lane} is not shared: {order}"
-        changes = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+        changes = sum(1 for a, b in itertools.pairwise(order) if a != b)
         # Both jobs run all the time, so the lane alternates: far more changes than one hand-over.
         assert changes >= iterations, f"lane {lane} does not alternate: {order}"
     metrics = e2e_cluster.agent_metrics(node)
@@ -125,7 +126,7 @@ def test_eight_jobs_share_two_gpus_turn_by_turn_with_prefetch(e2e_cluster: E2ECl
     for lane, turns in lanes.items():
         key = frozenset({("lane", lane), ("Hostname", node)})
         order = [job for _, job in sorted(turns)]
-        changes = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+        changes = sum(1 for a, b in itertools.pairwise(order) if a != b)
         assert prefetch.get(key, 0) >= changes, f"lane {lane}: {prefetch.get(key)} prefetch signals, {changes} changes"
 
 
