@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from types import MappingProxyType
 
@@ -54,6 +54,22 @@ class TurnStats:
 
 
 OrderFn = Callable[[Sequence[TurnStats]], list[JobId]]
+
+# A running turn always uses some GPU time; a prediction projects at least this much when nothing
+# better is known, so ties with jobs that have not run resolve as they will once the turn ends.
+MIN_TURN_S = 1e-6
+
+
+def after_turn(stats: TurnStats, compute_s: float) -> TurnStats:
+    """``stats`` as they will read once a turn computing ``compute_s`` more seconds has ended."""
+    used = max(MIN_TURN_S, compute_s)
+    return replace(
+        stats,
+        attained_s=stats.attained_s + used,
+        remaining_s=max(0.0, stats.remaining_s - used),
+        compute_s=stats.compute_s + used,
+        iterations_done=stats.iterations_done + 1,
+    )
 
 
 def parse_policy(policy: str | OrderingPolicy) -> OrderingPolicy:

@@ -5,8 +5,8 @@ Model (docs/simulator.md has the long form):
 * Placement is ``gpulane_core.scheduler.schedule_cycle``, run once per instant that saw an arrival or
   a departure, with the policy's queue order. Preempted jobs return to the queue with their progress.
 * Every lane runs one iteration at a time; lanes of a GPU run side by side (``LaneMode.CONCURRENT``)
-  or the whole GPU is one lane (``LaneMode.SINGLE``). Turns go to the policy's choice at iteration
-  boundaries (:class:`~gpulane_sim.policies.Discipline`).
+  or the whole GPU is one lane (``LaneMode.SINGLE``). Turns pass at iteration boundaries by the
+  node coordinator's own rules, :mod:`gpulane_core.turns` (strict, rounds or run-to-completion).
 * A job whose working set is not resident (another job of its lane ran since) first copies it over
   PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO).
   With prefetch on, when a job starts computing the lane's next job (as the policy would choose it
@@ -27,10 +27,11 @@ from gpulane_core.ordering import OrderingPolicy, TurnStats, order
 from gpulane_core.quantity import MIB
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from gpulane_core.status import Code
+from gpulane_core.turns import OrderOf, TurnState, next_turn, prefetch_target
 
 from gpulane_sim.config import SimConfig
 from gpulane_sim.events import Event, EventKind, EventQueue, GpuKey, LaneKey, Transfer
-from gpulane_sim.policies import POLICIES, Discipline, LaneMode, PolicySpec, SimPolicy
+from gpulane_sim.policies import POLICIES, LaneMode, PolicySpec, SimPolicy
 from gpulane_sim.result import JobOutcome, Segment, SimResult
 
 _STABLE = frozenset({OrderingPolicy.FIFO, OrderingPolicy.PACK, OrderingPolicy.SRTF, None})
@@ -63,7 +64,7 @@ class _Lane:
     resident: JobId | None = None
     prefetched: JobId | None = None
     prefetch_done: bool = False
-    round: list[JobId] = field(default_factory=list)
+    turns: TurnState = field(default_factory=TurnState)
     cached: list[JobId] | None = None  # the order, for policies whose order only membership changes
 
 
@@ -204,6 +205,7 @@ class Simulation:
             if lane.resident == victim:
                 lane.resident = None
             lane.members.remove(victim)
+            lane.turns = lane.turns.without(victim)
             lane.cached = None
             if not lane.members:
                 del self.lanes[lane.key]
@@ -260,30 +262,37 @@ class Simulation:
             lane.cached = self._order(lane.members, self.now)
         return lane.cached
 
-    def _next_turn(self, lane: _Lane) -> JobId:
-        if self.spec.discipline is Discipline.PICK_FIRST:
+    def _order_of(self, lane: _Lane, now: float, current: tuple[JobId, float, float] | None = None) -> OrderOf:
+        """The policy's order of some lane members (``current``: a running iteration counted as done)."""
+
+        def order_of(names: Sequence[JobId]) -> Sequence[JobId]:
             stable = self._stable_order(lane)
-            return stable[0] if stable is not None else self._order(lane.members, self.now)[0]
-        lane.round = [j for j in lane.round if j in lane.members]
-        if not lane.round:
-            lane.round = self._order(lane.members, self.now)
-        return lane.round.pop(0)
+            if stable is None:
+                return self._order(names, now, current)
+            if len(names) == len(lane.members):
+                return stable
+            keep = set(names)
+            return [j for j in stable if j in keep]
+
+        return order_of
+
+    def _next_turn(self, lane: _Lane) -> JobId:
+        # A simulated job always wants its next iteration: every member asks.
+        pick, lane.turns = next_turn(
+            self.spec.discipline, lane.turns, lane.members, lane.members, self._order_of(lane, self.now)
+        )
+        assert pick is not None
+        return pick
 
     def _peek_after(self, lane: _Lane, name: JobId, start: float, end: float) -> JobId | None:
-        """The job the policy will pick once ``name``'s iteration (start..end) ends."""
+        """The runner-up to prefetch while ``name`` computes ``start..end`` (gpulane_core.turns)."""
+        order_of = self._order_of(lane, end, (name, start, end))
         run = self.runs[name]
-        finishing = run.done + 1 >= run.job.iterations
-        live = [j for j in lane.members if not (finishing and j == name)]
-        if not live:
-            return None
-        if self.spec.discipline is Discipline.ROUNDS:
-            rest = [j for j in lane.round if j in live]
-            if rest:
-                return rest[0]
-        stable = self._stable_order(lane)
-        if stable is not None:
-            return next(j for j in stable if not (finishing and j == name))
-        return self._order(live, end, (name, start, end))[0]
+        if run.done + 1 < run.job.iterations:
+            return prefetch_target(self.spec.discipline, lane.turns, lane.members, name, lane.members, order_of)
+        # Its last iteration: the lane will be the others' (the coordinator learns it at the leave).
+        live = [j for j in lane.members if j != name]
+        return prefetch_target(self.spec.discipline, lane.turns.without(name), live, name, live, order_of)
 
     def _kick(self, lane: _Lane) -> None:
         if lane.current is not None or lane.waiting is not None or not lane.members:
@@ -354,6 +363,7 @@ class Simulation:
         if run.done >= run.job.iterations:
             run.finish_s = self.now
             lane.members.remove(event.job)
+            lane.turns = lane.turns.without(event.job)
             lane.cached = None
             self.pending.pop(event.job, None)
             node = self.state.placements[event.job].node
