@@ -11,6 +11,10 @@ Algorithm 1: open a new lane of size E when it fits; else join the best-fitting 
 else grow the smallest lane whose growth keeps the condition; else the job is not placeable here.
 When a job leaves, its lane shrinks to the largest remaining peak, or closes.
 
+A *time-shared* GPU (``GpuLanes.time_shared``: Salus with its lane manager off, as in its SRTF and
+FAIR evaluation) runs one iteration at a time, so it has at most one lane: admission shares or grows
+that lane and never opens a second, and the condition reads sum of persistent + largest peak <= C.
+
 Every function here is pure: states are frozen and each change returns a new state.
 """
 
@@ -65,6 +69,7 @@ class GpuLanes:
     lanes: tuple[Lane, ...] = ()
     tenants: tuple[Tenant, ...] = ()
     next_lane: int = 0
+    time_shared: bool = False  # one iteration at a time on the whole GPU: at most one lane
     # Totals computed once per (immutable) state: schedulers read them for every option they score.
     _persistent_total: int = field(default=0, init=False, repr=False, compare=False)
     _lanes_total: int = field(default=0, init=False, repr=False, compare=False)
@@ -118,8 +123,9 @@ def plan_admission(state: GpuLanes, persistent_mib: int, ephemeral_mib: int) -> 
         return None
     p, e, cap = persistent_mib, ephemeral_mib, state.capacity_mib
     base = state.persistent_mib + p + state.lanes_mib
-    # 1. A fresh lane of size E: new lanes run concurrently, so they are preferred over sharing.
-    if base + e <= cap:
+    # 1. A fresh lane of size E: new lanes run concurrently, so they are preferred over sharing
+    #    (a time-shared GPU opens its one lane only when it has none).
+    if base + e <= cap and not (state.time_shared and state.lanes):
         return AdmissionPlan(AdmissionKind.NEW_LANE, _lane_id(state.next_lane), e, p + e)
     if base > cap:
         return None  # not even the persistent part fits
@@ -206,6 +212,8 @@ def check_invariant(state: GpuLanes) -> list[str]:
             problems.append(f"{lane.id} members {lane.jobs} disagree with tenants")
         if members and not lane.exclusive and lane.size_mib != max(t.ephemeral_mib for t in members):
             problems.append(f"{lane.id} size {lane.size_mib} MiB is not its largest peak")
+        if state.time_shared and len(state.lanes) > 1:
+            problems.append(f"{lane.id} is one of {len(state.lanes)} lanes on a time-shared GPU (at most one)")
         if lane.exclusive and len(state.lanes) != 1:
             problems.append(f"{lane.id} is exclusive but shares the GPU with other lanes")
     if len({lane.id for lane in state.lanes}) != len(state.lanes):

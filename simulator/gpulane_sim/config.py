@@ -61,5 +61,6 @@ class SimConfig:
             n += 1
         return out
 
-    def cluster(self) -> ClusterState:
-        return ClusterState.of(self.nodes())
+    def cluster(self, time_shared: bool = False) -> ClusterState:
+        """Empty GPUs; ``time_shared`` for policies that run one iteration at a time per GPU."""
+        return ClusterState.of(self.nodes(), time_shared)

@@ -103,7 +103,8 @@ class Simulation:
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
-        self.state = config.cluster()
+        # One iteration at a time per GPU: one Salus lane per GPU (sum of persistent + largest peak).
+        self.state = config.cluster(time_shared=self.spec.lanes is LaneMode.SINGLE)
         self.events = EventQueue()
         self.runs: dict[JobId, _Run] = {}
         self.pending: dict[JobId, PendingJob] = {}
