@@ -73,10 +73,12 @@ class GpuLanes:
     # Totals computed once per (immutable) state: schedulers read them for every option they score.
     _persistent_total: int = field(default=0, init=False, repr=False, compare=False)
     _lanes_total: int = field(default=0, init=False, repr=False, compare=False)
+    _exclusive: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_persistent_total", sum(t.persistent_mib for t in self.tenants))
         object.__setattr__(self, "_lanes_total", sum(lane.size_mib for lane in self.lanes))
+        object.__setattr__(self, "_exclusive", any(lane.exclusive for lane in self.lanes))
 
     @property
     def persistent_mib(self) -> int:
@@ -88,11 +90,11 @@ class GpuLanes:
 
     @property
     def committed_mib(self) -> int:
-        return self.persistent_mib + self.lanes_mib
+        return self._persistent_total + self._lanes_total
 
     @property
     def free_mib(self) -> int:
-        return self.capacity_mib - self.committed_mib
+        return self.capacity_mib - self._persistent_total - self._lanes_total
 
     @property
     def is_empty(self) -> bool:
@@ -100,7 +102,7 @@ class GpuLanes:
 
     @property
     def is_exclusive(self) -> bool:
-        return any(lane.exclusive for lane in self.lanes)
+        return self._exclusive
 
     def tenant(self, job: JobId) -> Tenant | None:
         for t in self.tenants:
@@ -122,7 +124,7 @@ def plan_admission(state: GpuLanes, persistent_mib: int, ephemeral_mib: int) -> 
     if state.is_exclusive:
         return None
     p, e, cap = persistent_mib, ephemeral_mib, state.capacity_mib
-    base = state.persistent_mib + p + state.lanes_mib
+    base = state._persistent_total + p + state._lanes_total
     # 1. A fresh lane of size E: new lanes run concurrently, so they are preferred over sharing
     #    (a time-shared GPU opens its one lane only when it has none).
     if base + e <= cap and not (state.time_shared and state.lanes):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gpulane_core.model import JobId
 
@@ -82,8 +82,8 @@ def next_turn(
     if discipline is Discipline.RUN_TO_COMPLETION and state.last is not None and state.last in asking:
         return state.last, state
     askers = [j for j in members if j in asking]
-    pick = order_of(askers)[0]
-    return pick, replace(state, last=pick)
+    pick = askers[0] if len(askers) == 1 else order_of(askers)[0]
+    return pick, state if state.last == pick else TurnState(state.round, pick)
 
 
 def prefetch_target(
