@@ -13,6 +13,8 @@ Policies (Salus `executionengine.cpp` names, plus seed 000's weight heuristic):
 * ``weight``: reward = compute / (compute + idle) in the window, penalty = time to bring the working
   set back, weight = reward / penalty; sort by weight (ties: smaller penalty first), then emit the
   highest, the lowest, the next-highest, the next-lowest, ... so a long compute hides a long transfer.
+* ``gpulane``: ``srtf`` where remaining times differ; jobs with equal remaining time (in particular
+  when nobody gave an estimate, all 0) are ordered by ``weight`` among themselves.
 
 Every policy first groups by ``priority`` (higher first); with the default priority 0 this is a no-op.
 All ties end on the job name, so an order is a pure function of its input.
@@ -36,6 +38,7 @@ class OrderingPolicy(enum.Enum):
     PACK = "pack"
     FAIR = "fair"
     WEIGHT = "weight"
+    GPULANE = "gpulane"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,15 @@ def _weight(stats: Sequence[TurnStats]) -> list[JobId]:
     return interleave([s.job for s in weight_ranking(stats)])
 
 
+def _gpulane(stats: Sequence[TurnStats]) -> list[JobId]:
+    ranked = sorted(stats, key=lambda s: s.remaining_s)
+    out: list[JobId] = []
+    for _, tied in groupby(ranked, key=lambda s: s.remaining_s):
+        group = list(tied)
+        out.extend(_weight(group) if len(group) > 1 else [group[0].job])
+    return out
+
+
 # Read-only: the set of policies is closed; a new one is a new enum member and a new row.
 ORDERINGS: Mapping[OrderingPolicy, OrderFn] = MappingProxyType(
     {
@@ -160,5 +172,6 @@ ORDERINGS: Mapping[OrderingPolicy, OrderFn] = MappingProxyType(
         OrderingPolicy.PACK: _by_arrival,
         OrderingPolicy.FAIR: _fair,
         OrderingPolicy.WEIGHT: _weight,
+        OrderingPolicy.GPULANE: _gpulane,
     }
 )

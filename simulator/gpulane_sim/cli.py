@@ -38,7 +38,7 @@ def register_simulate(subparsers: Any) -> None:
         description="Simulate a workload under several policies and compare them.",
     )
     p.add_argument("workload", type=Path, help="native CSV/YAML, Salus workloads.csv or Tiresias 60_job.csv")
-    p.add_argument("--policy", default="fifo,srtf,pack,fair,weight,ga", help="comma-separated policies")
+    p.add_argument("--policy", default="fifo,srtf,pack,fair,weight,gpulane,ga", help="comma-separated policies")
     p.add_argument("--format", default="auto", choices=["auto", "native", "yaml", "salus", "tiresias"])
     p.add_argument("--gpus", default=None, help="number of GPUs (default 2)")
     p.add_argument("--gpus-per-node", default=None, help="GPUs per node (default 8)")

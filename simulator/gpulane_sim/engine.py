@@ -8,7 +8,8 @@ Model (docs/simulator.md has the long form):
   or the whole GPU is one lane (``LaneMode.SINGLE``). Turns pass at iteration boundaries by the
   node coordinator's own rules, :mod:`gpulane_core.turns` (strict, rounds or run-to-completion).
 * A job whose working set is not resident (another job of its lane ran since) first copies it over
-  PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO).
+  PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO;
+  a load aborts a prefetch in flight, which is copied again afterwards).
   With prefetch on, when a job starts computing the lane's next job (as the policy would choose it
   once this iteration ends) is copied in the background.
 * Optional co-location slowdown: an iteration that starts while k lanes compute on its GPU takes
@@ -71,6 +72,8 @@ class _Lane:
 @dataclass(slots=True)
 class _CopyEngine:
     busy: bool = False
+    current: Transfer | None = None  # the copy in flight
+    generation: int = 0  # bumped when a prefetch in flight is aborted: its completion event is stale
     loads: deque[Transfer] = field(default_factory=deque)
     prefetches: deque[Transfer] = field(default_factory=deque)
 
@@ -139,7 +142,7 @@ class Simulation:
                 self._iteration_done(event)
             elif event.kind is EventKind.TRANSFER_DONE:
                 assert event.transfer is not None
-                self._transfer_done(event.transfer)
+                self._transfer_done(event.transfer, event.epoch)
             else:
                 self.schedule_queued = False
                 self._schedule()
@@ -386,6 +389,11 @@ class Simulation:
         )
         engine = self.engines.setdefault(gpu, _CopyEngine())
         (engine.prefetches if prefetch else engine.loads).append(transfer)
+        if not prefetch and engine.current is not None and engine.current.prefetch:
+            # A load never waits behind a prefetch: the prefetch is aborted and copied again later.
+            engine.prefetches.appendleft(engine.current)
+            engine.current, engine.busy = None, False
+            engine.generation += 1
         self._pump(gpu)
 
     def _pump(self, gpu: GpuKey) -> None:
@@ -400,13 +408,17 @@ class Simulation:
                 transfer = candidate
         if transfer is None:
             return
-        engine.busy = True
+        engine.busy, engine.current = True, transfer
         self.events.push(
-            self.now + transfer.seconds, Event(EventKind.TRANSFER_DONE, start_s=self.now, transfer=transfer)
+            self.now + transfer.seconds,
+            Event(EventKind.TRANSFER_DONE, start_s=self.now, transfer=transfer, epoch=engine.generation),
         )
 
-    def _transfer_done(self, transfer: Transfer) -> None:
-        self.engines[transfer.gpu].busy = False
+    def _transfer_done(self, transfer: Transfer, generation: int) -> None:
+        engine = self.engines[transfer.gpu]
+        if generation != engine.generation:
+            return  # an aborted prefetch
+        engine.busy, engine.current = False, None
         self.bytes_moved += transfer.nbytes
         self.transfers += 1
         self.transfer_s += transfer.seconds

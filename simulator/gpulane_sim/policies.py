@@ -27,6 +27,7 @@ class SimPolicy(enum.Enum):
     FAIR = "fair"
     WEIGHT = "weight"
     GA = "ga"
+    GPULANE = "gpulane"
 
 
 class LaneMode(enum.Enum):
@@ -50,6 +51,9 @@ POLICIES: Mapping[SimPolicy, PolicySpec] = MappingProxyType(
         SimPolicy.FAIR: PolicySpec(OrderingPolicy.FAIR, Discipline.STRICT, LaneMode.SINGLE),
         SimPolicy.WEIGHT: PolicySpec(OrderingPolicy.WEIGHT, Discipline.ROUNDS, LaneMode.SINGLE),
         SimPolicy.GA: PolicySpec(None, Discipline.ROUNDS, LaneMode.SINGLE),
+        # Lanes run concurrently and pack (gpulane placement); the queue and every lane go by srtf,
+        # preempting at iteration boundaries, with seed 000's weight among equally long jobs.
+        SimPolicy.GPULANE: PolicySpec(OrderingPolicy.GPULANE, Discipline.STRICT, LaneMode.CONCURRENT),
     }
 )
 
