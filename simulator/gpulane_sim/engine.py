@@ -87,11 +87,12 @@ class Simulation:
         policy: SimPolicy,
         config: SimConfig,
         static_order: Sequence[JobId] | None = None,
+        spec: PolicySpec | None = None,
     ) -> None:
         problems = config.validate()
         if problems:
             raise ValueError("; ".join(problems))
-        self.spec = POLICIES[policy]
+        self.spec = spec or POLICIES[policy]  # ``spec``: a configuration outside the table (the GA's)
         if self.spec.ordering is None and static_order is None:
             raise ValueError(f"policy {policy.value} needs a static order")
         self.policy = policy
@@ -477,6 +478,10 @@ def placement_for(spec: PolicySpec, config: SimConfig) -> str:
 
 
 def simulate(
-    jobs: Sequence[Job], policy: SimPolicy, config: SimConfig, static_order: Sequence[JobId] | None = None
+    jobs: Sequence[Job],
+    policy: SimPolicy,
+    config: SimConfig,
+    static_order: Sequence[JobId] | None = None,
+    spec: PolicySpec | None = None,
 ) -> SimResult:
-    return Simulation(jobs, policy, config, static_order).run()
+    return Simulation(jobs, policy, config, static_order, spec).run()

@@ -78,6 +78,7 @@ def _parsers(data_dir: Path) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "ga_population": ("ga_population", int),
         "ga_survivors": ("ga_survivors", int),
         "ga_generations": ("ga_generations", int),
+        "ga_time_budget_s": ("ga_time_budget_s", float),
     }
 
 
