@@ -16,6 +16,7 @@ from gpulane_sim.config import SimConfig
 from gpulane_sim.engine import simulate
 from gpulane_sim.mixes import MixSpec, generate_mix
 from gpulane_sim.policies import SimPolicy
+from gpulane_sim.runner import ga_search, simulate_genome
 from gpulane_sim.workload import load_workload
 
 
@@ -81,3 +82,16 @@ def test_prefetch_on_is_never_worse_than_off(demo_csv: Path, policy: SimPolicy, 
         off = simulate(jobs, policy, SimConfig(gpus=2, prefetch=False)).summary()
         assert on["avg_jct_s"] <= off["avg_jct_s"] + 1e-9, (seed, on["avg_jct_s"], off["avg_jct_s"])
         assert on["makespan_s"] <= off["makespan_s"] + 1e-9, (seed, on["makespan_s"], off["makespan_s"])
+
+
+@pytest.mark.parametrize("arrivals", ["bursty", "poisson"])
+def test_ga_is_never_worse_than_the_best_heuristic(demo_csv: Path, arrivals: str) -> None:
+    profiles = load_workload(demo_csv).jobs
+    jobs = generate_mix(profiles, MixSpec(arrivals=arrivals, seed=4, jobs=12, lengths_s=(3.0, 15.0)))
+    config = SimConfig(gpus=2, ga_generations=2, ga_population=8, ga_survivors=3)
+    best = ga_search(jobs, config)
+    heuristics = [simulate(jobs, p, config).makespan_s for p in SimPolicy if p is not SimPolicy.GA]
+    # The seeds include every heuristic (and static orders, which may tie one to the last bit).
+    assert best.seeds_best <= min(heuristics) + 1e-9
+    assert simulate_genome(jobs, best.best, config).makespan_s == best.best_fitness <= best.seeds_best
+    assert best.best_fitness >= best.lower_bound
