@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gpulane_core import fakegpu
 from gpulane_core.podcontract import RESOURCE
 
 ENV_PREFIX = "GPULANE_AGENT_"
@@ -44,6 +45,9 @@ class BackendConfig:
     # False: a node whose NVML cannot start logs it and serves nothing (NVIDIA's FailOnInitError=false).
     fail_on_init: bool = False
     fake_config: str = ""
+    # Where processes in containers report the GPU memory they "use" (gpulane_core.fakegpu); Allocate
+    # mounts it into gpulane pods. Fake backend only; empty turns the hook off.
+    fake_process_dir: str = fakegpu.DEFAULT_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ class DevicePluginConfig:
 class MetricsConfig:
     address: str = "0.0.0.0"
     port: int = 9400
+    # Also export dcgm-exporter's DCGM_FI_* families (from NVML), for clusters that run no dcgm-exporter.
+    dcgm_compat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +251,9 @@ def _validate(config: AgentConfig) -> AgentConfig:
         (config.kubernetes.retry_max_s >= config.kubernetes.retry_initial_s,
          "kubernetes.retry_max_s: must be >= kubernetes.retry_initial_s"),
         (config.coordinator.socket.startswith("/"), "coordinator.socket: must be an absolute path"),
+        (not config.backend.fake_process_dir or config.backend.fake_process_dir.startswith("/"),
+         f"backend.fake_process_dir: must be an absolute path (or empty to turn it off), "
+         f"got {config.backend.fake_process_dir!r}"),
         (config.backend.kind is not BackendKind.FAKE or not config.backend.fake_config
          or Path(config.backend.fake_config).is_file(),
          f"backend.fake_config: no such file {config.backend.fake_config!r}"),
