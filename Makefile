@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## demo: simulate the shipped workload under every policy (table + Gantt PNG)
 demo: $(STAMP)
-	$(PY) -m gpulane_core.cli simulate examples/workloads/demo.csv --policy fifo,srtf,pack,fair,weight,ga \
+	$(PY) -m gpulane_core.cli simulate examples/workloads/demo.csv --policy fifo,srtf,sjf,pack,fair,weight,gpulane,ga \
 		--gpus 2 --gpu-memory 16Gi --plot out/demo-gantt.png --json out/demo.json
 
 ## binaries: obtain and cache kube-apiserver, etcd, kwok, helm, kubectl, prometheus (outside the repo)

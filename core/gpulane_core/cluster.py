@@ -57,8 +57,9 @@ class NodeView:
     lanes: Mapping[int, GpuLanes]  # by GPU index
 
     @staticmethod
-    def empty(node: Node) -> NodeView:
-        return NodeView(node, {g.index: GpuLanes(capacity_mib=g.memory_mib) for g in node.gpus})
+    def empty(node: Node, time_shared: bool = False) -> NodeView:
+        """No jobs yet; ``time_shared``: every GPU runs one iteration at a time (one lane, lanes.py)."""
+        return NodeView(node, {g.index: GpuLanes(g.memory_mib, time_shared=time_shared) for g in node.gpus})
 
     def with_job(self, job: Job, placement: Placement) -> NodeView:
         """This node with ``job`` admitted to the placement's GPUs; ValueError if a plan is stale."""
@@ -77,8 +78,8 @@ class ClusterState:
     jobs: Mapping[JobId, Job] = field(default_factory=dict)
 
     @staticmethod
-    def of(nodes: list[Node] | tuple[Node, ...]) -> ClusterState:
-        return ClusterState({n.name: NodeView.empty(n) for n in nodes})
+    def of(nodes: list[Node] | tuple[Node, ...], time_shared: bool = False) -> ClusterState:
+        return ClusterState({n.name: NodeView.empty(n, time_shared) for n in nodes})
 
     def gpu_lanes(self, node: NodeName, index: int) -> GpuLanes:
         return self.nodes[node].lanes[index]

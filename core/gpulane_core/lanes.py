@@ -11,6 +11,10 @@ Algorithm 1: open a new lane of size E when it fits; else join the best-fitting 
 else grow the smallest lane whose growth keeps the condition; else the job is not placeable here.
 When a job leaves, its lane shrinks to the largest remaining peak, or closes.
 
+A *time-shared* GPU (``GpuLanes.time_shared``: Salus with its lane manager off, as in its SRTF and
+FAIR evaluation) runs one iteration at a time, so it has at most one lane: admission shares or grows
+that lane and never opens a second, and the condition reads sum of persistent + largest peak <= C.
+
 Every function here is pure: states are frozen and each change returns a new state.
 """
 
@@ -65,13 +69,16 @@ class GpuLanes:
     lanes: tuple[Lane, ...] = ()
     tenants: tuple[Tenant, ...] = ()
     next_lane: int = 0
+    time_shared: bool = False  # one iteration at a time on the whole GPU: at most one lane
     # Totals computed once per (immutable) state: schedulers read them for every option they score.
     _persistent_total: int = field(default=0, init=False, repr=False, compare=False)
     _lanes_total: int = field(default=0, init=False, repr=False, compare=False)
+    _exclusive: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_persistent_total", sum(t.persistent_mib for t in self.tenants))
         object.__setattr__(self, "_lanes_total", sum(lane.size_mib for lane in self.lanes))
+        object.__setattr__(self, "_exclusive", any(lane.exclusive for lane in self.lanes))
 
     @property
     def persistent_mib(self) -> int:
@@ -83,11 +90,11 @@ class GpuLanes:
 
     @property
     def committed_mib(self) -> int:
-        return self.persistent_mib + self.lanes_mib
+        return self._persistent_total + self._lanes_total
 
     @property
     def free_mib(self) -> int:
-        return self.capacity_mib - self.committed_mib
+        return self.capacity_mib - self._persistent_total - self._lanes_total
 
     @property
     def is_empty(self) -> bool:
@@ -95,7 +102,7 @@ class GpuLanes:
 
     @property
     def is_exclusive(self) -> bool:
-        return any(lane.exclusive for lane in self.lanes)
+        return self._exclusive
 
     def tenant(self, job: JobId) -> Tenant | None:
         for t in self.tenants:
@@ -117,9 +124,10 @@ def plan_admission(state: GpuLanes, persistent_mib: int, ephemeral_mib: int) -> 
     if state.is_exclusive:
         return None
     p, e, cap = persistent_mib, ephemeral_mib, state.capacity_mib
-    base = state.persistent_mib + p + state.lanes_mib
-    # 1. A fresh lane of size E: new lanes run concurrently, so they are preferred over sharing.
-    if base + e <= cap:
+    base = state._persistent_total + p + state._lanes_total
+    # 1. A fresh lane of size E: new lanes run concurrently, so they are preferred over sharing
+    #    (a time-shared GPU opens its one lane only when it has none).
+    if base + e <= cap and not (state.time_shared and state.lanes):
         return AdmissionPlan(AdmissionKind.NEW_LANE, _lane_id(state.next_lane), e, p + e)
     if base > cap:
         return None  # not even the persistent part fits
@@ -206,6 +214,8 @@ def check_invariant(state: GpuLanes) -> list[str]:
             problems.append(f"{lane.id} members {lane.jobs} disagree with tenants")
         if members and not lane.exclusive and lane.size_mib != max(t.ephemeral_mib for t in members):
             problems.append(f"{lane.id} size {lane.size_mib} MiB is not its largest peak")
+        if state.time_shared and len(state.lanes) > 1:
+            problems.append(f"{lane.id} is one of {len(state.lanes)} lanes on a time-shared GPU (at most one)")
         if lane.exclusive and len(state.lanes) != 1:
             problems.append(f"{lane.id} is exclusive but shares the GPU with other lanes")
     if len({lane.id for lane in state.lanes}) != len(state.lanes):

@@ -13,6 +13,8 @@ Policies (Salus `executionengine.cpp` names, plus seed 000's weight heuristic):
 * ``weight``: reward = compute / (compute + idle) in the window, penalty = time to bring the working
   set back, weight = reward / penalty; sort by weight (ties: smaller penalty first), then emit the
   highest, the lowest, the next-highest, the next-lowest, ... so a long compute hides a long transfer.
+* ``gpulane``: ``srtf`` where remaining times differ; jobs with equal remaining time (in particular
+  when nobody gave an estimate, all 0) are ordered by ``weight`` among themselves.
 
 Every policy first groups by ``priority`` (higher first); with the default priority 0 this is a no-op.
 All ties end on the job name, so an order is a pure function of its input.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from types import MappingProxyType
 
@@ -36,6 +38,7 @@ class OrderingPolicy(enum.Enum):
     PACK = "pack"
     FAIR = "fair"
     WEIGHT = "weight"
+    GPULANE = "gpulane"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,22 @@ class TurnStats:
 
 
 OrderFn = Callable[[Sequence[TurnStats]], list[JobId]]
+
+# A running turn always uses some GPU time; a prediction projects at least this much when nothing
+# better is known, so ties with jobs that have not run resolve as they will once the turn ends.
+MIN_TURN_S = 1e-6
+
+
+def after_turn(stats: TurnStats, compute_s: float) -> TurnStats:
+    """``stats`` as they will read once a turn computing ``compute_s`` more seconds has ended."""
+    used = max(MIN_TURN_S, compute_s)
+    return replace(
+        stats,
+        attained_s=stats.attained_s + used,
+        remaining_s=max(0.0, stats.remaining_s - used),
+        compute_s=stats.compute_s + used,
+        iterations_done=stats.iterations_done + 1,
+    )
 
 
 def parse_policy(policy: str | OrderingPolicy) -> OrderingPolicy:
@@ -136,6 +155,15 @@ def _weight(stats: Sequence[TurnStats]) -> list[JobId]:
     return interleave([s.job for s in weight_ranking(stats)])
 
 
+def _gpulane(stats: Sequence[TurnStats]) -> list[JobId]:
+    ranked = sorted(stats, key=lambda s: s.remaining_s)
+    out: list[JobId] = []
+    for _, tied in groupby(ranked, key=lambda s: s.remaining_s):
+        group = list(tied)
+        out.extend(_weight(group) if len(group) > 1 else [group[0].job])
+    return out
+
+
 # Read-only: the set of policies is closed; a new one is a new enum member and a new row.
 ORDERINGS: Mapping[OrderingPolicy, OrderFn] = MappingProxyType(
     {
@@ -144,5 +172,6 @@ ORDERINGS: Mapping[OrderingPolicy, OrderFn] = MappingProxyType(
         OrderingPolicy.PACK: _by_arrival,
         OrderingPolicy.FAIR: _fair,
         OrderingPolicy.WEIGHT: _weight,
+        OrderingPolicy.GPULANE: _gpulane,
     }
 )

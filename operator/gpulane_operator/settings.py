@@ -28,7 +28,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SchedulingSettings:
-    ordering: str = "fifo"  # fifo | srtf | pack | fair | weight (gpulane_core.ordering)
+    ordering: str = "fifo"  # fifo | srtf | pack | fair | weight | gpulane (gpulane_core.ordering)
     placement: str = "gpulane"  # a placement profile of gpulane_core.registry
     preemption: bool = True  # guaranteed jobs may preempt best-effort ones
     backfill: bool = True  # later jobs may pass one that does not fit

@@ -38,7 +38,7 @@ def register_simulate(subparsers: Any) -> None:
         description="Simulate a workload under several policies and compare them.",
     )
     p.add_argument("workload", type=Path, help="native CSV/YAML, Salus workloads.csv or Tiresias 60_job.csv")
-    p.add_argument("--policy", default="fifo,srtf,pack,fair,weight,ga", help="comma-separated policies")
+    p.add_argument("--policy", default="fifo,srtf,pack,fair,weight,gpulane,ga", help="comma-separated policies")
     p.add_argument("--format", default="auto", choices=["auto", "native", "yaml", "salus", "tiresias"])
     p.add_argument("--gpus", default=None, help="number of GPUs (default 2)")
     p.add_argument("--gpus-per-node", default=None, help="GPUs per node (default 8)")
@@ -57,6 +57,7 @@ def register_simulate(subparsers: Any) -> None:
     p.add_argument("--window", dest="window_s", default=None, help="weight policy window in s (default 30)")
     p.add_argument("--ga-generations", default=None, help="GA generations (default 15)")
     p.add_argument("--ga-population", default=None, help="GA population (default 16)")
+    p.add_argument("--ga-time-budget", dest="ga_time_budget_s", default=None, help="GA wall-time bound in s (default 60)")
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (flags > env > file)")
     p.add_argument("--json", type=Path, default=None, help="write metrics per policy as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write a Gantt PNG per policy and GPU")
@@ -133,7 +134,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         name: getattr(args, name)
         for name in (
             "gpus", "gpus_per_node", "gpu_memory", "bandwidth", "prefetch", "seed", "placement",
-            "colocation_slowdown", "window_s", "ga_generations", "ga_population",
+            "colocation_slowdown", "window_s", "ga_generations", "ga_population", "ga_time_budget_s",
         )
     }  # fmt: skip
     try:

@@ -25,6 +25,7 @@ class SimConfig:
     ga_population: int = 16
     ga_survivors: int = 6
     ga_generations: int = 15
+    ga_time_budget_s: float = 60.0  # the GA stops after this much wall time (0: generations only)
 
     def validate(self) -> list[str]:
         problems: list[str] = []
@@ -46,6 +47,8 @@ class SimConfig:
             )
         if self.ga_generations < 0:
             problems.append(f"ga_generations: must not be negative, got {self.ga_generations}")
+        if self.ga_time_budget_s < 0:
+            problems.append(f"ga_time_budget_s: must not be negative, got {self.ga_time_budget_s}")
         return problems
 
     def nodes(self) -> list[Node]:
@@ -61,5 +64,6 @@ class SimConfig:
             n += 1
         return out
 
-    def cluster(self) -> ClusterState:
-        return ClusterState.of(self.nodes())
+    def cluster(self, time_shared: bool = False) -> ClusterState:
+        """Empty GPUs; ``time_shared`` for policies that run one iteration at a time per GPU."""
+        return ClusterState.of(self.nodes(), time_shared)

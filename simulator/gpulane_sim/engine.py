@@ -5,10 +5,11 @@ Model (docs/simulator.md has the long form):
 * Placement is ``gpulane_core.scheduler.schedule_cycle``, run once per instant that saw an arrival or
   a departure, with the policy's queue order. Preempted jobs return to the queue with their progress.
 * Every lane runs one iteration at a time; lanes of a GPU run side by side (``LaneMode.CONCURRENT``)
-  or the whole GPU is one lane (``LaneMode.SINGLE``). Turns go to the policy's choice at iteration
-  boundaries (:class:`~gpulane_sim.policies.Discipline`).
+  or the whole GPU is one lane (``LaneMode.SINGLE``). Turns pass at iteration boundaries by the
+  node coordinator's own rules, :mod:`gpulane_core.turns` (strict, rounds or run-to-completion).
 * A job whose working set is not resident (another job of its lane ran since) first copies it over
-  PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO).
+  PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO;
+  a load aborts a prefetch in flight, which is copied again afterwards).
   With prefetch on, when a job starts computing the lane's next job (as the policy would choose it
   once this iteration ends) is copied in the background.
 * Optional co-location slowdown: an iteration that starts while k lanes compute on its GPU takes
@@ -27,10 +28,11 @@ from gpulane_core.ordering import OrderingPolicy, TurnStats, order
 from gpulane_core.quantity import MIB
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from gpulane_core.status import Code
+from gpulane_core.turns import OrderOf, TurnState, next_turn, prefetch_target
 
 from gpulane_sim.config import SimConfig
 from gpulane_sim.events import Event, EventKind, EventQueue, GpuKey, LaneKey, Transfer
-from gpulane_sim.policies import POLICIES, Discipline, LaneMode, PolicySpec, SimPolicy
+from gpulane_sim.policies import POLICIES, LaneMode, PolicySpec, SimPolicy
 from gpulane_sim.result import JobOutcome, Segment, SimResult
 
 _STABLE = frozenset({OrderingPolicy.FIFO, OrderingPolicy.PACK, OrderingPolicy.SRTF, None})
@@ -63,13 +65,15 @@ class _Lane:
     resident: JobId | None = None
     prefetched: JobId | None = None
     prefetch_done: bool = False
-    round: list[JobId] = field(default_factory=list)
+    turns: TurnState = field(default_factory=TurnState)
     cached: list[JobId] | None = None  # the order, for policies whose order only membership changes
 
 
 @dataclass(slots=True)
 class _CopyEngine:
     busy: bool = False
+    current: Transfer | None = None  # the copy in flight
+    generation: int = 0  # bumped when a prefetch in flight is aborted: its completion event is stale
     loads: deque[Transfer] = field(default_factory=deque)
     prefetches: deque[Transfer] = field(default_factory=deque)
 
@@ -83,11 +87,12 @@ class Simulation:
         policy: SimPolicy,
         config: SimConfig,
         static_order: Sequence[JobId] | None = None,
+        spec: PolicySpec | None = None,
     ) -> None:
         problems = config.validate()
         if problems:
             raise ValueError("; ".join(problems))
-        self.spec = POLICIES[policy]
+        self.spec = spec or POLICIES[policy]  # ``spec``: a configuration outside the table (the GA's)
         if self.spec.ordering is None and static_order is None:
             raise ValueError(f"policy {policy.value} needs a static order")
         self.policy = policy
@@ -102,7 +107,8 @@ class Simulation:
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
-        self.state = config.cluster()
+        # One iteration at a time per GPU: one Salus lane per GPU (sum of persistent + largest peak).
+        self.state = config.cluster(time_shared=self.spec.lanes is LaneMode.SINGLE)
         self.events = EventQueue()
         self.runs: dict[JobId, _Run] = {}
         self.pending: dict[JobId, PendingJob] = {}
@@ -137,7 +143,7 @@ class Simulation:
                 self._iteration_done(event)
             elif event.kind is EventKind.TRANSFER_DONE:
                 assert event.transfer is not None
-                self._transfer_done(event.transfer)
+                self._transfer_done(event.transfer, event.epoch)
             else:
                 self.schedule_queued = False
                 self._schedule()
@@ -204,6 +210,7 @@ class Simulation:
             if lane.resident == victim:
                 lane.resident = None
             lane.members.remove(victim)
+            lane.turns = lane.turns.without(victim)
             lane.cached = None
             if not lane.members:
                 del self.lanes[lane.key]
@@ -260,30 +267,37 @@ class Simulation:
             lane.cached = self._order(lane.members, self.now)
         return lane.cached
 
-    def _next_turn(self, lane: _Lane) -> JobId:
-        if self.spec.discipline is Discipline.PICK_FIRST:
+    def _order_of(self, lane: _Lane, now: float, current: tuple[JobId, float, float] | None = None) -> OrderOf:
+        """The policy's order of some lane members (``current``: a running iteration counted as done)."""
+
+        def order_of(names: Sequence[JobId]) -> Sequence[JobId]:
             stable = self._stable_order(lane)
-            return stable[0] if stable is not None else self._order(lane.members, self.now)[0]
-        lane.round = [j for j in lane.round if j in lane.members]
-        if not lane.round:
-            lane.round = self._order(lane.members, self.now)
-        return lane.round.pop(0)
+            if stable is None:
+                return self._order(names, now, current)
+            if len(names) == len(lane.members):
+                return stable
+            keep = set(names)
+            return [j for j in stable if j in keep]
+
+        return order_of
+
+    def _next_turn(self, lane: _Lane) -> JobId:
+        # A simulated job always wants its next iteration: every member asks.
+        pick, lane.turns = next_turn(
+            self.spec.discipline, lane.turns, lane.members, lane.members, self._order_of(lane, self.now)
+        )
+        assert pick is not None
+        return pick
 
     def _peek_after(self, lane: _Lane, name: JobId, start: float, end: float) -> JobId | None:
-        """The job the policy will pick once ``name``'s iteration (start..end) ends."""
+        """The runner-up to prefetch while ``name`` computes ``start..end`` (gpulane_core.turns)."""
+        order_of = self._order_of(lane, end, (name, start, end))
         run = self.runs[name]
-        finishing = run.done + 1 >= run.job.iterations
-        live = [j for j in lane.members if not (finishing and j == name)]
-        if not live:
-            return None
-        if self.spec.discipline is Discipline.ROUNDS:
-            rest = [j for j in lane.round if j in live]
-            if rest:
-                return rest[0]
-        stable = self._stable_order(lane)
-        if stable is not None:
-            return next(j for j in stable if not (finishing and j == name))
-        return self._order(live, end, (name, start, end))[0]
+        if run.done + 1 < run.job.iterations:
+            return prefetch_target(self.spec.discipline, lane.turns, lane.members, name, lane.members, order_of)
+        # Its last iteration: the lane will be the others' (the coordinator learns it at the leave).
+        live = [j for j in lane.members if j != name]
+        return prefetch_target(self.spec.discipline, lane.turns.without(name), live, name, live, order_of)
 
     def _kick(self, lane: _Lane) -> None:
         if lane.current is not None or lane.waiting is not None or not lane.members:
@@ -354,6 +368,7 @@ class Simulation:
         if run.done >= run.job.iterations:
             run.finish_s = self.now
             lane.members.remove(event.job)
+            lane.turns = lane.turns.without(event.job)
             lane.cached = None
             self.pending.pop(event.job, None)
             node = self.state.placements[event.job].node
@@ -375,6 +390,11 @@ class Simulation:
         )
         engine = self.engines.setdefault(gpu, _CopyEngine())
         (engine.prefetches if prefetch else engine.loads).append(transfer)
+        if not prefetch and engine.current is not None and engine.current.prefetch:
+            # A load never waits behind a prefetch: the prefetch is aborted and copied again later.
+            engine.prefetches.appendleft(engine.current)
+            engine.current, engine.busy = None, False
+            engine.generation += 1
         self._pump(gpu)
 
     def _pump(self, gpu: GpuKey) -> None:
@@ -389,13 +409,17 @@ class Simulation:
                 transfer = candidate
         if transfer is None:
             return
-        engine.busy = True
+        engine.busy, engine.current = True, transfer
         self.events.push(
-            self.now + transfer.seconds, Event(EventKind.TRANSFER_DONE, start_s=self.now, transfer=transfer)
+            self.now + transfer.seconds,
+            Event(EventKind.TRANSFER_DONE, start_s=self.now, transfer=transfer, epoch=engine.generation),
         )
 
-    def _transfer_done(self, transfer: Transfer) -> None:
-        self.engines[transfer.gpu].busy = False
+    def _transfer_done(self, transfer: Transfer, generation: int) -> None:
+        engine = self.engines[transfer.gpu]
+        if generation != engine.generation:
+            return  # an aborted prefetch
+        engine.busy, engine.current = False, None
         self.bytes_moved += transfer.nbytes
         self.transfers += 1
         self.transfer_s += transfer.seconds
@@ -454,6 +478,10 @@ def placement_for(spec: PolicySpec, config: SimConfig) -> str:
 
 
 def simulate(
-    jobs: Sequence[Job], policy: SimPolicy, config: SimConfig, static_order: Sequence[JobId] | None = None
+    jobs: Sequence[Job],
+    policy: SimPolicy,
+    config: SimConfig,
+    static_order: Sequence[JobId] | None = None,
+    spec: PolicySpec | None = None,
 ) -> SimResult:
-    return Simulation(jobs, policy, config, static_order).run()
+    return Simulation(jobs, policy, config, static_order, spec).run()

@@ -16,20 +16,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gpulane_core.ordering import OrderingPolicy
+from gpulane_core.turns import Discipline
 
 
 class SimPolicy(enum.Enum):
     FIFO = "fifo"
     SRTF = "srtf"
+    SJF = "sjf"
     PACK = "pack"
     FAIR = "fair"
     WEIGHT = "weight"
     GA = "ga"
-
-
-class Discipline(enum.Enum):
-    PICK_FIRST = "pick-first"  # every turn goes to the first job of a fresh order
-    ROUNDS = "rounds"  # every live job gets one turn per round, in the round's order
+    GPULANE = "gpulane"
 
 
 class LaneMode(enum.Enum):
@@ -46,12 +44,16 @@ class PolicySpec:
 
 POLICIES: Mapping[SimPolicy, PolicySpec] = MappingProxyType(
     {
-        SimPolicy.FIFO: PolicySpec(OrderingPolicy.FIFO, Discipline.PICK_FIRST, LaneMode.SINGLE),
-        SimPolicy.SRTF: PolicySpec(OrderingPolicy.SRTF, Discipline.PICK_FIRST, LaneMode.SINGLE),
-        SimPolicy.PACK: PolicySpec(OrderingPolicy.PACK, Discipline.PICK_FIRST, LaneMode.CONCURRENT),
-        SimPolicy.FAIR: PolicySpec(OrderingPolicy.FAIR, Discipline.PICK_FIRST, LaneMode.SINGLE),
+        SimPolicy.FIFO: PolicySpec(OrderingPolicy.FIFO, Discipline.STRICT, LaneMode.SINGLE),
+        SimPolicy.SRTF: PolicySpec(OrderingPolicy.SRTF, Discipline.STRICT, LaneMode.SINGLE),
+        SimPolicy.SJF: PolicySpec(OrderingPolicy.SRTF, Discipline.RUN_TO_COMPLETION, LaneMode.SINGLE),
+        SimPolicy.PACK: PolicySpec(OrderingPolicy.PACK, Discipline.STRICT, LaneMode.CONCURRENT),
+        SimPolicy.FAIR: PolicySpec(OrderingPolicy.FAIR, Discipline.STRICT, LaneMode.SINGLE),
         SimPolicy.WEIGHT: PolicySpec(OrderingPolicy.WEIGHT, Discipline.ROUNDS, LaneMode.SINGLE),
         SimPolicy.GA: PolicySpec(None, Discipline.ROUNDS, LaneMode.SINGLE),
+        # Lanes run concurrently and pack (gpulane placement); the queue and every lane go by srtf,
+        # preempting at iteration boundaries, with seed 000's weight among equally long jobs.
+        SimPolicy.GPULANE: PolicySpec(OrderingPolicy.GPULANE, Discipline.STRICT, LaneMode.CONCURRENT),
     }
 )
 

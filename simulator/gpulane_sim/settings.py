@@ -7,7 +7,6 @@ Every source speaks the same names (``gpus``, ``gpu_memory``, ``bandwidth``, ``p
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -17,6 +16,7 @@ from typing import Any
 from gpulane_core.quantity import QuantityError, parse_bandwidth, parse_mib
 
 from gpulane_sim.config import SimConfig
+from gpulane_sim.interference import CalibrationError, fit_lucid
 
 ENV_PREFIX = "GPULANE_SIM_"
 
@@ -26,21 +26,11 @@ class SettingsError(ValueError):
 
 
 def lucid_slowdown(path: Path) -> float:
-    """Mean co-location slowdown per extra co-runner from Lucid's measured pairs.
-
-    Each row gives both jobs' speed normalised to running alone; the slowdown factor is
-    1 / mean(speed) - 1 (a speed of 0.8 stretches an iteration by 25 %).
-    """
-    speeds: list[float] = []
+    """The co-location slowdown per extra co-runner calibrated on Lucid's pairs (gpulane_sim.interference)."""
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                speeds += [float(row["speed1"]), float(row["speed2"])]
-    except (OSError, KeyError, ValueError) as exc:
-        raise SettingsError(f"colocation_slowdown: cannot calibrate from {path}: {exc}") from None
-    if not speeds:
-        raise SettingsError(f"colocation_slowdown: {path} has no measurements")
-    return max(0.0, 1.0 / (sum(speeds) / len(speeds)) - 1.0)
+        return fit_lucid(path).slowdown
+    except CalibrationError as exc:
+        raise SettingsError(f"colocation_slowdown: {exc}") from None
 
 
 def _bool(text: Any) -> bool:
@@ -78,6 +68,7 @@ def _parsers(data_dir: Path) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "ga_population": ("ga_population", int),
         "ga_survivors": ("ga_survivors", int),
         "ga_generations": ("ga_generations", int),
+        "ga_time_budget_s": ("ga_time_budget_s", float),
     }
 
 

@@ -10,7 +10,7 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,20 +117,60 @@ async def test_hung_client_is_revoked_by_the_timer_and_evicted(sock_path: Path, 
     assert registry.get_sample_value("gpulane_lane_turn_timeouts_total", {"lane": "l", "Hostname": "n1"}) == 1
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+async def _until(done: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll ``done`` on the event loop (the server runs on it too) until true; fail naming ``what``."""
+    for _ in range(int(timeout_s / 0.01)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"waited {timeout_s} s for {what}")
+
+
 def _client_thread(fn: Any) -> threading.Thread:
     thread = threading.Thread(target=fn, daemon=True)
     thread.start()
     return thread
 
 
-async def test_client_hooks_withdraw_and_eviction_against_the_server(sock_path: Path, server: CoordinatorServer) -> None:
-    """Two client Lanes (threads in this process, blocking API) against the asyncio server."""
+async def test_client_hooks_withdraw_and_eviction_against_the_server(sock_path: Path) -> None:
+    """Two client Lanes (threads in this process, blocking API) against the asyncio server.
+
+    The jobs must share the lane for a prefetch to exist: the coordinator only tells a job to prefetch
+    while another job holds the lane and it waits. So the order is forced, not left to thread timing
+    (a's six turns take about 2 ms; b's thread starting 5 ms late once meant they never met): b holds
+    the lane first, a asks while b holds (so a is told to prefetch), and the injected clock only passes
+    b's deadline after that, however slowly the threads run.
+    """
+    clock = FakeClock()
+    settings = CoordinatorSettings(
+        socket_path=str(sock_path), hostname="n1",
+        turns=TurnSettings(policy=OrderingPolicy.FAIR, turn_timeout_s=0.3, timeout_factor=0, max_missed_deadlines=1),
+    )
+    server = CoordinatorServer(settings, clock=clock)
+    await server.start()
     events: dict[str, list[Any]] = {"a": [], "b": []}
     result: dict[str, Any] = {}
+    b_holds, a_prefetching, b_evicted = threading.Event(), threading.Event(), threading.Event()
 
     def run_a() -> None:
+        if not b_holds.wait(10):
+            result["a"] = "b never held the lane within 10 s"
+            return
         lane = Lane(LaneConfig(str(sock_path), "l", "a"))
-        lane.on_prefetch(events["a"].append)
+
+        @lane.on_prefetch
+        def prefetch(event: PrefetchEvent) -> None:
+            events["a"].append(event)
+            a_prefetching.set()
+
         lane.on_evict(events["a"].append)
         done = 0
         for _ in lane.iterate(iter(range(6))):  # unsized: the last request is withdrawn
@@ -141,25 +181,40 @@ async def test_client_hooks_withdraw_and_eviction_against_the_server(sock_path: 
     def run_b() -> None:
         lane = Lane(LaneConfig(str(sock_path), "l", "b"))
         lane.on_prefetch(events["b"].append)
-        lane.on_evict(events["b"].append)
+
+        @lane.on_evict
+        def evict(event: EvictEvent) -> None:
+            events["b"].append(event)
+            if event.kind == "evicted":
+                b_evicted.set()
+
         try:
             with lane.turn():
-                import time
-
-                time.sleep(1.0)  # overruns the 0.3 s deadline; limit 1 miss: evicted
+                b_holds.set()
+                # Overrun the deadline: hold the turn until the coordinator evicts this job (limit 1 miss).
+                if not b_evicted.wait(10):
+                    result["b"] = "not evicted within 10 s of holding past the deadline"
+                    return
             with lane.turn():
                 pass
         except LaneEvictedError as exc:
             result["b"] = str(exc)
 
-    threads = [_client_thread(run_a), _client_thread(run_b)]
-    while any(t.is_alive() for t in threads):
-        await asyncio.sleep(0.02)
-    assert result["a"] == 6
-    assert "missed 1 consecutive turn deadlines" in result["b"]
-    assert any(isinstance(e, EvictEvent) and e.kind == "evicted" for e in events["b"])
-    assert any(isinstance(e, PrefetchEvent) for e in events["a"] + events["b"])
-    assert server.view("l") is None  # both left
+    try:
+        threads = [_client_thread(run_a), _client_thread(run_b)]
+        await _until(lambda: a_prefetching.is_set() or not threads[0].is_alive(), "a told to prefetch while b holds")
+        assert a_prefetching.is_set(), f"a was not told to prefetch while b held the lane: {result}"
+        clock.t += 1.0  # b's deadline passes on the coordinator's clock: revoked, then evicted
+        while any(t.is_alive() for t in threads):
+            await asyncio.sleep(0.02)
+        assert result["a"] == 6
+        assert "missed 1 consecutive turn deadlines" in result["b"]
+        assert any(isinstance(e, EvictEvent) and e.kind == "evicted" for e in events["b"])
+        assert any(isinstance(e, PrefetchEvent) for e in events["a"])
+        # a's thread ends once it has sent 'leave'; the server may read it a loop iteration later.
+        await _until(lambda: server.view("l") is None, "the server to see both jobs leave lane l")
+    finally:
+        await server.stop()
 
 
 async def test_duplicate_job_is_refused_with_a_lane_error(sock_path: Path, server: CoordinatorServer) -> None:
@@ -227,14 +282,6 @@ async def test_client_continues_standalone_when_the_agent_goes_away(sock_path: P
         await asyncio.sleep(0.02)
     assert state["done"] == 3 and state["standalone"]
     assert state["warnings"] == ["gpulane: running without lane turns (lost the coordinator connection)"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
 
 
 async def test_decisions_use_the_injected_clock(sock_path: Path) -> None:

@@ -31,7 +31,7 @@ _DEFAULT_FIELDS = {
 def parse_args(argv: list[str] | None = None) -> CoordinatorSettings:
     p = argparse.ArgumentParser(prog="python -m gpulane_agent.coordinator", description=__doc__)
     p.add_argument("--socket", required=True, help="unix socket path to listen on")
-    p.add_argument("--policy", default="weight", help="fifo, srtf, pack, fair or weight")
+    p.add_argument("--policy", default="weight", help="fifo, srtf, pack, fair, weight or gpulane")
     p.add_argument("--turn-timeout", type=float, help="minimum seconds per turn")
     p.add_argument("--timeout-factor", type=float)
     p.add_argument("--max-missed", type=int)

@@ -12,6 +12,7 @@ from typing import NewType
 
 from gpulane_core.model import JobId, LaneId
 from gpulane_core.ordering import TurnStats
+from gpulane_core.turns import TurnState
 
 from gpulane_agent.coordinator.settings import TurnSettings
 
@@ -113,8 +114,7 @@ class LaneState:
     id: LaneId
     members: dict[JobId, Member] = field(default_factory=dict)  # insertion order = join order
     holder: Turn | None = None
-    last_holder: JobId | None = None
-    round: list[JobId] = field(default_factory=list)  # jobs still owed a turn in this round
+    turns: TurnState = field(default_factory=TurnState)  # the round still owed, and the last holder (gpulane_core.turns)
     prefetch_target: JobId | None = None  # who was told to prefetch for the next turn
 
     def waiters(self) -> list[Member]:
@@ -123,18 +123,16 @@ class LaneState:
     def waiter_count(self) -> int:
         return len(self.waiters())
 
-    def grant(self, job: JobId, turn_id: int, now: float, deadline_s: float) -> JobId | None:
-        """Make ``job`` the holder; returns the previous holder's job."""
-        previous = self.last_holder
+    def grant(self, job: JobId, turn_id: int, now: float, deadline_s: float, after: TurnState) -> JobId | None:
+        """Make ``job`` the holder (``after``: the turn state :func:`next_turn` returned with it);
+        returns the previous holder's job."""
+        previous = self.turns.last
         self.holder = Turn(turn_id, job, now, deadline_s)
-        self.last_holder = job
+        self.turns = after
         return previous
 
     def forget(self, job: JobId) -> None:
         del self.members[job]
-        if job in self.round:
-            self.round.remove(job)
+        self.turns = self.turns.without(job)
         if self.prefetch_target == job:
             self.prefetch_target = None
-        if self.last_holder == job:
-            self.last_holder = None

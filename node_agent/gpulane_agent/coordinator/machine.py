@@ -4,19 +4,22 @@ Inputs are parsed messages, connection events and the current time (``now``, sec
 clock); outputs are :class:`Send` / :class:`Close` effects for the socket server to apply. Nothing here
 performs I/O or reads a clock, so every rule is unit-tested by feeding events and reading effects.
 
-Per lane: one holder at a time; the next holder is chosen by ``gpulane_core.ordering.order`` over
-per-job :class:`TurnStats` kept in a sliding window. As soon as the holder is known, the job expected
-next is told to prefetch, so its transfer overlaps the holder's compute (seed 000, PipeSwitch).
+Per lane: one holder at a time. Who gets the next turn, and who is told to prefetch for it, are the
+rules of :mod:`gpulane_core.turns` (the simulator runs the same ones) over the policy's order
+(``gpulane_core.ordering.order``) of per-job :class:`TurnStats` kept in a sliding window. As soon as
+the holder is known, the job expected next is told to prefetch, so its transfer overlaps the holder's
+compute (seed 000, PipeSwitch).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gpulane_core.model import JobId, LaneId
-from gpulane_core.ordering import TurnStats, order
+from gpulane_core.ordering import TurnStats, after_turn, order
+from gpulane_core.turns import OrderOf, TurnState, next_turn, prefetch_target
 
 from gpulane_agent.coordinator.lane import ConnId, LaneState, Member, TurnRecord
 from gpulane_agent.coordinator.metrics import LaneMetrics, LaneMetricsSnapshot
@@ -174,7 +177,7 @@ class Coordinator:
             lane.holder.job if lane.holder else None,
             lane.holder.turn_id if lane.holder else None,
             tuple(m.job for m in lane.waiters()),
-            tuple(lane.round),
+            tuple(lane.turns.round),
             tuple(self._stats(lane, lane.members.values(), now)),
         )
 
@@ -245,53 +248,49 @@ class Coordinator:
         if lane.id not in self._lanes:
             return
         if lane.holder is None:
-            pick = self._pick(lane, now)
+            asking = [m.job for m in lane.waiters()]
+            pick, after = next_turn(self.settings.discipline, lane.turns, list(lane.members), asking, self._order_of(lane, now))
             if pick is not None:
-                self._grant(lane, lane.members[pick], now, effects)
+                self._grant(lane, lane.members[pick], after, now, effects)
         self._signal_prefetch(lane, now, effects)
 
-    def _order(self, lane: LaneState, members: list[Member], now: float) -> list[JobId]:
-        return order(self.settings.policy, self._stats(lane, members, now))
+    def _order_of(self, lane: LaneState, now: float, projected: bool = False) -> OrderOf:
+        """The policy's order on the members' statistics now; ``projected``: as they will read when
+        the holder's turn ends (it will have computed about one typical iteration more)."""
+        turn = lane.holder if projected else None
+        expected = 0.0
+        if turn is not None:
+            # The holder's typical iteration; a job with no history yet is assumed to be like the
+            # slowest member of its lane (lane peers usually run similar iterations).
+            typical = lane.members[turn.job].typical_iteration_s()
+            if typical <= 0:
+                typical = max(m.typical_iteration_s() for m in lane.members.values())
+            expected = max(typical, now - turn.granted_s)
 
-    def _pick(self, lane: LaneState, now: float) -> JobId | None:
-        waiting = lane.waiters()
-        if not waiting:
-            return None
-        if not self.settings.rounds:
-            return self._order(lane, waiting, now)[0]
-        candidates = [job for job in lane.round if lane.members[job].waiting_since is not None]
-        if not candidates:  # work-conserving: nobody left in this round is asking, start the next one
-            lane.round = self._order(lane, list(lane.members.values()), now)
-            candidates = [job for job in lane.round if lane.members[job].waiting_since is not None]
-        pick = candidates[0]
-        lane.round.remove(pick)
-        if not lane.round:  # compute the next round now, so its first job can prefetch during this turn
-            lane.round = self._order(lane, list(lane.members.values()), now)
-        return pick
+        def order_of(jobs: Sequence[JobId]) -> list[JobId]:
+            stats = self._stats(lane, [lane.members[j] for j in jobs], now)
+            if turn is not None:
+                stats = [after_turn(s, expected) if s.job == turn.job else s for s in stats]
+            return order(self.settings.policy, stats)
 
-    def _predict(self, lane: LaneState, now: float) -> JobId | None:
-        """The job expected to hold the lane after the current holder (None: the holder continues)."""
-        assert lane.holder is not None
-        holder = lane.holder.job
-        if self.settings.rounds:
-            rest = [job for job in lane.round if job != holder]
-            asking = [job for job in rest if lane.members[job].waiting_since is not None]
-            choices = asking or rest
-            return choices[0] if choices else None
-        contenders = [*lane.waiters(), lane.members[holder]]
-        return next((job for job in self._order(lane, contenders, now) if job != holder), None)
+        return order_of
 
     def _signal_prefetch(self, lane: LaneState, now: float, effects: list[Effect]) -> None:
+        """Tell the runner-up (the next-turn rule once the holder stops asking) to prefetch."""
         if lane.holder is None:
             return
-        target = self._predict(lane, now)
+        holder = lane.holder.job
+        asking = [m.job for m in lane.waiters()]
+        target = prefetch_target(
+            self.settings.discipline, lane.turns, list(lane.members), holder, asking, self._order_of(lane, now, projected=True)
+        )
         if target is None or target == lane.prefetch_target:
             return
         lane.prefetch_target = target
         self._metrics[lane.id].prefetch_signals += 1
         effects.append(Send(lane.members[target].conn, Prefetch(lane.holder.turn_id)))
 
-    def _grant(self, lane: LaneState, member: Member, now: float, effects: list[Effect]) -> None:
+    def _grant(self, lane: LaneState, member: Member, after: TurnState, now: float, effects: list[Effect]) -> None:
         assert member.waiting_since is not None
         turn_id = self._next_turn
         self._next_turn += 1
@@ -300,7 +299,7 @@ class Coordinator:
         timeout = max(self.settings.turn_timeout_s, self.settings.timeout_factor * member.typical_iteration_s())
         prefetched = lane.prefetch_target == member.job
         lane.prefetch_target = None
-        previous = lane.grant(member.job, turn_id, now, now + timeout)
+        previous = lane.grant(member.job, turn_id, now, now + timeout, after)
         metrics = self._metrics[lane.id]
         metrics.turns += 1
         metrics.wait.observe(wait)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpulane_core.ordering import OrderingPolicy
+from gpulane_core.turns import Discipline
 
 DEFAULT_SOCKET = "/var/run/gpulane/coordinator.sock"
 
@@ -39,6 +40,11 @@ class TurnSettings:
     @property
     def rounds(self) -> bool:
         return self.policy in self.round_policies
+
+    @property
+    def discipline(self) -> Discipline:
+        """How turns pass (:mod:`gpulane_core.turns`): rounds for ``round_policies``, else strict."""
+        return Discipline.ROUNDS if self.rounds else Discipline.STRICT
 
     def validate(self) -> list[str]:
         """Field-named reasons why these settings are unusable; empty when fine."""

@@ -2,6 +2,12 @@
 
 Parse only: each row becomes a frozen value; a bad row is a :class:`TraceError` naming the file,
 the line and the field. Columns not needed for placement (QoS, phase, times) are ignored.
+
+Every published column layout of the pod list is accepted. An absent column takes the default of the
+FGD simulator's converter (alibaba/clusterdata ``pod_csv_to_yaml.py``): the name may be ``job_id``
+instead (named ``job-0007``); the CPU may be ``cpu`` or ``num_cpu`` in cores instead of ``cpu_milli``;
+no ``memory_mib`` requests no memory; no ``gpu_milli`` means whole GPUs (1000); no ``gpu_spec`` means
+any GPU model; ``qos``, ``pod_phase`` and the times are never needed. ``num_gpu`` is required.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from pathlib import Path
 from gpulane_core.fragmentation.types import NodeState, PodShape, validate_pod_shape
 
 NODE_COLUMNS = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
-POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec")
+POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec")  # the full layout
+POD_REQUIRED = ("num_gpu",)
+POD_NAME_COLUMNS = ("name", "job_id")  # the first one present names the pod
+POD_CPU_COLUMNS = (("cpu_milli", 1), ("cpu", 1000), ("num_cpu", 1000))  # column, milli per unit
+WHOLE_GPU_MILLI = 1000  # gpu_milli when the column is absent
 
 
 class TraceError(ValueError):
@@ -30,6 +40,21 @@ class TraceError(ValueError):
 class TracePod:
     name: str
     shape: PodShape
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), [])
+    except OSError as exc:
+        raise TraceError(path, 0, "", f"cannot read: {exc.strerror or exc}") from None
+
+
+def _first_present(path: Path, header: list[str], options: tuple[str, ...]) -> str:
+    for column in options:
+        if column in header:
+            return column
+    raise TraceError(path, 1, options[0], f"missing column (or {', '.join(options[1:])}; have: {', '.join(header)})")
 
 
 def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -87,19 +112,33 @@ def load_nodes(path: Path | str) -> list[NodeState]:
 
 
 def load_pods(path: Path | str) -> list[TracePod]:
-    """Pods (``name, cpu_milli, memory_mib, num_gpu, gpu_milli, gpu_spec``); ``gpu_spec`` is ``A|B``."""
+    """Pods (``name, cpu_milli, memory_mib, num_gpu, gpu_milli, gpu_spec``, or any published subset:
+    see the module docstring for the defaults); ``gpu_spec`` is ``A|B``."""
     path = Path(path)
+    header = _header(path)
+    name_column = _first_present(path, header, POD_NAME_COLUMNS) if header else "name"
+    cpu_column, cpu_scale = next(((c, k) for c, k in POD_CPU_COLUMNS if c in header), POD_CPU_COLUMNS[0])
+    if header and cpu_column not in header:
+        others = ", ".join(c for c, _ in POD_CPU_COLUMNS[1:])
+        raise TraceError(path, 1, cpu_column, f"missing column (or {others}; have: {', '.join(header)})")
     pods: list[TracePod] = []
-    for line, row in _rows(path, POD_COLUMNS):
-        name = (row.get("name") or "").strip()
-        if not name:
-            raise TraceError(path, line, "name", "empty pod name")
+    for line, row in _rows(path, (*POD_REQUIRED, name_column, cpu_column)):
+        raw = (row.get(name_column) or "").strip()
+        if not raw:
+            raise TraceError(path, line, name_column, "empty pod name")
+        name = raw if name_column == "name" else f"job-{_int(path, line, row, name_column):04d}"
         spec = (row.get("gpu_spec") or "").strip()
         types = tuple(sorted({t for t in spec.split("|") if t and t.lower() != "nan"}))
+        cpu = _number(path, line, row, cpu_column) * cpu_scale
+        num_gpu = _int(path, line, row, "num_gpu")
+        if "gpu_milli" in header:
+            gpu_milli = _int(path, line, row, "gpu_milli")
+        else:
+            gpu_milli = WHOLE_GPU_MILLI if num_gpu else 0
         shape = PodShape(
-            cpu_milli=_int(path, line, row, "cpu_milli"),
-            num_gpu=_int(path, line, row, "num_gpu"),
-            gpu_milli=_int(path, line, row, "gpu_milli"),
+            cpu_milli=int(cpu),
+            num_gpu=num_gpu,
+            gpu_milli=gpu_milli,
             gpu_types=types,
             memory_mib=_int(path, line, row, "memory_mib"),
         )
@@ -111,3 +150,14 @@ def load_pods(path: Path | str) -> list[TracePod]:
     if not pods:
         raise TraceError(path, 0, "", "no pods (the file has a header but no rows)")
     return pods
+
+
+def _number(path: Path, line: int, row: dict[str, str], field: str) -> float:
+    text = (row.get(field) or "").strip()
+    try:
+        value = float(text) if text else 0.0
+    except ValueError:
+        raise TraceError(path, line, field, f"not a number: {text!r}") from None
+    if value < 0:
+        raise TraceError(path, line, field, f"must be at least 0, got {value:g}")
+    return value

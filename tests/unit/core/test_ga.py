@@ -1,4 +1,4 @@
-"""The genetic algorithm over job orders: seed 000's operators, determinism, and that it optimizes."""
+"""The genetic algorithms: seed 000's operators over orders, determinism, optimizing; the joint search."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from gpulane_core.ga import GaConfig, move_mutation, optimize, order_crossover
-from gpulane_core.model import JobId
+from gpulane_core.ga import (
+    STATIC,
+    GaConfig,
+    Genome,
+    JointSpace,
+    makespan_lower_bound,
+    move_mutation,
+    optimize,
+    optimize_joint,
+    order_crossover,
+)
+from gpulane_core.model import Job, JobId
 
 
 def _ids(text: str) -> list[JobId]:
@@ -67,3 +77,47 @@ def test_seeds_are_kept_and_bad_input_is_named() -> None:
     ]
     with pytest.raises(ValueError, match="seeds"):
         optimize(jobs, _weighted_completion, seeds=[_ids("ab")])
+
+
+# ---- the joint search -------------------------------------------------------------------------
+
+SPACE = JointSpace(("single", "concurrent"), ("spread", "gpulane"), ("strict", "rounds"), ("fifo", "srtf", STATIC))
+
+
+def _joint_fitness(g: Genome) -> float:
+    # A made-up landscape: concurrent + gpulane + srtf is best, and the static order counts too.
+    score = 10.0 * (g.mode != "concurrent") + 5.0 * (g.placement != "gpulane") + 3.0 * (g.ordering != "srtf")
+    return score + _weighted_completion(g.order) / 100
+
+
+def test_joint_ga_is_never_worse_than_its_best_seed_and_finds_the_optimum_here() -> None:
+    order = tuple(_ids("cab"))
+    seeds = [Genome("single", "spread", "strict", "fifo", order), Genome("single", "gpulane", "rounds", "srtf", order)]
+    result = optimize_joint(SPACE, _joint_fitness, seeds, lower_bound=1.0, config=GaConfig(generations=25, seed=3))
+    assert result.seeds_best == min(_joint_fitness(s) for s in seeds)
+    assert result.best_fitness <= result.seeds_best
+    assert (result.best.mode, result.best.placement, result.best.ordering) == ("concurrent", "gpulane", "srtf")
+    assert [b for _, b in result.curve] == sorted((b for _, b in result.curve), reverse=True)  # never worsens
+    assert result.gap == pytest.approx(result.best_fitness - 1.0)
+
+
+def test_joint_ga_stops_at_its_time_budget_on_the_injected_clock() -> None:
+    ticks = itertools.count()
+
+    def clock() -> float:  # every reading is one second later
+        return float(next(ticks))
+
+    seeds = [Genome("single", "spread", "strict", "fifo", tuple(_ids("abc")))]
+    result = optimize_joint(SPACE, _joint_fitness, seeds, 1.0, GaConfig(generations=1000), time_budget_s=30, clock=clock)
+    assert result.timed_out and result.curve[-1][0] <= 31 and result.evaluations < 100
+    with pytest.raises(ValueError, match="clock: required"):
+        optimize_joint(SPACE, _joint_fitness, seeds, 1.0, time_budget_s=5)
+
+
+def test_makespan_lower_bound_is_the_critical_path_or_the_memory_time() -> None:
+    jobs = [Job(JobId("a"), 1_000, 0, arrival_s=5.0, iteration_s=2.0, iterations=10),
+            Job(JobId("b"), 8_000, 0, iteration_s=1.0, iterations=10)]  # fmt: skip
+    assert makespan_lower_bound(jobs, gpus=1, gpu_memory_mib=100_000) == 25.0  # a: 5 + 20
+    # Memory-time: 1,000 MiB x 20 s + 8,000 MiB x 10 s over 4,000 MiB = 25 s after the first arrival.
+    assert makespan_lower_bound(jobs, gpus=1, gpu_memory_mib=4_000) == 25.0
+    assert makespan_lower_bound(jobs, gpus=1, gpu_memory_mib=2_000) == 50.0

@@ -35,12 +35,29 @@ def test_loads_nodes_and_pods(tmp_path: Path) -> None:
     assert pods[2].shape.num_gpu == 0
 
 
+def test_every_published_pod_layout_loads_with_the_fgd_converter_defaults(tmp_path: Path) -> None:
+    # The variant: no gpu_spec, qos, phase or times. Absent gpu_spec = any GPU model.
+    short = load_pods(write(tmp_path, "a.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np-0,4000,15258,1,220\n"))
+    assert short == load_pods(write(tmp_path, "b.csv", PODS.splitlines()[0] + "\np-0,4000,15258,1,220,nan,BE,Running,0,1,0\n"))
+    assert short[0].shape == PodShape(4000, 1, 220, (), 15258)
+    # No gpu_milli: whole GPUs; no memory_mib: no memory request; job_id names, cpu in cores.
+    bare = load_pods(write(tmp_path, "c.csv", "job_id,cpu,num_gpu\n7,2.5,2\n8,1,0\n"))
+    assert [(p.name, p.shape) for p in bare] == [
+        ("job-0007", PodShape(2500, 2, 1000, (), 0)),
+        ("job-0008", PodShape(1000, 0, 0, (), 0)),
+    ]
+    assert load_pods(write(tmp_path, "d.csv", "name,num_cpu,num_gpu,gpu_milli\nq,4,1,500\n"))[0].shape.cpu_milli == 4000
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("", "p.csv:1: empty file"),
         ("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n", "p.csv: no pods"),
-        ("name,cpu_milli,num_gpu,gpu_milli,gpu_spec\np,1,1,1,\n", "p.csv:1: memory_mib: missing column"),
+        ("name,cpu_milli,memory_mib,gpu_milli\np,1,1,1\n", "p.csv:1: num_gpu: missing column"),
+        ("cpu_milli,num_gpu\n1,1\n", "p.csv:1: name: missing column (or job_id"),
+        ("name,memory_mib,num_gpu\np,1,1\n", "p.csv:1: cpu_milli: missing column (or cpu, num_cpu"),
+        ("job_id,cpu,num_gpu\nx,1,1\n", "p.csv:2: job_id: not a number"),
         ("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\np,x,1,1,100,\n", "p.csv:2: cpu_milli: not a number"),
         ("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\np,1,1,-1,0,\n", "p.csv:2: num_gpu: must be at least 0"),
         ("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\np,1,1,1,1500,\n", "p.csv:2: gpu_milli: must be within"),

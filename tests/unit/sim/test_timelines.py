@@ -45,10 +45,11 @@ def test_two_jobs_fifo_without_prefetch() -> None:
 
 
 def test_two_jobs_fifo_with_prefetch() -> None:
-    # A's last iteration starts at 3, so B (next) is copied 3-5 while A computes; B runs 5-8, 8-11.
+    # B, the runner-up, is copied 1-3 while A computes its first iteration (prefetch targets the job
+    # that goes once the holder stops asking); A runs on 3-5, B runs 5-8, 8-11.
     r = simulate(TWO, SimPolicy.FIFO, _cfg(True))
     assert _timeline(r) == [
-        ("A", "transfer", 0, 1), ("A", "compute", 1, 3), ("A", "compute", 3, 5), ("B", "transfer", 3, 5),
+        ("A", "transfer", 0, 1), ("A", "compute", 1, 3), ("B", "transfer", 1, 3), ("A", "compute", 3, 5),
         ("B", "compute", 5, 8), ("B", "compute", 8, 11),
     ]  # fmt: skip
     assert r.makespan_s == 11
