@@ -245,6 +245,16 @@ def validate_tree(node: Any, prefix: str = "") -> list[Problem]:
     return problems
 
 
+def _unknown(key: str, known: Mapping[str, Setting]) -> str:
+    """The reason for an unknown key, naming what its section does have."""
+    parent = key.rpartition(".")[0]
+    siblings = [k[len(parent) + 1 :] if parent else k for k in known if k.rpartition(".")[0] == parent]
+    if siblings and (not parent or any(k.startswith(parent + ".") for k in known)):
+        return f"unknown setting (known in {parent or 'the top level'}: {', '.join(siblings)})"
+    sections = sorted({k.split(".")[0] for k in known})
+    return f"unknown setting (top-level names: {', '.join(sections)})"
+
+
 def load(
     root: type[T],
     component: str,
@@ -267,7 +277,7 @@ def load(
         if key in known:
             layers.append((key, "file", raw))
         else:
-            problems.append(Problem(key, f"unknown setting (known: {', '.join(known)})", "file"))
+            problems.append(Problem(key, _unknown(key, known), "file"))
     for name, key in (aliases or {}).items():
         if name in env and env_name(component, key) not in env:
             layers.append((key, f"env {name}", env[name]))
@@ -281,7 +291,7 @@ def load(
         if key in known:
             layers.append((key, "flag", raw))
         else:
-            problems.append(Problem(key, f"unknown setting (known: {', '.join(known)})", "flag"))
+            problems.append(Problem(key, _unknown(key, known), "flag"))
     values: dict[str, Any] = {}
     for key, source, raw in layers:
         setting = known[key]

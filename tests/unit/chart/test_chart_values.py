@@ -143,3 +143,16 @@ def test_operator_runs_as_the_images_user() -> None:
     context = VALUES["operator"]["podSecurityContext"]
     assert context["runAsNonRoot"] is True
     assert context["runAsUser"] == int(uid) and context["runAsGroup"] == int(gid or uid)
+
+
+def test_coordinator_turn_values_are_the_agents_turn_settings() -> None:
+    """nodeAgent.coordinator.turns holds exactly TurnSettings' keys, its defaults, and the schema says so."""
+    settings = pytest.importorskip("gpulane_core.settings")
+    turns_module = pytest.importorskip("gpulane_agent.coordinator.settings")
+    agent_settings = pytest.importorskip("gpulane_agent.settings")
+    values = VALUES["nodeAgent"]["coordinator"]["turns"]
+    schema = SCHEMA["properties"]["nodeAgent"]["properties"]["coordinator"]["properties"]["turns"]["properties"]
+    defaults = settings.keys(turns_module.TurnSettings)
+    assert list(values) == list(defaults) == list(schema)
+    loaded = agent_settings.load_config(None, {}, {"node_name": "n"} | {f"coordinator.turns.{k}": v for k, v in values.items()})
+    assert loaded.coordinator.turns == turns_module.TurnSettings()
