@@ -201,7 +201,7 @@ def parse_file(text: str | None, source: str = "config file") -> Mapping[str, An
 
 def _flatten(data: Mapping[str, Any], known: Mapping[str, Setting], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for name, value in data.items():
-        key = f"{prefix}{name}"
+        key = f"{prefix}{str(name).replace('-', '_')}"  # files may spell keys with dashes, as flags do
         if key not in known and isinstance(value, Mapping):
             yield from _flatten(value, known, key + ".")
         else:
@@ -263,6 +263,7 @@ def load(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
     aliases: Mapping[str, str] | None = None,
+    file_name: str = "file",
 ) -> T:
     """Defaults < file < environment < flags, converted and validated; SettingsError lists every problem.
 
@@ -273,11 +274,11 @@ def load(
     env = env or {}
     layers: list[tuple[str, str, Any]] = []  # (key, source, raw) in rising precedence
     problems: list[Problem] = []
-    for key, raw in _flatten(parse_file(file_text), known):
+    for key, raw in _flatten(parse_file(file_text, "config file" if file_name == "file" else file_name), known):
         if key in known:
-            layers.append((key, "file", raw))
+            layers.append((key, file_name, raw))
         else:
-            problems.append(Problem(key, _unknown(key, known), "file"))
+            problems.append(Problem(key, _unknown(key, known), file_name))
     for name, key in (aliases or {}).items():
         if name in env and env_name(component, key) not in env:
             layers.append((key, f"env {name}", env[name]))
