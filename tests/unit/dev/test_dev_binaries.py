@@ -13,8 +13,11 @@ from gpulane_dev.commands import Reporter
 from gpulane_dev.settings import CacheLayout, DevSettings, Versions
 
 VERSION_OUTPUT = {
-    "kube-apiserver": "Kubernetes v1.34.1",
-    "etcd": "etcd Version: 3.6.4\nGit SHA: Not provided",
+    "kube-apiserver": "Kubernetes v1.37.2",
+    "kubelet": "Kubernetes v1.37.2",
+    "kube-scheduler": "Kubernetes v1.37.2",
+    "kube-controller-manager": "Kubernetes v1.37.2",
+    "etcd": "etcd Version: 3.7.0\nGit SHA: Not provided",
     "kwok": "kwok version v0.8.0 go1.26.8 (linux/amd64)",
     "helm": "v3.19.0+g3d8990f",
     "kubectl": "Client Version: v1.34.5\nKustomize Version: v5.7.1",
@@ -34,7 +37,7 @@ def fake_tool(directory: Path, name: str, output: str) -> Path:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevSettings:
     settings = DevSettings(cache_root=tmp_path / "cache")
-    for name in ("kube-apiserver", "etcd", "kwok", "helm", "kubectl"):
+    for name in ("kube-apiserver", "etcd", "kubelet", "kube-scheduler", "kube-controller-manager", "kwok", "helm", "kubectl"):
         fake_tool(settings.cache.bin, name, VERSION_OUTPUT[name])
     system = tmp_path / "system-bin"
     for name in ("prometheus", "promtool"):
@@ -81,7 +84,7 @@ def test_ensure_rebuilds_only_the_stale_tool(cache: DevSettings, monkeypatch: py
         fake_tool(layout.bin, "kwok", VERSION_OUTPUT["kwok"])
 
     monkeypatch.setattr(gobuild, "find_go", lambda: Path("/usr/bin/go"))
-    monkeypatch.setattr(gobuild, "build_control_plane", no_build)
+    monkeypatch.setattr(gobuild, "build_kubernetes", no_build)
     monkeypatch.setattr(gobuild, "install_kwok", install_kwok)
     monkeypatch.setattr(binaries.layerwheel, "download_wheel", no_build)
     ensure(cache, Reporter(None))
@@ -108,10 +111,27 @@ def test_kubebuilder_assets_supply_etcd_and_apiserver(cache: DevSettings, tmp_pa
     found = ensure(settings, Reporter(out))
     assert found.kube_apiserver == assets / "kube-apiserver"
     assert found.etcd == assets / "etcd"
-    assert "is not Kubernetes v1.34.1; using it (KUBEBUILDER_ASSETS)" in out.getvalue()
+    assert "is not Kubernetes v1.37.2; using it (KUBEBUILDER_ASSETS)" in out.getvalue()
 
 
 def test_kubebuilder_assets_without_binaries_is_an_error(cache: DevSettings, tmp_path: Path) -> None:
     settings = DevSettings(cache_root=cache.cache_root, kubebuilder_assets=tmp_path / "empty")
     with pytest.raises(BinariesMissing, match=r"KUBEBUILDER_ASSETS=.*empty: no usable kube-apiserver"):
         ensure(settings, Reporter(None))
+
+
+def test_ensure_builds_only_the_stale_kubernetes_commands(cache: DevSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    (cache.cache.bin / "kubelet").unlink()
+    fake_tool(cache.cache.bin, "kube-scheduler", "Kubernetes v1.34.1")
+    asked: list[list[str]] = []
+
+    def build(go: Path, layout: CacheLayout, versions: Versions, reporter: Reporter, names: list[str]) -> None:
+        asked.append(list(names))
+        for name in names:
+            fake_tool(layout.bin, name, VERSION_OUTPUT[name])
+
+    monkeypatch.setattr(gobuild, "find_go", lambda: Path("/usr/bin/go"))
+    monkeypatch.setattr(gobuild, "build_kubernetes", build)
+    monkeypatch.setattr(gobuild, "install_kwok", no_build)
+    ensure(cache, Reporter(None))
+    assert asked == [["kubelet", "kube-scheduler"]]

@@ -67,4 +67,4 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_staging_version_is_derived() -> None:
     assert Versions(kubernetes="v1.33.5").staging == "v0.33.5"
-    assert DevSettings().versions.staging == "v0.34.1"
+    assert DevSettings().versions.staging == "v0.37.2"
