@@ -178,7 +178,9 @@ def convert(annotation: Any, raw: Any) -> Any:
     if isinstance(raw, Mapping | list):
         raise ValueError(f"expected a single value, got a {type(raw).__name__}")
     if annotation is Path:
-        return Path(str(raw)).expanduser()
+        if not isinstance(raw, str | Path) or not str(raw):
+            raise ValueError(f"expected a path, got {raw!r}")
+        return Path(raw).expanduser()
     if annotation is str:
         return str(raw)
     raise TypeError(f"settings: no conversion for {annotation!r}")
@@ -309,13 +311,12 @@ def load(
     return typing.cast(T, tree)
 
 
-def describe(root: type[Any], component: str) -> str:
+def describe(root: type[Any], component: str, *, set_flag: bool = True) -> str:
     """The reference of every setting, for ``--help``: key, environment variable, default."""
     rows = [(s.key, env_name(component, s.key), _shown(s.default), s.help) for s in settings_of(root)]
     width = max(len(r[0]) for r in rows)
-    lines = [
-        f"settings (flag > env > file; any key: --set KEY=VALUE; file: --config or ${config_env(component)}):"
-    ]
+    how = "any key: --set KEY=VALUE; " if set_flag else ""
+    lines = [f"settings (flag > env > file; {how}file: --config or ${config_env(component)}):"]
     for key, env, default, text in rows:
         tail = f"  {text}" if text else ""
         lines.append(f"  {key:<{width}}  {env}  (default {default}){tail}")
