@@ -7,7 +7,7 @@ clearly more than random placement. Skipped when the shared data folder is not p
 from __future__ import annotations
 
 import pytest
-from gpulane_core.fragmentation.registry import PolicyName
+from gpulane_core.fragmentation.family import PolicyName
 from gpulane_sim.place.curve import shared_data_dir
 from gpulane_sim.place.experiment import prepare, run, subsample
 from gpulane_sim.place.trace import load_nodes, load_pods
@@ -22,7 +22,7 @@ def test_fragmentation_aware_policies_beat_random_on_a_trace_subsample() -> None
     assert (len(nodes), sum(n.gpu_count for n in nodes), len(pods)) == (1213, 6212, 8152)
     few_nodes, few_pods = subsample(nodes, pods, 200, seed=5)
     workload = prepare(few_nodes, few_pods, 42)
-    ratios = {p: run(workload, p, 42).final_allocation_ratio for p in (PolicyName.RANDOM, PolicyName.FGD, PolicyName.GPULANE)}
+    ratios = {p: run(workload, p, 42).final_allocation_ratio for p in (PolicyName.RANDOM, PolicyName.FGD, PolicyName.FGD_BALANCE)}
     assert ratios[PolicyName.FGD] > ratios[PolicyName.RANDOM] + 0.02
-    assert ratios[PolicyName.GPULANE] > ratios[PolicyName.RANDOM] + 0.02
+    assert ratios[PolicyName.FGD_BALANCE] > ratios[PolicyName.RANDOM] + 0.02
     assert all(0.8 < r <= 1.0 for r in ratios.values())
