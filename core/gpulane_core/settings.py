@@ -243,7 +243,9 @@ def validate_tree(node: Any, prefix: str = "") -> list[Problem]:
     check = getattr(node, "validate", None)
     for text in check() if callable(check) else ():
         key, sep, reason = str(text).partition(": ")
-        problems.append(Problem(prefix + key, reason) if sep else Problem(prefix.rstrip(".") or "settings", text))
+        problem = Problem(prefix + key, reason) if sep else Problem(prefix.rstrip(".") or "settings", text)
+        if problem not in problems:  # a section may repeat its children's problems in its own validate()
+            problems.append(problem)
     return problems
 
 
