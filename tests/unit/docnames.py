@@ -18,6 +18,7 @@ A settings env variable counts as documented when its *key* appears in the compo
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,14 +32,21 @@ SOURCES = ("core", "operator", "node_agent", "simulator", "client", "devtools")
 CHART_TOP = ("operator", "nodeAgent", "monitoring")
 # Flags of other tools the docs show in commands; not gpulane's to define.
 FOREIGN_FLAGS = frozenset({
-    "--kubeconfig", "--namespace", "--create-namespace", "--set", "--values", "--wait", "--include-crds",
-    "--kube-version", "--dry-run", "--kind", "--name", "--image", "--config", "--help",
+    # helm, kubectl, mypy, apt-get
+    "--create-namespace", "--values", "--wait", "--include-crds", "--kube-version", "--dry-run", "--help",
+    "--reuse-values", "--server-side", "--all", "--strict", "--force-confdef", "--force-confold",
+    "--no-install-recommends",
+    # kube-apiserver and etcd, as the dev tools start them (docs/control-plane.md)
+    "--authorization-mode", "--client-ca-file", "--disable-admission-plugins", "--endpoint-reconciler-type",
+    "--service-cluster-ip-range", "--token-auth-file", "--unsafe-no-fsync",
 })  # fmt: skip
+FLAG_SOURCES = (*SOURCES, "benchmarks", "hack")
 
 _ENV = re.compile(r"\b(GPULANE_[A-Z0-9_]*[A-Z0-9]|KUBEBUILDER_ASSETS)(?![A-Za-z0-9_<*])")
-_FLAG = re.compile(r"(?<![\w-])--(\[no-\])?([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b(?![.=/]\w*\.\w)")
+_FLAG = re.compile(r"(?<![\w-])--(\[no-\])?([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w-])")
+_ADD_ARGUMENT = re.compile(r"add_argument\(\s*(?:\"-\w\",\s*)?\"(--[a-z0-9-]+)\"")
 _CHART = re.compile(rf"(?<![\w/.$-])((?:{'|'.join(CHART_TOP)})\.[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\b")
-_NOT_VALUES = (".md", ".py", ".yaml", ".json", ".png", ".settings")
+_NOT_VALUES = (".md", ".py", ".yaml", ".json", ".png", ".settings", ".com")
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ def documented(texts: Iterable[str]) -> Names:
 
 
 def components() -> list[Component]:
+    from gpulane_agent.coordinator.settings import CoordinatorSettings
     from gpulane_agent.settings import AgentConfig
     from gpulane_core import settings
     from gpulane_dev.settings import ALIASES, DevSettings
@@ -87,11 +96,13 @@ def components() -> list[Component]:
     def make(component: str, page: str, root: type[Any], aliases: Mapping[str, str] | None = None) -> Component:
         keys = frozenset(settings.keys(root))
         env = {settings.env_name(component, k): k for k in keys} | dict(aliases or {})
+        env[settings.config_env(component)] = "(settings file)"
         return Component(component, page, keys, env)
 
     return [
         make("operator", "docs/operator.md", OperatorSettings, deprecated_env_names()),
         make("agent", "docs/agent.md", AgentConfig),
+        make("coordinator", "docs/coordinator.md", CoordinatorSettings),
         make("sim", "docs/simulator.md", SimSettings),
         make("dev", "docs/control-plane.md", DevSettings, ALIASES),
     ]
@@ -106,29 +117,14 @@ def _parser_flags(parser: argparse.ArgumentParser) -> Iterator[str]:
 
 
 def code_flags() -> frozenset[str]:
-    import contextlib
-    import io
-
+    """Every long option of ``gpulane`` (its parsers, negations included) and of the repo's scripts."""
     from gpulane_core.cli import build_parser
-    from gpulane_dev import binaries
 
     flags = set(_parser_flags(build_parser()))
-    captured: list[argparse.ArgumentParser] = []
-    original = argparse.ArgumentParser.parse_args
-
-    def grab(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-        captured.append(self)
-        raise SystemExit(0)
-
-    argparse.ArgumentParser.parse_args = grab  # type: ignore[method-assign]
-    try:
-        with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
-            binaries.main(["locate"])
-    finally:
-        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
-    for parser in captured:
-        flags.update(_parser_flags(parser))
-    return frozenset(flags)
+    for folder in FLAG_SOURCES:
+        for path in (ROOT / folder).rglob("*.py"):
+            flags.update(_ADD_ARGUMENT.findall(path.read_text()))
+    return frozenset(flags - {"--help"})
 
 
 def code_env_literals() -> frozenset[str]:
@@ -142,15 +138,18 @@ def code_env_literals() -> frozenset[str]:
 
 
 def chart_values() -> frozenset[str]:
-    values = yaml.safe_load((ROOT / "charts" / "gpulane" / "values.yaml").read_text())
+    """The chart's keys as its README documents them: down to the leaves the schema declares."""
+    chart = ROOT / "charts" / "gpulane"
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    schema = json.loads((chart / "values.schema.json").read_text())
 
-    def walk(node: Any, path: str) -> Iterator[str]:
+    def walk(node: Any, sch: Mapping[str, Any], path: str) -> Iterator[str]:
         yield path
-        if isinstance(node, dict):
+        if isinstance(node, dict) and node and "properties" in sch:
             for key, sub in node.items():
-                yield from walk(sub, f"{path}.{key}")
+                yield from walk(sub, sch["properties"].get(key, {}), f"{path}.{key}")
 
-    return frozenset(p for top in CHART_TOP for p in walk(values[top], top))
+    return frozenset(p for top in CHART_TOP for p in walk(values[top], schema["properties"][top], top))
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ def check(texts: Mapping[str, str]) -> Report:
     undefined = sorted(
         [f"env {n}" for n in docs.env - settings_env - literal_env - {"KUBEBUILDER_ASSETS"}]
         + [f"flag {f}" for f in docs.flags - flags - FOREIGN_FLAGS]
-        + [f"chart value {v}" for v in docs.chart - values]
+        + [f"chart value {v}" for v in docs.chart if not _defined_value(v, values)]
     )
     undocumented: list[str] = []
     for c in comps:
@@ -192,6 +191,12 @@ def _scheme(component: str, key: str) -> str:
     from gpulane_core.settings import env_name
 
     return env_name(component, key)
+
+
+def _defined_value(value: str, values: frozenset[str]) -> bool:
+    """``monitoring.serviceMonitor.labels.release`` is defined by the free-form map ``...labels``."""
+    parts = value.split(".")
+    return any(".".join(parts[:n]) in values for n in range(len(parts), 1, -1))
 
 
 def _is_section(value: str, values: frozenset[str]) -> bool:
