@@ -294,7 +294,7 @@ def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant
 
     op = _container(docs, WORKLOADS)
     assert op["command"] == ["gpulane"]
-    settings_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-settings"))
+    settings_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-operator-settings"))
     settings_file = tmp_path / "settings.yaml"
     settings_file.write_text(settings_cm["data"]["settings.yaml"])
     args = [a.replace("/etc/gpulane/operator/settings.yaml", str(settings_file)) for a in op["args"]]
@@ -341,7 +341,7 @@ def test_coordinator_turn_values_reach_the_coordinator(helm_bin: Path, tmp_path:
     from gpulane_core.cli import build_parser
     from gpulane_core.ordering import OrderingPolicy
 
-    sets = ("--set", "nodeAgent.coordinator.turns.policy=fair", "--set", "nodeAgent.coordinator.turns.window_s=12.5",
+    sets = ("--set", "nodeAgent.coordinator.turns.policy=fair", "--set-json", "nodeAgent.coordinator.turns.window_s=12.5",
             "--set", "nodeAgent.coordinator.turns.max_missed_deadlines=7",
             "--set", "nodeAgent.coordinator.turns.round_policies={fair,weight}")  # fmt: skip
     docs = render(helm_bin, "gl", "ns1", sets)
