@@ -334,3 +334,61 @@ def _shown(value: Any) -> str:
     if value == "":
         return "empty"
     return str(value)
+
+
+def json_schema(root: type[Any], exclude: Iterable[str] = (), prefix: str = "") -> dict[str, Any]:
+    """The JSON schema of the tree's file form (the chart's values.schema.json), without ``exclude``d keys."""
+    skip = set(exclude)
+    hints = typing.get_type_hints(root)
+    properties: dict[str, Any] = {}
+    for f in dataclasses.fields(root):
+        key = f"{prefix}{f.name}"
+        if key in skip or not f.init:
+            continue
+        if _is_section(hints[f.name]):
+            sub = json_schema(hints[f.name], skip, key + ".")
+            if sub["properties"]:
+                properties[f.name] = sub
+        else:
+            properties[f.name] = _leaf_schema(hints[f.name]) | ({"description": f.metadata["help"]} if "help" in f.metadata else {})
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _leaf_schema(annotation: Any) -> dict[str, Any]:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _leaf_schema(next(a for a in args if a is not type(None)))
+        return {**inner, "type": [inner["type"], "null"]}
+    if origin in (tuple, frozenset):
+        return {"type": "array", "items": _leaf_schema(args[0]), "uniqueItems": origin is frozenset}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {"type": "string", "enum": [str(m.value) for m in annotation]}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "string"}
+    return {"type": simple[annotation]}
+
+
+def file_defaults(root: type[Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The tree's defaults in file form (nested, enums as values, sets as sorted lists), without ``exclude``."""
+    out: dict[str, Any] = {}
+    for s in settings_of(root):
+        if s.key in set(exclude):
+            continue
+        node = out
+        *sections, name = s.key.split(".")
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = _file_value(s.default)
+    return out
+
+
+def _file_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(_file_value(v) for v in value)
+    if isinstance(value, tuple):
+        return [_file_value(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -335,15 +335,15 @@ def _with_agent_settings(docs: Sequence[dict[str, Any]], args: Sequence[str], tm
 
 
 def test_coordinator_turn_values_reach_the_coordinator(helm_bin: Path, tmp_path: Path) -> None:
-    """nodeAgent.coordinator.turns.* -> settings ConfigMap -> `gpulane agent --config` -> CoordinatorSettings."""
+    """nodeAgent.settings.coordinator.turns.* -> settings ConfigMap -> `gpulane agent --config` -> CoordinatorSettings."""
     from gpulane_agent.cli import flags_from_args
     from gpulane_agent.settings import load_config
     from gpulane_core.cli import build_parser
     from gpulane_core.ordering import OrderingPolicy
 
-    sets = ("--set", "nodeAgent.coordinator.turns.policy=fair", "--set-json", "nodeAgent.coordinator.turns.window_s=12.5",
-            "--set", "nodeAgent.coordinator.turns.max_missed_deadlines=7",
-            "--set", "nodeAgent.coordinator.turns.round_policies={fair,weight}")  # fmt: skip
+    sets = ("--set", "nodeAgent.settings.coordinator.turns.policy=fair", "--set-json", "nodeAgent.settings.coordinator.turns.window_s=12.5",
+            "--set", "nodeAgent.settings.coordinator.turns.max_missed_deadlines=7",
+            "--set", "nodeAgent.settings.coordinator.turns.round_policies={fair,weight}")  # fmt: skip
     docs = render(helm_bin, "gl", "ns1", sets)
     agent = _container(docs, {"DaemonSet"})
     env = _literal_env(agent, {"spec.nodeName": "gpu-node-1"})
@@ -355,7 +355,7 @@ def test_coordinator_turn_values_reach_the_coordinator(helm_bin: Path, tmp_path:
     assert turns.round_policies == {OrderingPolicy.FAIR, OrderingPolicy.WEIGHT} and turns.rounds
     assert coordinator.hostname == "gpu-node-1" and coordinator.validate() == []
     with pytest.raises(AssertionError, match="policy"):  # the schema refuses a policy the coordinator lacks
-        render(helm_bin, "gl", "ns1", ("--set", "nodeAgent.coordinator.turns.policy=lifo"))
+        render(helm_bin, "gl", "ns1", ("--set", "nodeAgent.settings.coordinator.turns.policy=lifo"))
 
 
 def test_monitors_select_the_metrics_ports_and_dashboards_carry_the_json(helm_bin: Path) -> None:

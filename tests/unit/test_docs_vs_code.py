@@ -33,7 +33,7 @@ def _without(name: str) -> dict[str, str]:
         ("--turn-timeout", "flag --turn-timeout"),  # the standalone coordinator's parser
         ("--[no-]preemption", "flag --no-preemption"),  # BooleanOptionalAction's negation
         ("`coordinator.turns.window_s`", "agent setting coordinator.turns.window_s (in docs/agent.md)"),
-        ("nodeAgent.coordinator.turns.policy", "chart value nodeAgent.coordinator.turns.policy"),
+        ("nodeAgent.settings.coordinator.turns.policy", "chart value nodeAgent.settings.coordinator.turns.policy"),
     ],
 )
 def test_the_check_fails_when_a_documented_name_is_removed(name: str, finding: str) -> None:
