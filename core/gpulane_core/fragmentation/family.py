@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import functools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gpulane_core.fragmentation.baselines import (
@@ -20,11 +21,13 @@ from gpulane_core.fragmentation.baselines import (
     GpuPackingPolicy,
     RandomPolicy,
 )
+from gpulane_core.fragmentation.bridge import family_profile
 from gpulane_core.fragmentation.fgd import FgdPolicy
 from gpulane_core.fragmentation.frag import FragModel
 from gpulane_core.fragmentation.lanes_policy import FgdBalancePolicy
 from gpulane_core.fragmentation.policy import NodeScorer
 from gpulane_core.fragmentation.types import TypicalPod
+from gpulane_core.framework import Profile
 
 if TYPE_CHECKING:
     from gpulane_core.registry import Registry
@@ -63,27 +66,63 @@ _SUMMARIES: dict[PolicyName, str] = {
 }
 
 
-def _factories() -> dict[PolicyName, ScorerFactory]:
-    return {
-        PolicyName.RANDOM: lambda typical, seed: RandomPolicy(random.Random(seed)),
-        PolicyName.DOTPROD: lambda typical, seed: DotProductPolicy(),
-        PolicyName.GPUPACKING: lambda typical, seed: GpuPackingPolicy(),
-        PolicyName.GPUCLUSTERING: lambda typical, seed: GpuClusteringPolicy(),
-        PolicyName.BESTFIT: lambda typical, seed: BestFitPolicy(),
-        PolicyName.FGD: lambda typical, seed: FgdPolicy(FragModel(typical)),
-        PolicyName.FGD_BALANCE: lambda typical, seed: FgdBalancePolicy(FragModel(typical)),
-    }
+def _random(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return RandomPolicy(random.Random(seed))
+
+
+def _dotprod(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return DotProductPolicy()
+
+
+def _gpupacking(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return GpuPackingPolicy()
+
+
+def _gpuclustering(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return GpuClusteringPolicy()
+
+
+def _bestfit(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return BestFitPolicy()
+
+
+def _fgd(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return FgdPolicy(FragModel(typical))
+
+
+def _fgd_balance(typical: Sequence[TypicalPod], seed: int) -> NodeScorer:
+    return FgdBalancePolicy(FragModel(typical))
+
+
+_FACTORIES: Mapping[PolicyName, ScorerFactory] = MappingProxyType({
+    PolicyName.RANDOM: _random,
+    PolicyName.DOTPROD: _dotprod,
+    PolicyName.GPUPACKING: _gpupacking,
+    PolicyName.GPUCLUSTERING: _gpuclustering,
+    PolicyName.BESTFIT: _bestfit,
+    PolicyName.FGD: _fgd,
+    PolicyName.FGD_BALANCE: _fgd_balance,
+})
 
 
 def make_policy(name: PolicyName, typical: Sequence[TypicalPod], seed: int = 0) -> NodeScorer:
     """A fresh scorer (with its own memo and RNG) for one experiment run."""
-    return _factories()[name](typical, seed)
+    return _FACTORIES[name](typical, seed)
+
+
+# (name, profile factory, scorer factory, summary) per member, built once: immutable.
+_MEMBERS: tuple[tuple[str, Callable[[], Profile], ScorerFactory, str], ...] = tuple(
+    (
+        name.value,
+        functools.partial(family_profile, name.value, factory, symmetric=name is not PolicyName.RANDOM),
+        factory,
+        _SUMMARIES[name],
+    )
+    for name, factory in _FACTORIES.items()
+)
 
 
 def register_family(registry: Registry) -> None:
     """Register every member under its name: a framework profile plus its native milli scorer."""
-    from gpulane_core.fragmentation.bridge import family_profile
-
-    for name, factory in _factories().items():
-        profile = functools.partial(family_profile, name.value, factory, symmetric=name is not PolicyName.RANDOM)
-        registry.register_algorithm(name.value, profile, scorer=factory, summary=_SUMMARIES[name])
+    for name, profile, scorer, summary in _MEMBERS:
+        registry.register_algorithm(name, profile, scorer=scorer, summary=summary)
