@@ -135,3 +135,11 @@ def test_progress_in_a_log_is_plain_lines_one_per_ten_percent(monkeypatch: pytes
     assert log.getvalue().splitlines() == ["progress:   0% fifo", "progress:  10% fifo", "progress:  50% fifo",
                                            "progress: 100% fifo"]  # fmt: skip
     assert "\r" not in log.getvalue()
+
+
+def test_simulate_runs_any_registered_placement_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The FGD family is a placement profile like the lane-aware ones (one registry, one name each)."""
+    workload = tmp_path / "w.csv"
+    workload.write_text(SMALL)
+    assert _run([str(workload), "--policy", "fifo", "--placement", "fgd", "--json", str(tmp_path / "m.json")]) == 0
+    assert "placement fgd" in capsys.readouterr().out
