@@ -126,6 +126,12 @@ def from_annotations(job: JobId, annotations: Mapping[str, str]) -> Assignment:
     )
 
 
+def pod_job(namespace: str, pod_name: str, labels: Mapping[str, str]) -> JobId:
+    """The job a gpulane pod runs: ``<namespace>/<label gpulane.dev/job>``, the pod's own name without it."""
+    job = labels.get(LABEL_JOB, "").strip()
+    return JobId(f"{namespace}/{job or pod_name}")
+
+
 def written_memory_limit_mib(annotations: Mapping[str, str]) -> int:
     """The memory limit as the operator wrote it, for consumers that hand it to the workload."""
     return _count(annotations, MEMORY_LIMIT_MIB)

@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
     up.add_argument("--gpu-memory", default="16Gi", help="memory per GPU, e.g. 16Gi, 40960Mi (default 16Gi)")
     up.add_argument("--node-prefix", default="gpu-node", help="node names are <prefix>-<i> (default gpu-node)")
     up.add_argument("--crds", help="directory of CRD YAML files to install (default: the repo's crds/)")
-    up.add_argument("--no-agents", action="store_true", help="do not start fake-backend node agents")
+    up.add_argument("--real-nodes", type=int, default=0,
+                    help="real nodes: containerd + kubelet each, with kube-controller-manager and kube-scheduler "
+                    "(default 0; needs root, installs Debian's containerd, runc and CNI plugins)")
+    up.add_argument("--real-gpus-per-node", type=int, default=2, help="fake GPUs per real node (default 2)")
+    up.add_argument("--no-agents", action="store_true",
+                    help="do not start fake-backend node agents (e.g. to install the chart's DaemonSet instead)")
     up.add_argument("--agent-metrics-port", type=int,
                     help="metrics port of the first node's agent, +1 per node (default: free ports)")  # fmt: skip
     up.set_defaults(func=_up)
@@ -72,6 +77,11 @@ def default_crds_dir() -> Path | None:
     return next((c for c in candidates if c.is_dir() and any(c.glob("*.yaml"))), None)
 
 
+def repo_root() -> Path:
+    """The source tree the project image is built from (this package's checkout)."""
+    return Path(__file__).resolve().parents[2]
+
+
 def _up(args: argparse.Namespace) -> int:
     from gpulane_dev import binaries, devcluster
 
@@ -91,6 +101,7 @@ def _up(args: argparse.Namespace) -> int:
             state_dir=_state_dir(args), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
             gpu_memory_mib=gpu_memory_mib, node_prefix=args.node_prefix, crds_dir=crds_dir,
             agents=not args.no_agents, agent_metrics_base_port=args.agent_metrics_port,
+            real_nodes=args.real_nodes, real_gpus_per_node=args.real_gpus_per_node, repo=repo_root(),
         )  # fmt: skip
         tools = binaries.ensure(_settings(args))
         state = devcluster.up(options, tools)

@@ -50,6 +50,9 @@ class ControlPlaneOptions:
     etcd_port: int | None = None
     etcd_peer_port: int | None = None
     apiserver_port: int | None = None
+    # Real kubelets (realnodes.py): ServiceAccount admission on (kube-controller-manager makes the
+    # accounts) and the apiserver's client identity towards kubelets, for logs, exec and port-forward.
+    real_nodes: bool = False
 
     @classmethod
     def from_binaries(cls, binaries: Binaries, workdir: Path, *, with_kwok: bool = True) -> ControlPlaneOptions:
@@ -102,7 +105,16 @@ def etcd_argv(binary: Path, data_dir: Path, port: int, peer_port: int) -> tuple[
     )  # fmt: skip
 
 
-def apiserver_argv(binary: Path, certs: pkimod.Pki, port: int, etcd_port: int, cert_dir: Path) -> tuple[str, ...]:
+def apiserver_argv(binary: Path, certs: pkimod.Pki, port: int, etcd_port: int, cert_dir: Path,
+                   *, real_nodes: bool = False) -> tuple[str, ...]:  # fmt: skip
+    if real_nodes:
+        nodes: tuple[str, ...] = (
+            f"--kubelet-client-certificate={certs.admin_cert}", f"--kubelet-client-key={certs.admin_key}",
+            f"--kubelet-certificate-authority={certs.ca_cert}", "--kubelet-preferred-address-types=InternalIP",
+        )  # fmt: skip
+    else:
+        # No controller-manager issues ServiceAccount tokens, so the admission plugin would reject pods.
+        nodes = ("--disable-admission-plugins=ServiceAccount",)
     return (
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -115,8 +127,7 @@ def apiserver_argv(binary: Path, certs: pkimod.Pki, port: int, etcd_port: int, c
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
         "--authorization-mode=RBAC",
-        # No controller-manager issues ServiceAccount tokens, so the admission plugin would reject pods.
-        "--disable-admission-plugins=ServiceAccount",
+        *nodes,
         f"--service-account-issuer=https://127.0.0.1:{port}/",
         f"--service-account-key-file={certs.sa_public}",
         f"--service-account-signing-key-file={certs.sa_private}",
@@ -344,7 +355,8 @@ class ControlPlane:
 
 
 def _apiserver_spec(options: ControlPlaneOptions, certs: pkimod.Pki, ports: _Ports) -> procs.ProcessSpec:
-    argv = apiserver_argv(options.kube_apiserver, certs, ports.apiserver, ports.etcd, options.workdir / "apiserver-certs")
+    argv = apiserver_argv(options.kube_apiserver, certs, ports.apiserver, ports.etcd, options.workdir / "apiserver-certs",
+                          real_nodes=options.real_nodes)  # fmt: skip
     return procs.ProcessSpec("kube-apiserver", argv, options.workdir / "logs" / "kube-apiserver.log")
 
 

@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from gpulane_dev import crds, fakenodes, procs
+from gpulane_dev import crds, fakenodes, images, nodehost, procs, realnodes
 from gpulane_dev.binaries import Binaries
+from gpulane_dev.commands import Reporter
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions, http_ok
 from gpulane_dev.kubeclient import connected
 
@@ -47,8 +48,14 @@ class UpOptions:
     agents: bool = True
     # None: free loopback ports (several clusters and test sessions can coexist); else base, base+1, ...
     agent_metrics_base_port: int | None = None
+    # Real nodes: containerd + kubelet each (realnodes.py), plus kube-controller-manager and kube-scheduler.
+    real_nodes: int = 0
+    real_gpus_per_node: int = 2
+    repo: Path = Path(".")
 
     def __post_init__(self) -> None:
+        if not 0 <= self.real_nodes <= 16:
+            raise DevClusterError(f"--real-nodes: {self.real_nodes} must be between 0 and 16")
         if self.nodes < 0:
             raise DevClusterError(f"--nodes: {self.nodes} must be >= 0")
         if self.gpus_per_node < 1:
@@ -66,6 +73,7 @@ class ClusterState:
     processes: tuple[procs.ProcessRecord, ...]
     nodes: tuple[str, ...] = ()
     agent_metrics: dict[str, int] = field(default_factory=dict)
+    real_nodes: tuple[realnodes.RealNodeRecord, ...] = ()
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -79,10 +87,11 @@ class ClusterState:
             if raw.get("version") != STATE_VERSION:
                 raise DevClusterError(f"{where}: state version {raw.get('version')!r}, expected {STATE_VERSION}")
             records = tuple(procs.ProcessRecord(**p) for p in raw["processes"])
+            real = tuple(realnodes.RealNodeRecord(**n) for n in raw.get("real_nodes", ()))
             return cls(
                 kubeconfig=raw["kubeconfig"], server=raw["server"], admin_token=raw["admin_token"],
                 ca_cert=raw["ca_cert"], processes=records, nodes=tuple(raw.get("nodes", ())),
-                agent_metrics=dict(raw.get("agent_metrics", {})),
+                agent_metrics=dict(raw.get("agent_metrics", {})), real_nodes=real,
             )  # fmt: skip
         except KeyError as exc:
             raise DevClusterError(f"{where}: unreadable state (missing field {exc}); stop its processes, remove it") from exc
@@ -138,10 +147,18 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
         print("found a stale dev cluster; stopping what is left of it", file=out)
         down(state_dir, out)
     run_dir = state_dir / "run"
+    reporter = Reporter(out, "[gpulane dev-cluster]")
+    built: tuple[images.BuiltImage, ...] = ()
+    if options.real_nodes:
+        # Everything a real node needs is checked (and installed) before anything starts.
+        nodehost.ensure_packages(binaries_cache(binaries), reporter)
+        built = images.build_all(options.repo, binaries_cache(binaries), reporter)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
     # Detached: the processes must outlive this command.
-    plane = ControlPlane.start(replace(ControlPlaneOptions.from_binaries(binaries, run_dir), die_with_parent=False))
+    plane = ControlPlane.start(replace(ControlPlaneOptions.from_binaries(binaries, run_dir), die_with_parent=False,
+                                       real_nodes=bool(options.real_nodes)))  # fmt: skip
     records = list(plane.records())
+    real: list[realnodes.RealNodeRecord] = []
     try:
         print(f"control plane ready in {plane.timings.total_s:.1f}s at {plane.server}", file=out)
         with connected(plane.kubeconfig) as api:
@@ -156,6 +173,20 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
             node_names = fakenodes.create(api, specs)
             fakenodes.wait_ready(api, node_names)
             print(f"fake GPU nodes Ready: {', '.join(node_names) or '(none)'}", file=out)
+        if options.real_nodes:
+            real_options = realnodes.RealNodeOptions(
+                options.real_nodes, options.real_gpus_per_node, options.gpu_memory_mib, agents=options.agents)
+            services = realnodes.start_cluster_services(binaries, plane, run_dir, die_with_parent=False)
+            records += [s.record() for s in services]
+            watch = list(services)
+            for index in range(options.real_nodes):
+                node = realnodes.start_node(index, real_options, binaries, plane, state_dir, built, reporter,
+                                            die_with_parent=False)  # fmt: skip
+                real.append(node.record)
+                records += [realnodes.process_record(p) for p in node.processes]
+                watch += node.processes
+            waited = realnodes.wait_ready(plane.kubeconfig, [r.name for r in real], watch, timeout=120.0)
+            print(f"real nodes Ready in {waited:.1f}s: {', '.join(r.name for r in real)}", file=out)
         metrics: dict[str, int] = {}
         if options.agents:
             agents: list[procs.Supervised] = []
@@ -186,14 +217,24 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
         state = ClusterState(
             kubeconfig=str(plane.kubeconfig), server=plane.server, admin_token=plane.pki.admin_token,
             ca_cert=str(plane.pki.ca_cert), processes=tuple(records), nodes=tuple(node_names), agent_metrics=metrics,
+            real_nodes=tuple(real),
         )  # fmt: skip
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / STATE_FILE).write_text(state.to_json())
         return state
     except BaseException:
+        for real_node in real:
+            realnodes.teardown(real_node)
         for record in reversed(records):
             procs.stop_record(record)
         raise
+
+
+def binaries_cache(binaries: Binaries) -> Any:
+    """The cache layout the binaries came from (images and logs live beside them)."""
+    from gpulane_dev.settings import CacheLayout
+
+    return CacheLayout(binaries.kube_apiserver.parent.parent)
 
 
 def down(state_dir: Path, out: TextIO = sys.stderr) -> int:
@@ -203,6 +244,11 @@ def down(state_dir: Path, out: TextIO = sys.stderr) -> int:
         print(f"no dev cluster state in {state_dir}; nothing to stop", file=out)
         return 0
     stopped = 0
+    # Real nodes first, while their namespace holders still run: everything in a node's mount namespace
+    # (kubelet, containerd, its shims, the agent) and its containers' cgroups go together.
+    for node in state.real_nodes:
+        realnodes.teardown(node)
+        print(f"removed real node {node.name} (containers, namespaces, cgroups, files)", file=out)
     for record in reversed(state.processes):
         if procs.stop_record(record):
             stopped += 1

@@ -158,16 +158,20 @@ def build_kubernetes(
     cache.wrapper.mkdir(parents=True, exist_ok=True)
     cache.bin.mkdir(parents=True, exist_ok=True)
     go_mod = cache.wrapper / "go.mod"
-    (cache.wrapper / "tools.go").write_text(wrapper_tools_go())
+    tools_go = cache.wrapper / "tools.go"
+    # A new command in tools.go needs its packages' go.sum entries: resolve again.
+    same_commands = tools_go.exists() and tools_go.read_text() == wrapper_tools_go()
+    tools_go.write_text(wrapper_tools_go())
     # go.sum exists only after a completed `go get`; without it an interrupted run is redone.
-    resolved = go_mod.exists() and (cache.wrapper / "go.sum").exists()
+    resolved = same_commands and go_mod.exists() and (cache.wrapper / "go.sum").exists()
     if not (resolved and wrapper_is_current(go_mod.read_text(), versions)):
         go_mod.write_text(wrapper_go_mod(versions, upstream_module(go, cache, versions, log)))
         (cache.wrapper / "go.sum").unlink(missing_ok=True)
         reporter.say(f"resolving modules (go get, a few hundred MB on a cold cache); log {log}")
         started = time.monotonic()
         run(
-            [str(go), "get", f"{KUBE_APISERVER_PKG}@{versions.kubernetes}", f"{ETCD_PKG}@{versions.etcd}"],
+            [str(go), "get", *(f"{command_package(n)}@{versions.kubernetes}" for n in KUBERNETES_COMMANDS),
+             f"{ETCD_PKG}@{versions.etcd}"],
             env=env, cwd=cache.wrapper, log=log, timeout=_BUILD_TIMEOUT_S,
         )  # fmt: skip
         timed(reporter, "modules resolved", started)

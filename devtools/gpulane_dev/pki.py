@@ -137,3 +137,26 @@ def load(directory: Path, admin_token: str) -> Pki:
         sa_public=directory / "sa.pub", sa_private=directory / "sa.key",
         token_file=directory / "tokens.csv", admin_token=admin_token,
     )  # fmt: skip
+
+
+def issue_serving_cert(pki: Pki, out_dir: Path, common_name: str, ips: tuple[str, ...],
+                       dns: tuple[str, ...] = ()) -> tuple[Path, Path]:  # fmt: skip
+    """A serving certificate signed by the dev CA (a kubelet's, say); returns (cert, key) paths."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki.ca_key}: not the EC key generate() writes")
+    key = _key()
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in (common_name, *dns)]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert = (
+        _builder(_name(common_name), ca.subject, key.public_key())
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out_dir / f"{common_name}.crt", out_dir / f"{common_name}.key"
+    _write_cert(cert_path, cert)
+    _write_key(key_path, key)
+    return cert_path, key_path

@@ -28,7 +28,7 @@ from gpulane_agent.kube.api import KubeApi, KubeError
 from gpulane_agent.lanes import NodeView, ViewHolder, lane_views, pod_lanes
 from gpulane_agent.podresources.check import PodResourcesCheck
 from gpulane_agent.podresources.holdings import holder_containers
-from gpulane_agent.settings import AgentConfig
+from gpulane_agent.settings import AgentConfig, BackendKind
 from gpulane_agent.stats import AgentStats
 
 if TYPE_CHECKING:
@@ -56,10 +56,12 @@ class Agent:
         self.kube: KubeApi | None = None
         self._kube_factory = kube_factory
         self.enforcer = Enforcer(backend, ProcReader(Path(config.enforcement.proc_root)), config.enforcement, self.stats)
-        self.collector = GpuCollector(backend, self.board, self.view, self.stats, config.node_name)
+        self.collector = GpuCollector(
+            backend, self.board, self.view, self.stats, config.node_name, dcgm_compat=config.metrics.dcgm_compat)
         self.registry = make_registry(self.collector)
         self.metrics = MetricsServer(self.registry, config.metrics.address, config.metrics.port)
-        ctx = PluginContext(config.node_name, config.coordinator.socket, config.device_plugin)
+        fake_dir = config.backend.fake_process_dir if config.backend.kind is BackendKind.FAKE else ""
+        ctx = PluginContext(config.node_name, config.coordinator.socket, config.device_plugin, fake_dir)
         self.plugin_service = DevicePluginService(ctx, backend, self.board, lambda: self.kube, self.stats)
         self.plugin = DevicePluginRunner(self.plugin_service, config.device_plugin)
         self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)

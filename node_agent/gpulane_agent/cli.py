@@ -21,9 +21,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="YAML config file (version: v1; env GPULANE_AGENT_CONFIG); see docs/agent.md")
     p.add_argument("--backend", choices=["nvml", "fake", "null"], help="GPU backend (backend.kind)")
     p.add_argument("--fake-config", help="fake backend spec YAML (backend.fake_config)")
+    p.add_argument("--fake-process-dir",
+                   help="where container processes report fake GPU memory (backend.fake_process_dir)")
     p.add_argument("--fail-on-init", action="store_const", const=True,
                    help="exit if NVML cannot start instead of running with no GPUs")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (metrics.port, default 9400)")
+    p.add_argument("--dcgm-compat", action="store_const", const=True,
+                   help="also export dcgm-exporter's DCGM_FI_* families, for nodes without dcgm-exporter "
+                        "(metrics.dcgm_compat)")
     p.add_argument("--node-name", help="this Kubernetes node's name (node_name, default: hostname)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     p.add_argument("--device-plugin-dir", help="kubelet device-plugin dir (device_plugin.dir)")
@@ -50,8 +55,10 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     named = {
         "backend.kind": args.backend,
         "backend.fake_config": args.fake_config,
+        "backend.fake_process_dir": args.fake_process_dir,
         "backend.fail_on_init": args.fail_on_init,
         "metrics.port": args.metrics_port,
+        "metrics.dcgm_compat": args.dcgm_compat,
         "node_name": args.node_name,
         "kubernetes.kubeconfig": args.kubeconfig,
         "device_plugin.dir": args.device_plugin_dir,
@@ -79,7 +86,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         config = load_config(args.config or os.environ.get(ENV_CONFIG_FILE), os.environ, flags_from_args(args))
-        backend = make_backend(config.backend, config.node_name)
+        backend = make_backend(config.backend, config.node_name, proc_root=config.enforcement.proc_root)
     except (SettingsError, FakeSpecError, BackendInitError) as exc:
         print(f"gpulane agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG

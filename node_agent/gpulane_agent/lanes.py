@@ -1,7 +1,8 @@
 """The node's lanes as the agent sees them: pure functions from pods (annotations) and measured usage.
 
 The operator's annotations are authoritative for who is in which lane and how large it is; the agent
-adds what it measures (memory used per pod and per lane). A finished or deleted pod drops out here,
+adds what it measures (memory used per pod container and GPU, and per lane). A multi-GPU job holds the
+same lane id on each of its GPUs, with the same size and a per-GPU memory limit. A finished or deleted pod drops out here,
 which is how its lane is released from the inventory and the metrics.
 """
 
@@ -18,16 +19,16 @@ from gpulane_agent.kube.api import PodView
 
 @dataclass(frozen=True, slots=True)
 class PodLane:
-    """One running pod's place: GPU, lane, lane size and its memory limit."""
+    """One running pod's place: its GPUs (a multi-GPU job has its lane on each), lane, size and limit."""
 
     namespace: str
     pod: str
     uid: str
-    gpu_index: int
-    gpu_uuid: str
+    gpu_indices: tuple[int, ...]
+    gpu_uuids: tuple[str, ...]  # same order as gpu_indices
     lane: str
     lane_size_mib: int
-    limit_mib: int | None
+    limit_mib: int  # per GPU: gpulane.dev/memory-limit-mib as written by the operator
     job: str
     container_ids: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -44,10 +45,11 @@ class LaneView:
 
 @dataclass(frozen=True, slots=True)
 class ContainerUsage:
-    """Measured GPU memory of one pod container (``container`` empty when the runtime id is unknown)."""
+    """Measured memory of one pod container on one GPU (``container`` empty when the runtime id is unknown)."""
 
     uid: str
     container: str
+    gpu_uuid: str
     used_bytes: int
 
 
@@ -77,61 +79,57 @@ class ViewHolder:
             self._view = view
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def pod_lanes(pods: Iterable[PodView], node_name: str) -> tuple[PodLane, ...]:
     """Pods of this node that hold a lane now: assigned here, not finished, not being deleted.
 
-    A pod whose annotations cannot be parsed is skipped here (Allocate reports it by name).
+    The assignment is read through ``gpulane_core.podcontract``; a pod whose annotations cannot be
+    read is skipped here (Allocate refuses it, naming the annotation).
     """
     out: list[PodLane] = []
     for pod in pods:
-        a = pod.annotations
-        if a.get(ann.NODE) != node_name or pod.finished or pod.deleting:
+        if pod.finished or pod.deleting:
             continue
-        index = _int(a.get(ann.GPU_INDEX, "").split(",")[0])
-        gpu_uuid = a.get(ann.GPU_UUID, "").split(",")[0].strip()
-        lane = a.get(ann.LANE, "").strip()
-        if index is None or not gpu_uuid or not lane:
+        try:
+            a = ann.from_annotations(ann.pod_job(pod.namespace, pod.name, pod.labels), pod.annotations)
+            limit_mib = ann.written_memory_limit_mib(pod.annotations)
+        except ann.AnnotationError:
             continue
-        job = pod.labels.get(ann.LABEL_JOB, pod.name)
+        if a.node != node_name:
+            continue
         out.append(
             PodLane(
                 namespace=pod.namespace,
                 pod=pod.name,
                 uid=pod.uid,
-                gpu_index=index,
-                gpu_uuid=gpu_uuid,
-                lane=lane,
-                lane_size_mib=_int(a.get(ann.LANE_SIZE_MIB)) or 0,
-                limit_mib=_int(a.get(ann.MEMORY_LIMIT_MIB)),
-                job=f"{pod.namespace}/{job}",
+                gpu_indices=a.gpu_indices,
+                gpu_uuids=a.gpu_uuids,
+                lane=a.lane,
+                lane_size_mib=a.lane_size_mib,
+                limit_mib=limit_mib,
+                job=a.job,
                 container_ids=dict(pod.container_ids),
             )
         )
-    return tuple(sorted(out, key=lambda p: (p.gpu_index, p.lane, p.namespace, p.pod)))
+    return tuple(sorted(out, key=lambda p: (p.gpu_indices, p.lane, p.namespace, p.pod)))
 
 
 def lane_views(lanes: Iterable[PodLane], usage: Iterable[ContainerUsage]) -> tuple[LaneView, ...]:
-    """Group pods by (GPU, lane): size is the largest size any member reports, used the members' sum."""
-    used_by_uid: dict[str, int] = {}
+    """Group pods by (GPU, lane), a multi-GPU pod on each of its GPUs: size is the largest size any member
+    reports, used the members' memory on that GPU."""
+    used: dict[tuple[str, str], int] = {}
     for u in usage:
-        used_by_uid[u.uid] = used_by_uid.get(u.uid, 0) + u.used_bytes
+        used[(u.uid, u.gpu_uuid)] = used.get((u.uid, u.gpu_uuid), 0) + u.used_bytes
     groups: dict[tuple[int, str, str], list[PodLane]] = {}
     for pl in lanes:
-        groups.setdefault((pl.gpu_index, pl.gpu_uuid, pl.lane), []).append(pl)
+        for index, uuid in zip(pl.gpu_indices, pl.gpu_uuids, strict=True):
+            groups.setdefault((index, uuid, pl.lane), []).append(pl)
     return tuple(
         LaneView(
             gpu_index=index,
             gpu_uuid=gpu_uuid,
             lane=lane,
             size_mib=max(m.lane_size_mib for m in members),
-            used_bytes=sum(used_by_uid.get(m.uid, 0) for m in members),
+            used_bytes=sum(used.get((m.uid, gpu_uuid), 0) for m in members),
             jobs=tuple(sorted({m.job for m in members})),
         )
         for (index, gpu_uuid, lane), members in sorted(groups.items())

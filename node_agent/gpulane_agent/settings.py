@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpulane_core import fakegpu
 from gpulane_core import settings as core_settings
 from gpulane_core.podcontract import RESOURCE
 from gpulane_core.settings import Problem, SettingsError
@@ -48,6 +49,9 @@ class BackendConfig:
     # False: a node whose NVML cannot start logs it and serves nothing (NVIDIA's FailOnInitError=false).
     fail_on_init: bool = False
     fake_config: str = ""
+    # Where processes in containers report the GPU memory they "use" (gpulane_core.fakegpu); Allocate
+    # mounts it into gpulane pods. Fake backend only; empty turns the hook off.
+    fake_process_dir: str = fakegpu.DEFAULT_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class DevicePluginConfig:
 class MetricsConfig:
     address: str = "0.0.0.0"
     port: int = 9400
+    # Also export dcgm-exporter's DCGM_FI_* families (from NVML), for clusters that run no dcgm-exporter.
+    dcgm_compat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,9 @@ class AgentConfig:
             (kube.retry_initial_s > 0, "kubernetes.retry_initial_s: must be positive"),
             (kube.retry_max_s >= kube.retry_initial_s, "kubernetes.retry_max_s: must be >= kubernetes.retry_initial_s"),
             (self.coordinator.socket.startswith("/"), "coordinator.socket: must be an absolute path"),
+            (not self.backend.fake_process_dir or self.backend.fake_process_dir.startswith("/"),
+             f"backend.fake_process_dir: must be an absolute path (or empty to turn it off), "
+             f"got {self.backend.fake_process_dir!r}"),
             (self.backend.kind is not BackendKind.FAKE or not self.backend.fake_config
              or Path(self.backend.fake_config).is_file(),
              f"backend.fake_config: no such file {self.backend.fake_config!r}"),

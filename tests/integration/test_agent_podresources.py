@@ -49,6 +49,7 @@ async def test_agent_uses_pod_resources_for_container_names_and_accounting(
     gpu0, gpu1 = backend.gpus()[0].uuid, backend.gpus()[1].uuid
     pod = PodView("team", "trainer", UID, NODE, "Running", {
         ann.NODE: NODE, ann.GPU_INDEX: "0", ann.GPU_UUID: gpu0, ann.LANE: "lane-1", ann.LANE_SIZE_MIB: "2048",
+        ann.PERSISTENT_MIB: "2048", ann.EPHEMERAL_MIB: "2048", ann.CHARGE_UNITS: "16",
         ann.MEMORY_LIMIT_MIB: "4096", ann.ALLOCATED: "true"}, {ann.LABEL_JOB: "resnet"})
     # the kubelet ignored the preference: the units came from GPU 1
     lister = Lister(api_pb2.ListPodResourcesResponse(pod_resources=[api_pb2.PodResources(

@@ -65,7 +65,8 @@ async def test_agent_process_without_kubelet_or_apiserver_then_kubelet_arrives(w
     log = workdir / "agent.log"
     argv = [GPULANE, "agent", "--backend", "fake", "--metrics-port", str(port), "--node-name", "solo",
             "--device-plugin-dir", str(workdir / "dp"), "--kubeconfig", str(_unreachable_kubeconfig(workdir / "kc")),
-            "--coordinator-socket", str(workdir / "co" / "coordinator.sock")]
+            "--coordinator-socket", str(workdir / "co" / "coordinator.sock"),
+            "--fake-process-dir", str(workdir / "fake-gpu" / "processes")]
     env = {**os.environ, "GPULANE_AGENT_KUBERNETES_RETRY_MAX_S": "1", "GPULANE_AGENT_KUBERNETES_RETRY_INITIAL_S": "0.2"}
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -80,6 +81,7 @@ async def test_agent_process_without_kubelet_or_apiserver_then_kubelet_arrives(w
         assert text is not None, log.read_text()
         assert 'gpulane_gpu_memory_total_bytes{Hostname="solo"' in text
         assert "gpulane_lane_turns_total" in text or "gpulane_lane_waiters" in text  # coordinator wired in
+        assert (workdir / "fake-gpu" / "processes").is_dir()  # where pods will report their fake GPU memory
 
         await asyncio.sleep(3)  # several API retries happen meanwhile
         output = log.read_text()
@@ -113,4 +115,7 @@ def test_bad_configuration_exits_2_naming_the_field(workdir: Path) -> None:
     result = subprocess.run([GPULANE, "agent", "--backend", "fake", "--fake-config", str(bad_spec)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "gpus[0].memory" in result.stderr, result.stderr
+    result = subprocess.run([GPULANE, "agent", "--backend", "fake", "--fake-process-dir", "run/fake"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "backend.fake_process_dir: must be an absolute path" in result.stderr
     assert time.monotonic() - started < 120

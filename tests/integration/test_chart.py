@@ -35,6 +35,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "kind-fake-backend": ("-f", str(KIND_VALUES)),
     "monitoring": ("-f", str(KIND_VALUES), *MONITORING),
     "namespaced-ha": ("--set", "operator.replicas=2", "--set", "operator.watchNamespaces={NAMESPACE}"),
+    "dcgm-compat": ("--set", "nodeAgent.metrics.dcgmCompat=true"),
 }
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -121,6 +122,7 @@ def test_helm_template_renders(helm_bin: Path, variant: str) -> None:
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
     fake = variant in ("kind-fake-backend", "monitoring")
     assert ("--backend=fake" in args) is fake
+    assert ("--dcgm-compat" in args) is (variant == "dcgm-compat")
     assert any(d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-fake-config") for d in docs) is fake
 
 
@@ -140,6 +142,8 @@ def _null_paths(node: Any, path: str) -> list[str]:
         (("--set", "operator.replicas=2", "--set", "operator.peering.enabled=false"), "peering/enabled"),
         (("--set", "operator.ordering=random"), "operator/ordering"),
         (("--set", "nodeAgent.fakeConfig.gpus[0].utilization=2"), "utilization"),
+        (("--set", "nodeAgent.fakeConfig.gpus[0].power_watts=-1"), "power_watts"),
+        (("--set", "nodeAgent.metrics.dcgmCompat=sometimes"), "dcgmCompat"),
         (("--set", "monitoring.serviceMonitor.interval=soon"), "serviceMonitor/interval"),
     ],
 )
@@ -323,6 +327,7 @@ def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant
     assert config.enforcement.proc_root == "/host/proc"
     assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
     assert config.backend.kind.value == ("fake" if "--backend=fake" in agent_args else "nvml")
+    assert config.metrics.dcgm_compat is (variant == "dcgm-compat")
 
 
 def _with_agent_settings(docs: Sequence[dict[str, Any]], args: Sequence[str], tmp_path: Path) -> list[str]:

@@ -13,7 +13,8 @@ violation. Its proc root is a scratch directory holding `/proc/<pid>/cgroup` fil
 agent's own cgroup attribution maps them to the jobs' pods. Two `gpulane_client.Lane`s take turns in a
 lane for the turn and prefetch metrics. A real Prometheus (gpulane_dev.prometheus) scrapes both every
 second; each query is evaluated with the dashboards' variables set to real values (this node, a used GPU,
-this namespace, a running pod) and must return a non-empty result.
+this namespace, a running pod) and must return a non-empty result. It runs in both of the agent's metrics
+modes: the default (only gpulane_* families) and --dcgm-compat (chart value nodeAgent.metrics.dcgmCompat).
 """
 
 from __future__ import annotations
@@ -117,11 +118,11 @@ class RenderedOperator:
 
 
 def install_chart_identities(
-    helm: Path, api: client.ApiClient, namespace: str, release: str
+    helm: Path, api: client.ApiClient, namespace: str, release: str, extra: tuple[str, ...] = ()
 ) -> tuple[list[dict[str, Any]], RenderedOperator]:
     """Create the chart's ServiceAccounts, RBAC and peering object; return them and the operator's config."""
     rendered = render(helm, release, namespace, ("-f", str(KIND_VALUES), "--set", "operator.watchNamespaces={NAMESPACE}",
-                                                 "--set", f"operator.peering.name={release}"))
+                                                 "--set", f"operator.peering.name={release}", *extra))
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "KopfPeering"}
     docs = [d for d in rendered if d["kind"] in wanted]
     settings = next(d for d in rendered if d["metadata"]["name"].endswith("-operator-settings"))
@@ -180,7 +181,11 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# The agent's two metrics modes: by default the hardware panels fall back to its gpulane_gpu_* gauges (no
+# dcgm-exporter here); with --dcgm-compat they read the DCGM_FI_DEV_* series the agent then serves.
+@pytest.mark.parametrize("dcgm_compat", [False, True], ids=["default", "dcgm-compat"])
 def test_every_panel_query_returns_data(
+    dcgm_compat: bool,
     crds: list[str],
     dev_binaries: Binaries,
     control_plane: ControlPlane,
@@ -195,7 +200,8 @@ def test_every_panel_query_returns_data(
     pool = f"dash-{namespace[-6:]}"
     client.CoreV1Api(kube_api).patch_node(node, {"metadata": {"labels": {POOL_LABEL: pool}}})
     release = f"d{namespace[-6:]}"
-    identities, rendered = install_chart_identities(dev_binaries.helm, kube_api, namespace, release)
+    identities, rendered = install_chart_identities(
+        dev_binaries.helm, kube_api, namespace, release, ("--set", f"nodeAgent.metrics.dcgmCompat={str(dcgm_compat).lower()}"))
     try:
         _run_everything(
             dev_binaries, control_plane, kube_api, namespace, node, pool, release, rendered, workdir, caplog)
@@ -237,6 +243,8 @@ def _run_everything(
            "GPULANE_AGENT_ENFORCEMENT_INTERVAL_S": "0.5", "GPULANE_AGENT_INVENTORY_HEARTBEAT_S": "2"}
     config = load_config(None, env, flags_from_args(parsed))
     assert config.backend.kind.value == "fake" and config.node_name == node
+    dcgm_compat = "--dcgm-compat" in rendered.agent_args
+    assert config.metrics.dcgm_compat is dcgm_compat
     # two working GPUs for the jobs, and a third that is lost (unhealthy, so never used; every reading
     # of it fails, which feeds the backend-error and health panels)
     backend = FakeBackend(parse_spec({
@@ -305,6 +313,8 @@ def _run_everything(
             "gpulane-job.json": {"namespace": namespace, "pod": pods[1].metadata.name},
         }
         empty = _evaluate_until_all_have_data(prom, values, timeout=120)
+        # the hardware panels read the DCGM_FI_DEV_* series exactly when the agent serves them
+        assert bool(prom.query("DCGM_FI_DEV_GPU_TEMP")) is dcgm_compat
         assert agent.error is None, agent.error
         # the chart's RBAC was enough: neither component was refused anything along the way
         assert "Forbidden" not in operator_log.read_text(errors="replace"), _tail(operator_log)

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 NODE = "node-a"
 RESOURCE = "gpulane.dev/gpu-memory"
 WAIT_S = 15.0
+FAKE_GPU_DIR = "/run/gpulane/fake-gpu/processes"
 
 
 class FakeKubelet(api_pb2_grpc.RegistrationServicer):  # type: ignore[misc]
@@ -90,8 +91,8 @@ async def setup() -> AsyncIterator[Setup]:
     kube = InMemoryKube([pod("trainer", backend.gpus()[0].uuid, 12)])
     board, stats = HealthBoard(), AgentStats()
     config = DevicePluginConfig(dir=str(plugin_dir), socket_poll_s=0.05, health_poll_s=0.05)
-    service = DevicePluginService(PluginContext(NODE, "/var/run/gpulane/coordinator.sock", config),
-                                  backend, board, lambda: kube, stats)
+    ctx = PluginContext(NODE, "/var/run/gpulane/coordinator.sock", config, FAKE_GPU_DIR)  # as the agent on fake
+    service = DevicePluginService(ctx, backend, board, lambda: kube, stats)
     runner = DevicePluginRunner(service, config)
     kubelet = FakeKubelet(plugin_dir)
     await kubelet.start()
@@ -150,7 +151,9 @@ async def test_allocate_gives_the_assigned_pod_its_env_and_refuses_an_unassigned
         assert container.envs["GPULANE_LANE_ID"] == f"{gpu0}/lane-1"
         assert container.envs["GPULANE_JOB"] == "team/resnet"
         assert container.envs["GPULANE_COORDINATOR_SOCKET"] == "/var/run/gpulane/coordinator.sock"
-        assert [(m.container_path, m.host_path) for m in container.mounts] == [("/var/run/gpulane", "/var/run/gpulane")]
+        assert container.envs["GPULANE_FAKE_GPU_DIR"] == FAKE_GPU_DIR
+        assert [(m.container_path, m.host_path, m.read_only) for m in container.mounts] == [
+            ("/var/run/gpulane", "/var/run/gpulane", False), (FAKE_GPU_DIR, FAKE_GPU_DIR, False)]
         assert setup.kube.pods["team/trainer"].annotations[ann.ALLOCATED] == "true"
 
         # the same request again: the only candidate is now allocated, so nobody awaits it

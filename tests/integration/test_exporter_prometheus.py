@@ -1,8 +1,9 @@
 """The exporter scraped by a real Prometheus; PromQL answers must match the fake backend's state.
 
-Also runs the real ``promtool check metrics`` over the exposition. Metric names must pass cleanly; the
-only lint promtool may raise is camelCase *label* names, which are the dcgm-exporter-compatible labels
-the contract requires (``UUID``, ``modelName``, ``Hostname``) and nothing else.
+Also runs the real ``promtool check metrics`` over the exposition, in the default mode and with
+``dcgm_compat``. Metric names must pass cleanly; the only lint promtool may raise is camelCase *label*
+names, which are the dcgm-exporter-compatible labels the contract requires (``UUID``, ``modelName``,
+``Hostname``) and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from gpulane_agent.exporter import names
 from gpulane_agent.exporter.collector import GpuCollector
 from gpulane_agent.exporter.server import MetricsServer, make_registry
 from gpulane_agent.gpu.fake import FakeBackend
@@ -36,6 +38,7 @@ class Exporter:
     backend: FakeBackend
     server: MetricsServer
     view: ViewHolder
+    dcgm_compat: bool
 
     @property
     def target(self) -> str:
@@ -47,15 +50,15 @@ class Exporter:
 
 
 @pytest.fixture
-def exporter() -> Iterator[Exporter]:
+def exporter(request: pytest.FixtureRequest) -> Iterator[Exporter]:
+    dcgm_compat = bool(getattr(request, "param", False))
     backend = FakeBackend.default(NODE)
     view = ViewHolder()
-    server = MetricsServer(
-        make_registry(GpuCollector(backend, HealthBoard(), view, AgentStats(), NODE)), "127.0.0.1", 0
-    )
+    collector = GpuCollector(backend, HealthBoard(), view, AgentStats(), NODE, dcgm_compat=dcgm_compat)
+    server = MetricsServer(make_registry(collector), "127.0.0.1", 0)
     server.start()
     try:
-        yield Exporter(backend, server, view)
+        yield Exporter(backend, server, view, dcgm_compat)
     finally:
         server.stop()
 
@@ -74,17 +77,21 @@ def _lane_view(backend: FakeBackend) -> NodeView:
     pod = PodView("team", "trainer", "uid-1", NODE, "Running", {
         "gpulane.dev/node": NODE, "gpulane.dev/gpu-index": "0", "gpulane.dev/gpu-uuid": gpu0,
         "gpulane.dev/lane": "lane-1", "gpulane.dev/lane-size-mib": "4096", "gpulane.dev/memory-limit-mib": "5120",
+        "gpulane.dev/persistent-mib": "1024", "gpulane.dev/ephemeral-mib": "4096", "gpulane.dev/charge-units": "20",
     }, {"gpulane.dev/job": "resnet"})
     lanes = pod_lanes([pod], NODE)
-    usage = (ContainerUsage("uid-1", "main", 3000 * MIB),)
+    usage = (ContainerUsage("uid-1", "main", gpu0, 3000 * MIB),)
     return NodeView(lanes, usage, lane_views(lanes, usage))
 
 
+@pytest.mark.parametrize("exporter", [False, True], ids=["default", "dcgm-compat"], indirect=True)
 def test_promtool_accepts_the_metric_names(exporter: Exporter) -> None:
     promtool = _promtool()
     exporter.view.publish(_lane_view(exporter.backend))
     exporter.backend.lose_gpu(3)  # makes backend_errors_total appear too
     text = exporter.text()
+    served = set(re.findall(r"^(DCGM_\w+)\{", text, re.M))
+    assert served == (set(names.DCGM_METRICS) if exporter.dcgm_compat else set())
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert all(p.endswith(CAMEL_LABEL_LINT) for p in problems), problems
@@ -110,7 +117,9 @@ def test_real_prometheus_scrapes_values_that_match_the_fake_backend(exporter: Ex
         assert float(used[0]["value"][1]) == (5000 + 256) * MIB
         assert used[0]["metric"]["Hostname"] == NODE and used[0]["metric"]["modelName"] == "Fake-GPU-16G"
         assert float(prom.query('gpulane_gpu_utilization_ratio{gpu="1"}')[0]["value"][1]) == 0.75
-        assert float(prom.query('DCGM_FI_DEV_FB_USED{gpu="1"}')[0]["value"][1]) == 5256
+        assert float(prom.query('gpulane_gpu_temperature_celsius{gpu="1"}')[0]["value"][1]) == 41
+        assert float(prom.query('gpulane_gpu_sm_clock_hertz{gpu="1"}')[0]["value"][1]) == 1590e6
+        assert prom.query('{__name__=~"DCGM_.+"}') == []  # default mode: nothing under dcgm-exporter's names
         assert float(prom.query("sum(gpulane_gpu_memory_total_bytes)")[0]["value"][1]) == 4 * 16 * 1024 * MIB
         lane = prom.query('gpulane_lane_used_bytes{lane="lane-1"} / gpulane_lane_size_bytes{lane="lane-1"}')
         assert float(lane[0]["value"][1]) == pytest.approx(3000 / 4096)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gpulane_core import fakegpu
 from gpulane_core import podcontract as ann
-from gpulane_core.model import JobId
 
 from gpulane_agent.kube.api import PodView
 
@@ -23,21 +23,12 @@ class AllocateRefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Assignment:
-    """The operator's decision for one pod, parsed from its annotations."""
+class Allocation:
+    """What one container's Allocate is for: the pod and the operator's ``podcontract.Assignment`` of it."""
 
-    namespace: str
-    pod: str
-    uid: str
-    job: str
-    gpu_indices: tuple[int, ...]
-    gpu_uuids: tuple[str, ...]
-    lane: str
-    lane_size_mib: int
-    persistent_mib: int
-    ephemeral_mib: int
-    memory_limit_mib: int
-    charge_units: int
+    pod: PodView
+    assignment: ann.Assignment
+    memory_limit_mib: int  # gpulane.dev/memory-limit-mib as the operator wrote it, handed to the workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,28 +44,14 @@ class ContainerGrant:
     mounts: tuple[Mount, ...]
 
 
-def parse_assignment(pod: PodView) -> Assignment:
+def parse_allocation(pod: PodView) -> Allocation:
     """Read the operator's annotations; a missing or malformed one is an AllocateRefused naming it."""
-    job = pod.labels.get(ann.LABEL_JOB, "")
     try:
-        decided = ann.from_annotations(JobId(f"{pod.namespace}/{job}" if job else pod.key), pod.annotations)
+        assignment = ann.from_annotations(ann.pod_job(pod.namespace, pod.name, pod.labels), pod.annotations)
         limit_mib = ann.written_memory_limit_mib(pod.annotations)
     except ann.AnnotationError as exc:
         raise AllocateRefused(f"pod {pod.key}: {exc}") from None
-    return Assignment(
-        namespace=pod.namespace,
-        pod=pod.name,
-        uid=pod.uid,
-        job=decided.job,
-        gpu_indices=decided.gpu_indices,
-        gpu_uuids=decided.gpu_uuids,
-        lane=decided.lane,
-        lane_size_mib=decided.lane_size_mib,
-        persistent_mib=decided.persistent_mib,
-        ephemeral_mib=decided.ephemeral_mib,
-        memory_limit_mib=limit_mib,
-        charge_units=decided.charge_units,
-    )
+    return Allocation(pod, assignment, limit_mib)
 
 
 def awaiting_allocation(pods: Sequence[PodView], node_name: str) -> list[PodView]:
@@ -114,10 +91,15 @@ def find_pod(pods: Sequence[PodView], node_name: str, units: int, resource: str)
     )
 
 
-def container_grant(assignment: Assignment, coordinator_socket: str) -> ContainerGrant:
-    """The environment and mounts of docs/contracts.md for a container of the assigned pod."""
+def container_grant(allocation: Allocation, coordinator_socket: str, fake_gpu_dir: str = "") -> ContainerGrant:
+    """The environment and mounts of docs/contracts.md for a container of the assigned pod.
+
+    ``fake_gpu_dir`` (only when the agent runs the fake backend) is where the container's processes
+    report the GPU memory they use: mounted read-write at the same path and named in the environment.
+    """
+    assignment = allocation.assignment
     uuids = ",".join(assignment.gpu_uuids)
-    limit = assignment.memory_limit_mib
+    limit = allocation.memory_limit_mib
     # MPS numbers devices as the container sees them (0..n-1), each pinned to the lane limit.
     pinned = ",".join(f"{i}={limit}M" for i in range(len(assignment.gpu_uuids)))
     envs = {
@@ -133,13 +115,17 @@ def container_grant(assignment: Assignment, coordinator_socket: str) -> Containe
         "GPULANE_COORDINATOR_SOCKET": coordinator_socket,
     }
     socket_dir = coordinator_socket.rsplit("/", 1)[0] or "/"
-    return ContainerGrant(envs=envs, mounts=(Mount(socket_dir, socket_dir, read_only=False),))
+    mounts = [Mount(socket_dir, socket_dir, read_only=False)]
+    if fake_gpu_dir:
+        envs[fakegpu.ENV_DIR] = fake_gpu_dir
+        mounts.append(Mount(fake_gpu_dir, fake_gpu_dir, read_only=False))
+    return ContainerGrant(envs=envs, mounts=tuple(mounts))
 
 
-def check_units(assignment: Assignment, units: int) -> None:
+def check_units(allocation: Allocation, units: int) -> None:
     """The kubelet's count must equal the operator's charge (defence against a stale annotation)."""
-    if assignment.charge_units != units:
+    if allocation.assignment.charge_units != units:
         raise AllocateRefused(
-            f"pod {assignment.namespace}/{assignment.pod}: {ann.CHARGE_UNITS}={assignment.charge_units} "
+            f"pod {allocation.pod.key}: {ann.CHARGE_UNITS}={allocation.assignment.charge_units} "
             f"but the kubelet allocates {units} units"
         )

@@ -40,6 +40,7 @@ class PluginContext:
     node_name: str
     coordinator_socket: str
     config: DevicePluginConfig
+    fake_gpu_dir: str = ""  # the fake backend's process-report directory, mounted into containers
 
 
 class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
@@ -98,10 +99,10 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
     async def Allocate(self, request: api_pb2.AllocateRequest, context: Any) -> api_pb2.AllocateResponse:
         async with self._allocate_lock:
             try:
-                response, pods = await self._allocate(request)
+                response, allocations = await self._allocate(request)
                 kube = self._require_kube()
-                for pod in pods:
-                    await kube.annotate_pod(pod.namespace, pod.pod, {ann.ALLOCATED: "true"})
+                for allocation in allocations:
+                    await kube.annotate_pod(allocation.pod.namespace, allocation.pod.name, {ann.ALLOCATED: "true"})
             except allocate.AllocateRefused as exc:
                 self._stats.allocation("error")
                 log.warning("Allocate refused: %s", exc)
@@ -128,11 +129,11 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
 
     async def _allocate(
         self, request: api_pb2.AllocateRequest
-    ) -> tuple[api_pb2.AllocateResponse, list[allocate.Assignment]]:
+    ) -> tuple[api_pb2.AllocateResponse, list[allocate.Allocation]]:
         pods = await self._require_kube().list_node_pods(self._ctx.node_name)
         resource = self._ctx.config.resource_name
         taken: set[str] = set()
-        assignments = []
+        allocations = []
         responses = []
         for req in request.container_requests:
             count = len(req.devices_ids)
@@ -143,11 +144,11 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
                     raise allocate.AllocateRefused(str(exc)) from exc
             candidates = [p for p in pods if p.key not in taken]
             pod = allocate.find_pod(candidates, self._ctx.node_name, count, resource)
-            assignment = allocate.parse_assignment(pod)
-            allocate.check_units(assignment, count)
+            allocation = allocate.parse_allocation(pod)
+            allocate.check_units(allocation, count)
             taken.add(pod.key)
-            assignments.append(assignment)
-            grant = allocate.container_grant(assignment, self._ctx.coordinator_socket)
+            allocations.append(allocation)
+            grant = allocate.container_grant(allocation, self._ctx.coordinator_socket, self._ctx.fake_gpu_dir)
             responses.append(
                 api_pb2.ContainerAllocateResponse(
                     envs=dict(grant.envs),
@@ -157,7 +158,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
                     ],
                 )
             )
-        return api_pb2.AllocateResponse(container_responses=responses), assignments
+        return api_pb2.AllocateResponse(container_responses=responses), allocations
 
     async def _assigned_gpu(self, size: int) -> str | None:
         kube = self._kube()
@@ -166,7 +167,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
         try:
             pods = await kube.list_node_pods(self._ctx.node_name)
             pod = allocate.find_pod(pods, self._ctx.node_name, size, self._ctx.config.resource_name)
-            return allocate.parse_assignment(pod).gpu_uuids[0]
+            return allocate.parse_allocation(pod).assignment.gpu_uuids[0]
         except (KubeError, allocate.AllocateRefused):
             return None  # only a preference: fall back to packing
 

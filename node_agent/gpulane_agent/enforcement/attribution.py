@@ -55,24 +55,26 @@ class ProcReader:
 
 
 def attribute(
-    processes: Iterable[GpuProcess],
+    processes: Mapping[str, Iterable[GpuProcess]],
     owners: Mapping[int, CgroupOwner | None],
     lanes: Sequence[PodLane],
     fallback_containers: Mapping[str, str] | None = None,
 ) -> tuple[ContainerUsage, ...]:
-    """Pure: sum process memory per (pod, container) for pods of this node; other processes are ignored.
+    """Pure: sum process memory per (pod, container, GPU) for pods of this node; other processes are ignored.
 
-    ``fallback_containers`` (pod UID -> container, from PodResources) names the container when the
-    runtime id is not in the pod's status yet.
+    ``processes`` is keyed by GPU UUID. ``fallback_containers`` (pod UID -> container, from PodResources)
+    names the container when the runtime id is not in the pod's status yet.
     """
     fallback = fallback_containers or {}
     by_uid = {pl.uid: pl for pl in lanes}
-    totals: dict[tuple[str, str], int] = {}
-    for proc in processes:
-        owner = owners.get(proc.pid)
-        if owner is None or owner.pod_uid not in by_uid:
-            continue
-        container = by_uid[owner.pod_uid].container_ids.get(owner.container_id) or fallback.get(owner.pod_uid, "")
-        key = (owner.pod_uid, container)
-        totals[key] = totals.get(key, 0) + proc.used_bytes
-    return tuple(ContainerUsage(uid, container, used) for (uid, container), used in sorted(totals.items()))
+    totals: dict[tuple[str, str, str], int] = {}
+    for gpu_uuid, on_gpu in processes.items():
+        for proc in on_gpu:
+            owner = owners.get(proc.pid)
+            if owner is None or owner.pod_uid not in by_uid:
+                continue
+            pl = by_uid[owner.pod_uid]
+            container = pl.container_ids.get(owner.container_id) or fallback.get(owner.pod_uid, "")
+            key = (owner.pod_uid, container, gpu_uuid)
+            totals[key] = totals.get(key, 0) + proc.used_bytes
+    return tuple(ContainerUsage(uid, container, gpu, used) for (uid, container, gpu), used in sorted(totals.items()))

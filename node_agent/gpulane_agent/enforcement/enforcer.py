@@ -35,14 +35,15 @@ class Enforcer:
     def measure(
         self, lanes: Sequence[PodLane], fallback_containers: Mapping[str, str] | None = None
     ) -> tuple[ContainerUsage, ...]:
-        """GPU memory per pod container, from every readable GPU (a failing GPU is counted and skipped)."""
-        processes: list[GpuProcess] = []
+        """GPU memory per pod container and GPU, from every readable GPU (a failing one is counted and skipped)."""
+        processes: dict[str, tuple[GpuProcess, ...]] = {}
         for gpu in self._backend.gpus():
             try:
-                processes.extend(self._backend.processes(gpu.index))
+                processes[gpu.uuid] = self._backend.processes(gpu.index)
             except GpuError as exc:
                 self._stats.backend_error(exc.operation)
-        owners: dict[int, CgroupOwner | None] = {p.pid: self._proc.owner(p.pid) for p in processes}
+        pids = {p.pid for on_gpu in processes.values() for p in on_gpu}
+        owners: dict[int, CgroupOwner | None] = {pid: self._proc.owner(pid) for pid in pids}
         return attribute(processes, owners, lanes, fallback_containers)
 
     def decide(self, lanes: Sequence[PodLane], usage: Sequence[ContainerUsage]) -> tuple[Violation, ...]:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 
 class GpuError(RuntimeError):
-    """A reading failed. ``operation`` names the call (``memory``, ``utilization``...) for metrics."""
+    """A reading failed. ``operation`` names the call (``memory``, ``utilization``, ``hardware``...) for metrics."""
 
     def __init__(self, operation: str, index: int | None, message: str) -> None:
         where = f"GPU {index}" if index is not None else "backend"
@@ -39,6 +39,7 @@ class GpuInfo:
     model: str
     memory_total_bytes: int
     numa_node: int | None = None
+    pci_bus_id: str = ""  # NVML's busId, e.g. 00000000:3B:00.0 (dcgm-exporter's pci_bus_id label); "" if unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,21 @@ class MemoryInfo:
     total_bytes: int
     used_bytes: int
     free_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareReadings:
+    """Sensors and clocks of one GPU in NVML's own units; ``None`` where the board does not report it.
+
+    NVML answers ``NVML_ERROR_NOT_SUPPORTED`` for some readings on some boards (power on many GeForce and
+    vGPU guests, for example): that reading is ``None`` and its series is left out, never a made-up 0.
+    """
+
+    temperature_celsius: int | None  # nvmlDeviceGetTemperature(NVML_TEMPERATURE_GPU)
+    power_milliwatts: int | None  # nvmlDeviceGetPowerUsage
+    sm_clock_mhz: int | None  # nvmlDeviceGetClockInfo(NVML_CLOCK_SM)
+    memory_clock_mhz: int | None  # nvmlDeviceGetClockInfo(NVML_CLOCK_MEM)
+    memory_copy_percent: int | None  # nvmlDeviceGetUtilizationRates().memory: time memory was read or written
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,10 @@ class GpuBackend(Protocol):
 
     def utilization(self, index: int) -> float:
         """Compute utilization 0..1 over the driver's last sample period."""
+        ...
+
+    def hardware(self, index: int) -> HardwareReadings:
+        """Temperature, power, clocks and memory-copy utilization, read now (operation ``hardware``)."""
         ...
 
     def processes(self, index: int) -> tuple[GpuProcess, ...]: ...

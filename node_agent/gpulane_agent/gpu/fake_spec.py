@@ -11,6 +11,12 @@ typo in a test fixture or a kind-cluster config fails loudly instead of yielding
         uuid: GPU-...            # optional; derived from node name + index when omitted
         numa_node: 0             # optional
         utilization: 0.25        # optional, 0..1
+        pci_bus_id: 00000000:3B:00.0   # optional; 00000000:<index+1>:00.0 when omitted
+        temperature_celsius: 41  # optional hardware readings (defaults below); null: the board does not
+        power_watts: 38.5        #   report it (NVML_ERROR_NOT_SUPPORTED), so its series is absent
+        sm_clock_mhz: 1590
+        memory_clock_mhz: 5000
+        memory_copy_utilization: 0.1   # 0..1, NVML's utilization.memory
         count: 2                 # optional; repeats this entry
     processes:                   # optional: processes present from the start (tests add more at run time)
       - {gpu: 0, pid: 4242, memory: 2Gi}
@@ -23,6 +29,7 @@ typo in a test fixture or a kind-cluster config fails loudly instead of yielding
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,12 +37,23 @@ from typing import Any
 
 from gpulane_core.quantity import QuantityError, parse_mib
 
+from gpulane_agent.gpu.backend import HardwareReadings
+
 DEFAULT_GPU_COUNT = 4
 DEFAULT_MODEL = "Fake-GPU-16G"
 DEFAULT_MEMORY_MIB = 16 * 1024
 DEFAULT_RESERVED_MIB = 256
+# Plausible readings of an idle 16 GiB data-centre GPU (a T4's clocks); each is configurable per GPU.
+DEFAULT_HARDWARE = HardwareReadings(
+    temperature_celsius=41, power_milliwatts=38_500, sm_clock_mhz=1590, memory_clock_mhz=5000, memory_copy_percent=0
+)
 # The per-GPU readings that can fail. The inventory (gpus()) cannot: NVML reads it once at start-up.
-OPERATIONS = frozenset({"memory", "utilization", "processes"})
+OPERATIONS = frozenset({"memory", "utilization", "processes", "hardware"})
+_GPU_FIELDS = frozenset({
+    "model", "memory", "uuid", "numa_node", "utilization", "count", "pci_bus_id",
+    "temperature_celsius", "power_watts", "sm_clock_mhz", "memory_clock_mhz", "memory_copy_utilization",
+})  # fmt: skip
+_PCI_BUS_ID = re.compile(r"^[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.[0-7]$")
 # A fixed namespace so UUIDs are stable across runs and machines for the same node name.
 _UUID_NAMESPACE = uuid.UUID("6f1c5d2e-4b8a-5c3e-9d7f-0a1b2c3d4e5f")
 
@@ -57,6 +75,8 @@ class FakeGpuSpec:
     uuid: str
     numa_node: int | None = None
     utilization: float = 0.0
+    pci_bus_id: str = ""
+    hardware: HardwareReadings = DEFAULT_HARDWARE
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +108,18 @@ def derive_uuid(node_name: str, index: int) -> str:
     return f"GPU-{uuid.uuid5(_UUID_NAMESPACE, f'{node_name}/{index}')}"
 
 
+def derive_pci_bus_id(index: int) -> str:
+    """NVML-shaped bus id (domain:bus:device.function, upper-case hex), one bus per GPU."""
+    return f"00000000:{index + 1:02X}:00.0"
+
+
 def default_spec(node_name: str) -> FakeSpec:
     """4 GPUs of 16 GiB, model Fake-GPU-16G, UUIDs derived from ``node_name``, no faults."""
     gpus = tuple(
-        FakeGpuSpec(model=DEFAULT_MODEL, memory_mib=DEFAULT_MEMORY_MIB, uuid=derive_uuid(node_name, i))
+        FakeGpuSpec(model=DEFAULT_MODEL, memory_mib=DEFAULT_MEMORY_MIB, uuid=derive_uuid(node_name, i),
+                    pci_bus_id=derive_pci_bus_id(i))
         for i in range(DEFAULT_GPU_COUNT)
-    )
+    )  # fmt: skip
     return FakeSpec(gpus=gpus)
 
 
@@ -128,12 +154,17 @@ def _parse_gpus(raw_gpus: Any, node_name: str) -> tuple[FakeGpuSpec, ...]:
         where = f"gpus[{i}]"
         if not isinstance(entry, Mapping):
             raise FakeSpecError(f"{where}: must be a mapping")
-        unknown = set(entry) - {"model", "memory", "uuid", "numa_node", "utilization", "count"}
+        unknown = set(entry) - _GPU_FIELDS
         if unknown:
             raise FakeSpecError(f"{where}: unknown field(s) {sorted(unknown)}")
         count = _int(entry.get("count", 1), f"{where}.count", minimum=1)
-        if count > 1 and "uuid" in entry:
-            raise FakeSpecError(f"{where}.uuid: cannot be set together with count > 1")
+        for unique in ("uuid", "pci_bus_id"):
+            if count > 1 and unique in entry:
+                raise FakeSpecError(f"{where}.{unique}: cannot be set together with count > 1")
+        bus_id = entry.get("pci_bus_id")
+        if bus_id is not None and (not isinstance(bus_id, str) or not _PCI_BUS_ID.match(bus_id)):
+            raise FakeSpecError(f"{where}.pci_bus_id: must look like 00000000:3B:00.0 (upper-case hex), got {bus_id!r}")
+        hardware = _parse_hardware(entry, where)
         try:
             memory_mib = parse_mib(entry.get("memory", f"{DEFAULT_MEMORY_MIB}Mi"))
         except QuantityError as exc:
@@ -152,11 +183,40 @@ def _parse_gpus(raw_gpus: Any, node_name: str) -> tuple[FakeGpuSpec, ...]:
             gpu_uuid = str(entry.get("uuid") or derive_uuid(node_name, index))
             if not gpu_uuid.startswith("GPU-") or len(gpu_uuid) > 56:
                 raise FakeSpecError(f"{where}.uuid: must start with 'GPU-' and be at most 56 chars")
-            gpus.append(FakeGpuSpec(model, memory_mib, gpu_uuid, numa, float(util)))
+            pci = str(bus_id or derive_pci_bus_id(index))
+            gpus.append(FakeGpuSpec(model, memory_mib, gpu_uuid, numa, float(util), pci, hardware))
     uuids = [g.uuid for g in gpus]
     if len(set(uuids)) != len(uuids):
         raise FakeSpecError("gpus: UUIDs must be unique")
+    bus_ids = [g.pci_bus_id for g in gpus]
+    if len(set(bus_ids)) != len(bus_ids):
+        raise FakeSpecError("gpus: pci_bus_id values must be unique")
     return tuple(gpus)
+
+
+def _parse_hardware(entry: Mapping[str, Any], where: str) -> HardwareReadings:
+    """The readings in NVML's units; a field given as null is a sensor this board does not have."""
+    d = DEFAULT_HARDWARE
+
+    def reading(name: str, default: int | None, low: float, high: float, scale: float, integer: bool) -> int | None:
+        if name not in entry:
+            return default
+        value = entry[name]
+        if value is None:
+            return None
+        kind = "an integer" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or not low <= value <= high:
+            raise FakeSpecError(f"{where}.{name}: must be {kind} in {low:g}..{high:g} or null (not supported), "
+                                f"got {value!r}")  # fmt: skip
+        return round(value * scale)
+
+    return HardwareReadings(
+        temperature_celsius=reading("temperature_celsius", d.temperature_celsius, 0, 150, 1, True),
+        power_milliwatts=reading("power_watts", d.power_milliwatts, 0, 5000, 1000, False),
+        sm_clock_mhz=reading("sm_clock_mhz", d.sm_clock_mhz, 0, 10_000, 1, True),
+        memory_clock_mhz=reading("memory_clock_mhz", d.memory_clock_mhz, 0, 100_000, 1, True),
+        memory_copy_percent=reading("memory_copy_utilization", d.memory_copy_percent, 0, 1, 100, False),
+    )
 
 
 def _parse_fault(entry: Any, i: int, gpu_count: int) -> FaultSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpulane_agent.gpu.backend import GpuError, GpuEvent, GpuInfo, GpuProcess, MemoryInfo
+from gpulane_agent.gpu.backend import GpuError, GpuEvent, GpuInfo, GpuProcess, HardwareReadings, MemoryInfo
 
 
 class NullBackend:
@@ -23,6 +23,9 @@ class NullBackend:
 
     def utilization(self, index: int) -> float:
         raise GpuError("utilization", index, f"null backend has no GPUs ({self.reason})")
+
+    def hardware(self, index: int) -> HardwareReadings:
+        raise GpuError("hardware", index, f"null backend has no GPUs ({self.reason})")
 
     def processes(self, index: int) -> tuple[GpuProcess, ...]:
         raise GpuError("processes", index, f"null backend has no GPUs ({self.reason})")

@@ -19,13 +19,19 @@ from gpulane_agent.gpu.backend import (
     GpuInfo,
     GpuLostError,
     GpuProcess,
+    HardwareReadings,
     MemoryInfo,
 )
 
 # NVML return codes we react to (nvml.h).
+NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_TIMEOUT = 10
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_EVENT_TYPE_XID_CRITICAL_ERROR = 0x0000000000000008
+# nvmlTemperatureSensors_t and nvmlClockType_t (nvml.h)
+NVML_TEMPERATURE_GPU = 0
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
 
 
 class NvmlBackend:
@@ -69,6 +75,17 @@ class NvmlBackend:
     def utilization(self, index: int) -> float:
         rates = self._call("utilization", index, self._nvml.nvmlDeviceGetUtilizationRates)
         return max(0.0, min(1.0, float(rates.gpu) / 100.0))
+
+    def hardware(self, index: int) -> HardwareReadings:
+        """Each reading separately: one the board does not support is None; a lost GPU raises for all."""
+        nvml = self._nvml
+        return HardwareReadings(
+            temperature_celsius=self._optional(index, lambda h: nvml.nvmlDeviceGetTemperature(h, NVML_TEMPERATURE_GPU)),
+            power_milliwatts=self._optional(index, nvml.nvmlDeviceGetPowerUsage),
+            sm_clock_mhz=self._optional(index, lambda h: nvml.nvmlDeviceGetClockInfo(h, NVML_CLOCK_SM)),
+            memory_clock_mhz=self._optional(index, lambda h: nvml.nvmlDeviceGetClockInfo(h, NVML_CLOCK_MEM)),
+            memory_copy_percent=self._optional(index, lambda h: nvml.nvmlDeviceGetUtilizationRates(h).memory),
+        )
 
     def processes(self, index: int) -> tuple[GpuProcess, ...]:
         procs = self._call("processes", index, self._nvml.nvmlDeviceGetComputeRunningProcesses)
@@ -116,6 +133,15 @@ class NvmlBackend:
                 raise GpuLostError(operation, index, str(exc)) from exc
             raise GpuError(operation, index, str(exc)) from exc
 
+    def _optional(self, index: int, fn: Any) -> int | None:
+        """One hardware reading; NVML_ERROR_NOT_SUPPORTED means this board has no such sensor."""
+        try:
+            return int(self._call("hardware", index, fn))
+        except GpuError as exc:
+            if _code(exc.__cause__) == NVML_ERROR_NOT_SUPPORTED:
+                return None
+            raise
+
     def _describe(self, index: int, handle: Any) -> GpuInfo:
         nvml = self._nvml
         numa: int | None = None
@@ -131,7 +157,14 @@ class NvmlBackend:
             model=_text(nvml.nvmlDeviceGetName(handle)),
             memory_total_bytes=int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
             numa_node=numa if numa is not None and numa >= 0 else None,
+            pci_bus_id=self._bus_id(handle),
         )
+
+    def _bus_id(self, handle: Any) -> str:
+        try:
+            return _text(self._nvml.nvmlDeviceGetPciInfo(handle).busId)
+        except self._nvml.NVMLError:
+            return ""  # the label is then empty, as dcgm-exporter renders an unknown bus id
 
     def _register_events(self) -> Any:
         nvml = self._nvml
@@ -160,7 +193,7 @@ class NvmlBackend:
         return lost
 
 
-def _code(exc: BaseException) -> int | None:
+def _code(exc: BaseException | None) -> int | None:
     value = getattr(exc, "value", None)
     return value if isinstance(value, int) else None
 

@@ -73,13 +73,13 @@ def holder_containers(lanes: Sequence[PodLane], holdings: Sequence[Holding]) -> 
 
 
 def accounting_mismatches(lanes: Sequence[PodLane], holdings: Sequence[Holding]) -> tuple[Mismatch, ...]:
-    """Pods whose held units are on GPUs that do not include the GPU the operator assigned."""
+    """Pods whose held units are on GPUs that include none of the GPUs the operator assigned."""
     held: dict[str, set[str]] = {}
     for h in holdings:
         held.setdefault(h.key, set()).update(h.gpus())
     out = []
     for pl in lanes:
         gpus = held.get(f"{pl.namespace}/{pl.pod}")
-        if gpus and pl.gpu_uuid not in gpus:
-            out.append(Mismatch(pl.namespace, pl.pod, pl.uid, pl.gpu_uuid, tuple(sorted(gpus))))
+        if gpus and gpus.isdisjoint(pl.gpu_uuids):
+            out.append(Mismatch(pl.namespace, pl.pod, pl.uid, ",".join(pl.gpu_uuids), tuple(sorted(gpus))))
     return tuple(out)

@@ -28,11 +28,14 @@ def assigned_pod(
     phase: str = "Pending",
     job: str = "",
     container_ids: dict[str, str] | None = None,
+    gpus: tuple[tuple[int, str], ...] = (),
 ) -> PodView:
+    """A pod as the operator annotates it; ``gpus`` ((index, uuid), ...) for a multi-GPU job."""
+    gpus = gpus or ((gpu_index, gpu_uuid),)
     annotations = {
         ann.NODE: node,
-        ann.GPU_INDEX: str(gpu_index),
-        ann.GPU_UUID: gpu_uuid,
+        ann.GPU_INDEX: ",".join(str(i) for i, _ in gpus),
+        ann.GPU_UUID: ",".join(u for _, u in gpus),
         ann.LANE: lane,
         ann.LANE_SIZE_MIB: str(lane_size_mib),
         ann.PERSISTENT_MIB: str(persistent_mib),

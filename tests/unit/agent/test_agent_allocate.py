@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 from agent_testkit import NODE, assigned_pod
+from gpulane_agent.agent import Agent
+from gpulane_agent.deviceplugin._proto import api_pb2
 from gpulane_agent.deviceplugin.allocate import (
     AllocateRefused,
     check_units,
     container_grant,
     find_pod,
-    parse_assignment,
+    parse_allocation,
 )
+from gpulane_agent.gpu.fake import FakeBackend
+from gpulane_agent.kube.memory import InMemoryKube
+from gpulane_agent.settings import load_config
 from gpulane_core import podcontract as ann
 
 RES = "gpulane.dev/gpu-memory"
@@ -51,19 +56,19 @@ def test_missing_or_bad_annotation_is_named() -> None:
     broken = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
                        {k: v for k, v in pod.annotations.items() if k != ann.MEMORY_LIMIT_MIB}, pod.labels)
     with pytest.raises(AllocateRefused, match=r"annotation gpulane.dev/memory-limit-mib is missing"):
-        parse_assignment(broken)
+        parse_allocation(broken)
     bad = type(pod)(pod.namespace, pod.name, pod.uid, pod.node_name, pod.phase,
                     {**pod.annotations, ann.LANE_SIZE_MIB: "big"}, pod.labels)
     with pytest.raises(AllocateRefused, match=r"gpulane.dev/lane-size-mib='big' is not an integer"):
-        parse_assignment(bad)
+        parse_allocation(bad)
     with pytest.raises(AllocateRefused, match=r"charge-units=12 but the kubelet allocates 3"):
-        check_units(parse_assignment(pod), 3)
+        check_units(parse_allocation(pod), 3)
 
 
 def test_container_grant_is_the_contract_env_and_mount() -> None:
     pod = assigned_pod("trainer", gpu_uuid="GPU-1234", lane="lane-3", limit_mib=3072, persistent_mib=1024,
                        ephemeral_mib=2048, job="resnet")
-    grant = container_grant(parse_assignment(pod), "/var/run/gpulane/coordinator.sock")
+    grant = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock")
     assert dict(grant.envs) == {
         "CUDA_VISIBLE_DEVICES": "GPU-1234",
         "NVIDIA_VISIBLE_DEVICES": "GPU-1234",
@@ -86,3 +91,36 @@ def test_annotation_names_match_the_contract_page() -> None:
     documented = set(re.findall(r"`(gpulane\.dev/[a-z-]+)", text))
     for key in ann.ANNOTATION_KEYS:
         assert key in documented, f"{key} is not in docs/contracts.md"
+
+
+def test_on_the_fake_backend_the_grant_also_mounts_the_process_report_directory() -> None:
+    pod = assigned_pod("trainer", gpu_uuid="GPU-1234")
+    plain = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock")
+    fake = container_grant(parse_allocation(pod), "/var/run/gpulane/coordinator.sock", "/run/gpulane/fake-gpu/processes")
+    assert dict(fake.envs) == {**plain.envs, "GPULANE_FAKE_GPU_DIR": "/run/gpulane/fake-gpu/processes"}
+    assert [(m.container_path, m.host_path, m.read_only) for m in fake.mounts] == [
+        ("/var/run/gpulane", "/var/run/gpulane", False),
+        ("/run/gpulane/fake-gpu/processes", "/run/gpulane/fake-gpu/processes", False),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "extra"), [("fake", True), ("nvml", False)])
+async def test_the_agents_allocate_exposes_the_report_directory_only_with_the_fake_backend(
+    tmp_path: Path, kind: str, extra: bool
+) -> None:
+    reports = str(tmp_path / "processes")
+    config = load_config(None, {}, {"node_name": NODE, "backend.kind": kind, "backend.fake_process_dir": reports,
+                                    "enforcement.proc_root": str(tmp_path)})
+    backend = FakeBackend.default(NODE)  # what runs does not matter here: the configured kind decides
+    agent = Agent(config, backend, None)
+    agent.kube = InMemoryKube([assigned_pod("trainer", gpu_uuid=backend.gpus()[0].uuid, charge_units=2)])
+    ids = [f"{backend.gpus()[0].uuid}-m{k}" for k in range(2)]
+    response = await agent.plugin_service.Allocate(
+        api_pb2.AllocateRequest(container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=ids)]), None
+    )
+    container = response.container_responses[0]
+    assert ("GPULANE_FAKE_GPU_DIR" in container.envs) is extra
+    mounts = [(m.container_path, m.host_path, m.read_only) for m in container.mounts]
+    assert ((reports, reports, False) in mounts) is extra
+    if extra:
+        assert container.envs["GPULANE_FAKE_GPU_DIR"] == reports

@@ -16,14 +16,18 @@ def test_flags_map_to_dotted_settings_and_win() -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(["agent", "--backend", "fake", "--metrics-port", "9500", "--enforcement", "evict",
-                              "--node-name", "n9", "--memory-unit-mib", "512"])
+                              "--node-name", "n9", "--memory-unit-mib", "512", "--fake-process-dir", "/x/p"])
     config = load_config(None, {"GPULANE_AGENT_METRICS_PORT": "1"}, flags_from_args(args))
     assert config.backend.kind is BackendKind.FAKE
     assert config.metrics.port == 9500
     assert config.enforcement.policy is EnforcementPolicy.EVICT
     assert config.device_plugin.memory_unit_mib == 512
     assert config.node_name == "n9"
-    assert "backend.fail_on_init" not in flags_from_args(parser.parse_args(["agent"]))  # not given: env or file decide
+    assert config.backend.fake_process_dir == "/x/p"
+    given = flags_from_args(parser.parse_args(["agent"]))
+    assert "backend.fail_on_init" not in given and "metrics.dcgm_compat" not in given  # not given: env or file decide
+    compat = load_config(None, {}, flags_from_args(parser.parse_args(["agent", "--node-name", "n", "--dcgm-compat"])))
+    assert compat.metrics.dcgm_compat is True
 
 
 def test_pod_view_reads_annotations_phase_and_container_ids() -> None:

@@ -36,18 +36,18 @@ def test_attribute_sums_per_container_and_ignores_foreign_processes() -> None:
     pods = pod_lanes([assigned_pod("p", uid=UID, container_ids={CID: "trainer"})], NODE)
     owners = {1: owner_from_cgroup(f"0::/kubepods/pod{UID}/{CID}"), 2: owner_from_cgroup(f"0::/kubepods/pod{UID}/{CID}"),
               3: None}
-    procs = [GpuProcess(1, 100 * MIB), GpuProcess(2, 50 * MIB), GpuProcess(3, 999 * MIB)]
-    assert attribute(procs, owners, pods) == (ContainerUsage(UID, "trainer", 150 * MIB),)
+    procs = {"GPU-aaaa": [GpuProcess(1, 100 * MIB), GpuProcess(2, 50 * MIB), GpuProcess(3, 999 * MIB)]}
+    assert attribute(procs, owners, pods) == (ContainerUsage(UID, "trainer", "GPU-aaaa", 150 * MIB),)
 
 
 def test_verdict_flags_once_per_excursion_with_tolerance() -> None:
     lanes = pod_lanes([assigned_pod("p", uid=UID, limit_mib=1000)], NODE)
-    over = (ContainerUsage(UID, "", 1001 * MIB),)
+    over = (ContainerUsage(UID, "", "GPU-aaaa", 1001 * MIB),)
     v = judge(lanes, over, EnforcementPolicy.REPORT, 0, frozenset())
     assert [(x.pod, x.used_mib, x.limit_mib, x.action) for x in v.violations] == [("p", 1001, 1000, Action.REPORT)]
     assert judge(lanes, over, EnforcementPolicy.REPORT, 0, v.over).violations == ()  # still the same excursion
     assert judge(lanes, over, EnforcementPolicy.REPORT, 5, frozenset()).over == frozenset()  # within tolerance
-    back = judge(lanes, (ContainerUsage(UID, "", 10 * MIB),), EnforcementPolicy.REPORT, 0, v.over)
+    back = judge(lanes, (ContainerUsage(UID, "", "GPU-aaaa", 10 * MIB),), EnforcementPolicy.REPORT, 0, v.over)
     assert back.over == frozenset()
     assert judge(lanes, over, EnforcementPolicy.EVICT, 0, back.over).violations[0].action is Action.EVICT
 
@@ -55,9 +55,12 @@ def test_verdict_flags_once_per_excursion_with_tolerance() -> None:
 @pytest.mark.parametrize("policy", [EnforcementPolicy.REPORT, EnforcementPolicy.EVICT])
 async def test_a_fake_process_over_its_lane_is_handled_per_policy(tmp_path: Path, policy: EnforcementPolicy) -> None:
     backend = FakeBackend.default(NODE)
+    gpu0 = backend.gpus()[0].uuid  # where the operator put both
     good_uid = "2b4e28ba-2fa1-11d2-883f-0016d3cca427"
-    kube = InMemoryKube([assigned_pod("greedy", uid=UID, limit_mib=1024, allocated=True, phase="Running"),
-                         assigned_pod("polite", uid=good_uid, limit_mib=1024, allocated=True, phase="Running")])
+    kube = InMemoryKube([
+        assigned_pod("greedy", uid=UID, gpu_uuid=gpu0, limit_mib=1024, allocated=True, phase="Running"),
+        assigned_pod("polite", uid=good_uid, gpu_uuid=gpu0, limit_mib=1024, allocated=True, phase="Running"),
+    ])
     write_proc(tmp_path, 500, UID, CID)
     write_proc(tmp_path, 600, good_uid, CID)
     backend.register_process(0, 500, 1500)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpulane_agent.gpu.backend import EventKind, GpuError, GpuLostError
+from gpulane_agent.gpu.backend import EventKind, GpuError, GpuLostError, HardwareReadings
 from gpulane_agent.gpu.fake import FakeBackend
 from gpulane_agent.gpu.fake_spec import FakeSpecError, derive_uuid, parse_spec
 from gpulane_core.quantity import MIB
@@ -41,7 +41,7 @@ def test_memory_used_is_processes_plus_reserved_and_freed_on_unregister() -> Non
 def test_a_lost_gpu_raises_gpu_lost_on_every_reading_and_reports_an_event() -> None:
     fake = FakeBackend.default("n")
     fake.lose_gpu(2)
-    for read in (fake.memory, fake.utilization, fake.processes):
+    for read in (fake.memory, fake.utilization, fake.processes, fake.hardware):
         with pytest.raises(GpuLostError):
             read(2)
     fake.memory(1)  # the others are fine
@@ -95,6 +95,17 @@ def test_spec_count_expands_and_file_loading(tmp_path: Path) -> None:
         # The inventory never fails under NVML (read once at start-up), so the fake must not pretend it can.
         ({"faults": [{"gpu": 0, "kind": "nvml-error", "operation": "gpus"}]}, "faults[0].operation"),
         ({"gpus": [{"uuid": "GPU-x"}, {"uuid": "GPU-x"}]}, "gpus: UUIDs"),
+        ({"gpus": [{"temperature_celsius": "hot"}]}, "gpus[0].temperature_celsius: must be an integer"),
+        ({"gpus": [{"temperature_celsius": 41.5}]}, "gpus[0].temperature_celsius"),
+        ({"gpus": [{"temperature_celsius": 400}]}, "gpus[0].temperature_celsius"),
+        ({"gpus": [{"power_watts": -3}]}, "gpus[0].power_watts: must be a number in 0..5000"),
+        ({"gpus": [{"power_watts": True}]}, "gpus[0].power_watts"),
+        ({"gpus": [{"sm_clock_mhz": 1.5e9}]}, "gpus[0].sm_clock_mhz"),
+        ({"gpus": [{"memory_clock_mhz": "fast"}]}, "gpus[0].memory_clock_mhz"),
+        ({"gpus": [{"memory_copy_utilization": 40}]}, "gpus[0].memory_copy_utilization: must be a number in 0..1"),
+        ({"gpus": [{"pci_bus_id": "3b:00.0"}]}, "gpus[0].pci_bus_id"),
+        ({"gpus": [{"pci_bus_id": "00000000:3B:00.0", "count": 2}]}, "gpus[0].pci_bus_id: cannot be set"),
+        ({"gpus": [{"pci_bus_id": "00000000:02:00.0"}, {}]}, "gpus: pci_bus_id values must be unique"),
         ({"reserved_mib": -1}, "reserved_mib"),
         ({"processes": [{"gpu": 7, "pid": 1, "memory": "1Gi"}]}, "processes[0].gpu"),
         ({"processes": [{"gpu": 0, "pid": 0, "memory": "1Gi"}]}, "processes[0].pid"),
@@ -113,3 +124,24 @@ def test_the_charts_default_fake_config_is_a_valid_spec() -> None:
     values = Path(__file__).resolve().parents[3] / "charts" / "gpulane" / "values.yaml"
     spec = parse_spec(yaml.safe_load(values.read_text())["nodeAgent"]["fakeConfig"], "kind-worker")
     assert len(spec.gpus) >= 1
+
+
+def test_hardware_readings_have_plausible_defaults_and_are_configurable_per_gpu() -> None:
+    fake = FakeBackend(parse_spec({"version": "v1", "gpus": [
+        {"model": "H100-80G", "memory": "80Gi", "pci_bus_id": "00000000:1B:00.0", "temperature_celsius": 67,
+         "power_watts": 512.25, "sm_clock_mhz": 1980, "memory_clock_mhz": 2619, "memory_copy_utilization": 0.37},
+        {"power_watts": None, "memory_copy_utilization": None},  # a board without those sensors
+        {},
+    ]}, "n"))  # fmt: skip
+    assert fake.hardware(0) == HardwareReadings(67, 512_250, 1980, 2619, 37)
+    assert fake.hardware(1).power_milliwatts is None and fake.hardware(1).memory_copy_percent is None
+    default = fake.hardware(2)
+    assert 20 <= (default.temperature_celsius or 0) <= 90 and 10_000 <= (default.power_milliwatts or 0) <= 700_000
+    assert (default.sm_clock_mhz or 0) > 0 and (default.memory_clock_mhz or 0) > 0
+    assert [g.pci_bus_id for g in fake.gpus()] == ["00000000:1B:00.0", "00000000:02:00.0", "00000000:03:00.0"]
+    fake.set_hardware(2, HardwareReadings(80, 300_000, 1410, 1215, 90))
+    assert fake.hardware(2).temperature_celsius == 80
+    fake.fail_call(2, "hardware")
+    with pytest.raises(GpuError) as info:
+        fake.hardware(2)
+    assert info.value.operation == "hardware" and not isinstance(info.value, GpuLostError)

@@ -45,5 +45,13 @@ def test_the_holder_names_the_container_when_the_runtime_id_is_unknown() -> None
     lanes = pod_lanes([assigned_pod("a", uid="u-a")], NODE)
     fallback = holder_containers(lanes, holdings_from_list([_pod("a", "trainer", ["GPU-aaaa-m0"])], RES))
     assert fallback == {"u-a": "trainer"}
-    usage = attribute([GpuProcess(1, 5 * MIB)], {1: CgroupOwner("u-a", "f" * 64)}, lanes, fallback)
+    usage = attribute({"GPU-aaaa": [GpuProcess(1, 5 * MIB)]}, {1: CgroupOwner("u-a", "f" * 64)}, lanes, fallback)
     assert [(u.uid, u.container, u.used_bytes) for u in usage] == [("u-a", "trainer", 5 * MIB)]
+
+
+def test_a_two_gpu_pods_units_on_one_of_its_gpus_are_no_mismatch() -> None:
+    two = ((0, "GPU-a"), (1, "GPU-b"))
+    lanes = pod_lanes([assigned_pod("a", uid="u-a", gpus=two), assigned_pod("b", uid="u-b", gpus=two)], NODE)
+    holdings = holdings_from_list([_pod("a", "main", ["GPU-b-m0"]), _pod("b", "main", ["GPU-c-m0"])], RES)
+    mismatches = accounting_mismatches(lanes, holdings)
+    assert [(m.pod, m.assigned_gpu, m.held_gpus) for m in mismatches] == [("b", "GPU-a,GPU-b", ("GPU-c",))]

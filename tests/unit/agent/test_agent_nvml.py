@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from gpulane_agent.gpu import nvml as nvml_module
 from gpulane_agent.gpu.backend import BackendInitError, EventKind, GpuError, GpuLostError
 from gpulane_agent.gpu.factory import make_backend
 from gpulane_agent.gpu.fake import FakeBackend
@@ -30,6 +32,8 @@ class FakeNvml:
     init_error: int | None = None
     lost: frozenset[int] = frozenset()
     pending_events: list[Any] | None = None
+    unsupported: set[str] = field(default_factory=set)  # calls answering NVML_ERROR_NOT_SUPPORTED
+    failing: set[str] = field(default_factory=set)  # calls answering NVML_ERROR_UNKNOWN
 
     NVMLError = NVMLError
 
@@ -46,10 +50,14 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, i: int) -> str:
         return f"h{i}"
 
-    def _check(self, h: str) -> int:
+    def _check(self, h: str, call: str = "") -> int:
         i = int(h[1:])
         if i in self.lost:
             raise NVMLError(15)
+        if call in self.unsupported:
+            raise NVMLError(3)
+        if call in self.failing:
+            raise NVMLError(999)
         return i
 
     def nvmlDeviceGetUUID(self, h: str) -> bytes:
@@ -66,7 +74,22 @@ class FakeNvml:
         return SimpleNamespace(total=80 * 1024 * MIB, used=5 * MIB, free=80 * 1024 * MIB - 5 * MIB)
 
     def nvmlDeviceGetUtilizationRates(self, h: str) -> Any:
-        return SimpleNamespace(gpu=37 + self._check(h), memory=1)
+        return SimpleNamespace(gpu=37 + self._check(h), memory=11 + self._check(h))
+
+    def nvmlDeviceGetPciInfo(self, h: str) -> Any:
+        return SimpleNamespace(busId=f"00000000:{0x3B + self._check(h):02X}:00.0".encode(), domain=0)
+
+    def nvmlDeviceGetTemperature(self, h: str, sensor: int) -> int:
+        if sensor != 0:  # NVML_TEMPERATURE_GPU is the only sensor
+            raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+        return 60 + self._check(h, "temperature")
+
+    def nvmlDeviceGetPowerUsage(self, h: str) -> int:
+        return 250_123 + self._check(h, "power")  # milliwatts
+
+    def nvmlDeviceGetClockInfo(self, h: str, clock_type: int) -> int:
+        i = self._check(h, "clock")
+        return {0: 1755, 1: 1980, 2: 2619, 3: 1545}[clock_type] + i  # graphics, SM, memory, video (MHz)
 
     def nvmlDeviceGetComputeRunningProcesses(self, h: str) -> list[Any]:
         self._check(h)
@@ -130,7 +153,7 @@ def test_init_failure_is_backend_init_error_and_the_factory_falls_back_unless_to
 
 
 def test_factory_builds_fake_and_null() -> None:
-    assert isinstance(make_backend(BackendConfig(kind=BackendKind.FAKE), "n"), FakeBackend)
+    assert isinstance(make_backend(BackendConfig(kind=BackendKind.FAKE, fake_process_dir=""), "n"), FakeBackend)
     assert isinstance(make_backend(BackendConfig(kind=BackendKind.NULL), "n"), NullBackend)
 
 
@@ -144,3 +167,50 @@ def test_event_wait_reporting_gpu_lost_names_the_lost_gpus_and_shutdown_is_quiet
     fake.lost = frozenset({0})
     assert [(e.index, e.kind) for e in nvml.poll_events()] == [(0, EventKind.GPU_LOST)]
     nvml.shutdown()
+
+
+def test_reads_temperature_power_clocks_and_memory_copy_utilization() -> None:
+    nvml = NvmlBackend(FakeNvml())
+    hw = nvml.hardware(1)
+    assert hw.temperature_celsius == 61
+    assert hw.power_milliwatts == 250_124
+    assert hw.sm_clock_mhz == 1981  # NVML_CLOCK_SM, not the graphics clock
+    assert hw.memory_clock_mhz == 2620
+    assert hw.memory_copy_percent == 12
+    assert nvml.gpus()[1].pci_bus_id == "00000000:3C:00.0"
+
+
+def test_an_unsupported_reading_is_none_and_a_failing_one_is_a_hardware_error() -> None:
+    fake = FakeNvml(unsupported={"power"})
+    nvml = NvmlBackend(fake)
+    hw = nvml.hardware(0)
+    assert hw.power_milliwatts is None and hw.temperature_celsius == 60 and hw.sm_clock_mhz == 1980
+    fake.failing = {"clock"}
+    with pytest.raises(GpuError, match="hardware on GPU 0") as caught:
+        nvml.hardware(0)
+    assert caught.value.operation == "hardware"
+    fake.failing = set()
+    fake.lost = frozenset({0})
+    with pytest.raises(GpuLostError):
+        nvml.hardware(0)
+
+
+def test_the_fake_has_pynvmls_api_shape() -> None:
+    """Every NVML function the fake offers exists in the real nvidia-ml-py, taking the same required arguments."""
+    pynvml = pytest.importorskip("pynvml")
+    offered = [name for name in dir(FakeNvml) if name.startswith("nvml")]
+    assert {"nvmlDeviceGetTemperature", "nvmlDeviceGetPowerUsage", "nvmlDeviceGetClockInfo",
+            "nvmlDeviceGetPciInfo", "nvmlDeviceGetUtilizationRates"} <= set(offered)  # fmt: skip
+    for name in offered:
+        real = inspect.signature(getattr(pynvml, name))
+        fake = inspect.signature(getattr(FakeNvml(), name))
+        required = [p for p in real.parameters.values() if p.default is inspect.Parameter.empty]
+        assert len(required) == len(fake.parameters), (name, real, fake)
+    assert (pynvml.NVML_TEMPERATURE_GPU, pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM) == (
+        nvml_module.NVML_TEMPERATURE_GPU, nvml_module.NVML_CLOCK_SM, nvml_module.NVML_CLOCK_MEM)
+    assert pynvml.NVML_ERROR_NOT_SUPPORTED == nvml_module.NVML_ERROR_NOT_SUPPORTED
+    assert pynvml.NVML_ERROR_GPU_IS_LOST == nvml_module.NVML_ERROR_GPU_IS_LOST
+    # the fields NvmlBackend reads off pynvml's structures
+    assert {"busId"} <= {f for f, _ in pynvml.nvmlPciInfo_t._fields_}
+    assert {"gpu", "memory"} <= {f for f, _ in pynvml.c_nvmlUtilization_t._fields_}
+    assert {"total", "used", "free"} <= {f for f, _ in pynvml.c_nvmlMemory_t._fields_}

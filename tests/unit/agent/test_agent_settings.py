@@ -18,7 +18,19 @@ def test_defaults() -> None:
     assert config.device_plugin.dir == "/var/lib/kubelet/device-plugins/"
     assert config.device_plugin.memory_unit_mib == 256
     assert config.metrics.port == 9400
+    assert config.metrics.dcgm_compat is False  # only gpulane_* families unless asked
     assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
+    assert config.backend.fake_process_dir == "/run/gpulane/fake-gpu/processes"
+
+
+def test_fake_process_dir_from_every_source(tmp_path: Path) -> None:
+    file = tmp_path / "agent.yaml"
+    file.write_text("version: v1\nbackend: {kind: fake, fake_process_dir: /from/file}\n")
+    assert load_config(str(file), {}, {"node_name": "n"}).backend.fake_process_dir == "/from/file"
+    env = {"GPULANE_AGENT_BACKEND_FAKE_PROCESS_DIR": "/from/env"}
+    assert load_config(str(file), env, {"node_name": "n"}).backend.fake_process_dir == "/from/env"
+    flags = {"node_name": "n", "backend.fake_process_dir": ""}  # empty turns the hook off
+    assert load_config(str(file), env, flags).backend.fake_process_dir == ""
 
 
 def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
@@ -36,9 +48,20 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
     assert config.enforcement.interval_s == 2.0
 
 
+def test_dcgm_compat_from_file_env_and_flag(tmp_path: Path) -> None:
+    file = tmp_path / "agent.yaml"
+    file.write_text("version: v1\nmetrics: {dcgm_compat: true}\n")
+    assert load_config(str(file), {}, {"node_name": "n"}).metrics.dcgm_compat is True
+    assert load_config(None, {"GPULANE_AGENT_METRICS_DCGM_COMPAT": "true"}, {"node_name": "n"}).metrics.dcgm_compat
+    env_off = {"GPULANE_AGENT_METRICS_DCGM_COMPAT": "false"}
+    assert load_config(str(file), env_off, {"node_name": "n"}).metrics.dcgm_compat is False  # env beats file
+    assert load_config(None, env_off, {"node_name": "n", "metrics.dcgm_compat": True}).metrics.dcgm_compat
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
+        ({"GPULANE_AGENT_METRICS_DCGM_COMPAT": "sometimes"}, "metrics.dcgm_compat .*: expected true or false"),
         ({"GPULANE_AGENT_METRICS_PORT": "nine"}, r"metrics.port \(from env GPULANE_AGENT_METRICS_PORT\): expected an integer"),
         ({"GPULANE_AGENT_METRICS_PORT": "70000"}, "metrics.port: must be 0..65535"),
         ({"GPULANE_AGENT_BACKEND_KIND": "cuda"}, "backend.kind .*: must be one of"),
@@ -48,6 +71,7 @@ def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
         ({"GPULANE_AGENT_DEVICE_PLUGIN_MEMORY_UNIT_MIB": "0"}, "device_plugin.memory_unit_mib"),
         ({"GPULANE_AGENT_ENFORCEMENT_POLICY": "kill"}, "enforcement.policy"),
         ({"GPULANE_AGENT_COORDINATOR_SOCKET": "rel.sock"}, "coordinator.socket"),
+        ({"GPULANE_AGENT_BACKEND_FAKE_PROCESS_DIR": "run/x"}, "backend.fake_process_dir: must be an absolute path"),
     ],
 )
 def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:
@@ -62,7 +86,7 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(str(bad_version), {}, {})
     typo = tmp_path / "t.yaml"
     typo.write_text("version: v1\nmetrics: {prot: 1}\n")
-    with pytest.raises(SettingsError, match=r"metrics.prot \(from file\): unknown setting \(known in metrics: address, port\)"):
+    with pytest.raises(SettingsError, match=r"metrics.prot \(from file\): unknown setting \(known in metrics: address, port"):
         load_config(str(typo), {}, {})
     with pytest.raises(SettingsError, match=r"config file: cannot read"):
         load_config(str(tmp_path / "missing.yaml"), {}, {})

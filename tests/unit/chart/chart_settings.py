@@ -8,6 +8,7 @@ from __future__ import annotations
 AGENT_FROM_CHART = frozenset({
     "version", "node_name", "backend.kind", "backend.fake_config", "metrics.port", "device_plugin.dir",
     "device_plugin.memory_unit_mib", "coordinator.socket", "enforcement.policy", "enforcement.proc_root",
+    "metrics.dcgm_compat",
     "pod_resources.socket",
 })  # fmt: skip
 

@@ -15,6 +15,7 @@ from gpulane_dev.devcluster import (
     socket_dir,
 )
 from gpulane_dev.procs import ProcessRecord
+from gpulane_dev.realnodes import RealNodeRecord
 
 
 def test_state_round_trips(tmp_path: Path) -> None:
@@ -22,6 +23,8 @@ def test_state_round_trips(tmp_path: Path) -> None:
         kubeconfig="/s/kubeconfig", server="https://127.0.0.1:1", admin_token="t", ca_cert="/s/ca.crt",
         processes=(ProcessRecord("etcd", 10, "/b/etcd", "/l/etcd.log"),), nodes=("gpu-node-0",),
         agent_metrics={"gpu-node-0": 19400},
+        real_nodes=(RealNodeRecord("gpulane-real-0", 0, "/s/nodes/gpulane-real-0", 42, 10250,
+                                   "http://10.250.0.2:9400/metrics"),),
     )  # fmt: skip
     (tmp_path / "state.json").write_text(state.to_json())
     assert read_state(tmp_path) == state

@@ -108,7 +108,9 @@ def test_build_resolves_once_then_only_builds_what_is_named(tmp_path: Path) -> N
     calls = (tmp_path / "go.calls").read_text().splitlines()
     assert calls[0] == f"mod download -json k8s.io/kubernetes@v1.37.2 | {layout.gocache} | {layout.root}"
     assert calls[1] == (
-        f"get k8s.io/kubernetes/cmd/kube-apiserver@v1.37.2 go.etcd.io/etcd/server/v3@v3.7.0 | {layout.gocache} | "
+        "get k8s.io/kubernetes/cmd/kube-apiserver@v1.37.2 k8s.io/kubernetes/cmd/kubelet@v1.37.2 "
+        "k8s.io/kubernetes/cmd/kube-scheduler@v1.37.2 k8s.io/kubernetes/cmd/kube-controller-manager@v1.37.2 "
+        f"go.etcd.io/etcd/server/v3@v3.7.0 | {layout.gocache} | "
         f"{layout.wrapper}"
     )
     assert calls[2].startswith(f"build -trimpath -ldflags {gobuild.kubernetes_ldflags(Versions())} -o ")
