@@ -138,7 +138,7 @@ def run(quick: bool) -> str:
         "|---|---:|---:|---:|---:|",
         *rows,
         "",
-        "Run: `.venv/bin/python benchmarks/run_all.py --only bench_agent` (add `--quick` for a smoke run).",
+        "Run: `.venv/bin/python benchmarks/run_all.py --only bench_agent` (add `--quick` for a smoke run; `--out FILE` writes elsewhere than docs/benchmarks.md).",
     ])
 
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gpulane_core.fragmentation.family import PolicyName, make_policy
 from gpulane_core.fragmentation.policy import schedule
-from gpulane_core.fragmentation.registry import PolicyName, make_policy
 from gpulane_core.fragmentation.types import NodeState
 from gpulane_sim.place.curve import shared_data_dir
 from gpulane_sim.place.experiment import prepare, subsample

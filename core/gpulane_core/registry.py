@@ -1,14 +1,19 @@
-"""Explicit registration of placement profiles: names to factories, filled by a function.
+"""The one placement registry: every algorithm under one name, as a framework profile; filled by functions.
 
-Nothing registers itself at import (scheduler-plugins' ``app.WithPlugin`` style). The scheduler asks
-:func:`default_registry` for the built-in profiles; other core packages contribute theirs through a
-register function passed in ``extra`` (e.g. the fragmentation-aware family).
+Nothing registers itself at import (scheduler-plugins' ``app.WithPlugin`` style).
+:func:`default_registry` holds the lane-aware profiles (``gpulane``, ``binpack``, ``spread``) and,
+through :func:`gpulane_core.fragmentation.family.register_family`, the FGD family (``fgd``,
+``fgd-balance``, ``bestfit``, ``dotprod``, ``gpupacking``, ``gpuclustering``, ``random``); ``extra``
+register functions add more. The operator and ``simulate`` run ``profile(name)``; ``place`` runs
+``scorer(name, ...)``: a member's native milli scorer, or the profile through
+:class:`~gpulane_core.fragmentation.bridge.ProfileScorer`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gpulane_core.framework import Profile, WeightedScore
 from gpulane_core.plugins.binpack import Binpack
@@ -16,19 +21,59 @@ from gpulane_core.plugins.filters import GpuType, HealthyGpus
 from gpulane_core.plugins.lane_aware import KeepWholeGpus, LaneFit
 from gpulane_core.plugins.spread import Spread
 
+if TYPE_CHECKING:
+    from gpulane_core.fragmentation.policy import NodeScorer
+    from gpulane_core.fragmentation.types import TypicalPod
+
 ProfileFactory = Callable[[], Profile]
+ScorerFactory = Callable[[Sequence["TypicalPod"], int], "NodeScorer"]
 
 
 @dataclass(slots=True)
 class Registry:
-    """Placement profiles by name; one instance per scheduler, never module-global."""
+    """Placement algorithms by name; one instance per scheduler, never module-global."""
 
     placements: dict[str, ProfileFactory] = field(default_factory=dict)
+    scorers: dict[str, ScorerFactory] = field(default_factory=dict)  # native milli scorers (FGD family)
+    summaries: dict[str, str] = field(default_factory=dict)
 
     def register_placement(self, name: str, factory: ProfileFactory) -> None:
+        self.register_algorithm(name, factory)
+
+    def register_algorithm(
+        self, name: str, profile: ProfileFactory, *, scorer: ScorerFactory | None = None, summary: str = ""
+    ) -> None:
+        """One algorithm, one name: its profile, and optionally a native scorer for ``place``."""
         if name in self.placements:
             raise ValueError(f"placement policy {name!r} is registered twice")
-        self.placements[name] = factory
+        self.placements[name] = profile
+        if scorer is not None:
+            self.scorers[name] = scorer
+        if summary:
+            self.summaries[name] = summary
+
+    def scorer(self, name: str, typical: Sequence[TypicalPod], seed: int = 0) -> NodeScorer:
+        """A fresh milli scorer for ``place``: the native one, else the profile through a bridge."""
+        native = self.scorers.get(name)
+        if native is not None:
+            return native(typical, seed)
+        from gpulane_core.fragmentation.bridge import ProfileScorer
+
+        return ProfileScorer(name, self.profile(name))
+
+    def parse(self, text: str, what: str = "policy") -> tuple[str, ...]:
+        """``"fgd, BestFit,fgd"`` -> ``("fgd", "bestfit")``; ValueError naming an unknown one and the known."""
+        names: list[str] = []
+        for raw in text.split(","):
+            item = raw.strip().lower()
+            if not item:
+                continue
+            if item not in self.placements:
+                raise ValueError(f"{what}: unknown policy {raw.strip()!r} (valid: {', '.join(self.names())})")
+            names.append(item)
+        if not names:
+            raise ValueError(f"{what}: no policy given")
+        return tuple(dict.fromkeys(names))
 
     def profile(self, name: str) -> Profile:
         """A fresh profile for ``name``; ValueError naming the unknown policy and the known ones."""
@@ -66,14 +111,19 @@ def gpulane_profile() -> Profile:
 
 
 def register_builtin(registry: Registry) -> None:
-    registry.register_placement("binpack", binpack_profile)
-    registry.register_placement("spread", spread_profile)
-    registry.register_placement("gpulane", gpulane_profile)
+    registry.register_algorithm("binpack", binpack_profile, summary="lane-aware: fullest GPU first")
+    registry.register_algorithm("spread", spread_profile, summary="lane-aware: emptiest GPU first")
+    registry.register_algorithm(
+        "gpulane", gpulane_profile, summary="lane-aware: binpack + keep whole GPUs free + lane fit (default)"
+    )
 
 
 def default_registry(extra: Iterable[Callable[[Registry], None]] = ()) -> Registry:
+    from gpulane_core.fragmentation.family import register_family
+
     registry = Registry()
     register_builtin(registry)
+    register_family(registry)
     for register in extra:
         register(registry)
     return registry

@@ -112,7 +112,7 @@ def locate(settings: DevSettings | None = None) -> Binaries:
         listing = ", ".join(f"{name} ({paths[name]})" for name in missing)
         raise BinariesMissing(
             f"missing tool(s): {listing}. Run `make binaries` (python -m gpulane_dev.binaries ensure); "
-            f"cache root {settings.cache_root} (set GPULANE_CACHE to move it)"
+            f"cache root {settings.cache_root} (set GPULANE_DEV_CACHE_ROOT to move it)"
         )
     return Binaries(**{name: path.resolve() for name, path in paths.items()})
 
@@ -178,9 +178,16 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gpulane_dev.binaries", description=__doc__.splitlines()[0])
+    from gpulane_core.settings import describe
+
+    from gpulane_dev.settings import DevSettings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m gpulane_dev.binaries", description=__doc__.splitlines()[0],
+        epilog=describe(DevSettings, "dev", set_flag=False), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("action", choices=["ensure", "locate"], help="ensure: obtain what is missing; locate: only look")
-    parser.add_argument("--cache-dir", help="cache root (default: $GPULANE_CACHE or ~/.cache/gpulane)")
+    parser.add_argument("--cache-dir", help="cache root (default: $GPULANE_DEV_CACHE_ROOT or ~/.cache/gpulane)")
     parser.add_argument("--config", help="YAML settings file (default: $GPULANE_DEV_CONFIG)")
     args = parser.parse_args(argv)
     try:

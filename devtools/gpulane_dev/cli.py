@@ -22,10 +22,12 @@ def register(subparsers: Any) -> None:
         help="a local Kubernetes control plane (etcd + kube-apiserver + kwok) with fake GPU nodes",
         description="Local control plane for development: real kube-apiserver, fake GPU nodes (kwok), "
         "gpulane CRDs and fake-backend node agents. Processes keep running after `up` returns.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--state-dir", help="where pids, ports, logs and the kubeconfig live "
-                        "(default: $GPULANE_CACHE/dev-cluster, i.e. ~/.cache/gpulane/dev-cluster)")  # fmt: skip
-    parser.add_argument("--cache-dir", help="binaries cache root (default: $GPULANE_CACHE or ~/.cache/gpulane)")
+                        "(default: $GPULANE_DEV_CACHE_ROOT/dev-cluster, i.e. ~/.cache/gpulane/dev-cluster)")  # fmt: skip
+    parser.add_argument("--cache-dir", help="binaries cache root (default: $GPULANE_DEV_CACHE_ROOT or ~/.cache/gpulane)")
     actions = parser.add_subparsers(dest="dev_cluster_action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start the cluster; prints the kubeconfig path last")
     up.add_argument("--nodes", type=int, default=2, help="fake GPU nodes (default 2)")
@@ -46,6 +48,14 @@ def register(subparsers: Any) -> None:
     down.set_defaults(func=_down)
     status = actions.add_parser("status", help="report each process and the apiserver's readiness")
     status.set_defaults(func=_status)
+
+
+def _settings_help() -> str:
+    from gpulane_core.settings import describe
+
+    from gpulane_dev.settings import DevSettings
+
+    return describe(DevSettings, "dev", set_flag=False)
 
 
 def _settings(args: argparse.Namespace) -> Any:

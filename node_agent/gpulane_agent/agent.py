@@ -175,11 +175,9 @@ class Agent:
     async def _start_coordinator(self) -> None:
         if not self.config.coordinator.serve:
             return
-        from gpulane_agent.coordinator import CoordinatorServer, CoordinatorSettings
+        from gpulane_agent.coordinator import CoordinatorServer
 
-        server = CoordinatorServer(
-            CoordinatorSettings(socket_path=self.config.coordinator.socket, hostname=self.config.node_name)
-        )
+        server = CoordinatorServer(self.config.coordinator_settings())
         try:
             await server.start()
         except OSError as exc:

@@ -15,8 +15,10 @@ def register(subparsers: Any) -> None:
         "agent",
         help="run the node agent (device plugin, GPU inventory, lane enforcement, metrics)",
         description="Node agent. Precedence: flag > env GPULANE_AGENT_<SECTION>_<FIELD> > --config file.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help="YAML config file (version: v1); see docs/agent.md")
+    p.add_argument("--config", help="YAML config file (version: v1; env GPULANE_AGENT_CONFIG); see docs/agent.md")
     p.add_argument("--backend", choices=["nvml", "fake", "null"], help="GPU backend (backend.kind)")
     p.add_argument("--fake-config", help="fake backend spec YAML (backend.fake_config)")
     p.add_argument("--fake-process-dir",
@@ -33,13 +35,24 @@ def register(subparsers: Any) -> None:
     p.add_argument("--memory-unit-mib", type=int, help="MiB per gpulane.dev/gpu-memory device")
     p.add_argument("--enforcement", choices=["report", "evict"], help="what to do with a pod over its lane")
     p.add_argument("--coordinator-socket", help="lane-turn coordinator socket (coordinator.socket)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any setting below by its key (repeatable)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run_agent)
 
 
+def _settings_help() -> str:
+    from gpulane_core.settings import describe
+
+    from gpulane_agent.settings import AgentConfig
+
+    return describe(AgentConfig, "agent")
+
+
 def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """argparse values to dotted config keys (None means "not given")."""
-    return {
+    """argparse values to dotted config keys (None means "not given"); a named flag wins over ``--set``."""
+    from gpulane_core.settings import parse_assignments
+
+    named = {
         "backend.kind": args.backend,
         "backend.fake_config": args.fake_config,
         "backend.fake_process_dir": args.fake_process_dir,
@@ -53,6 +66,7 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "enforcement.policy": args.enforcement,
         "coordinator.socket": args.coordinator_socket,
     }
+    return {**parse_assignments(args.set), **{k: v for k, v in named.items() if v is not None}}
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -63,7 +77,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from gpulane_agent.gpu.backend import BackendInitError
     from gpulane_agent.gpu.factory import make_backend
     from gpulane_agent.gpu.fake_spec import FakeSpecError
-    from gpulane_agent.settings import ConfigError, load_config
+    from gpulane_agent.settings import ENV_CONFIG_FILE, SettingsError, load_config
 
     try:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -71,9 +85,9 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"gpulane agent: --log-level: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        config = load_config(args.config, os.environ, flags_from_args(args))
+        config = load_config(args.config or os.environ.get(ENV_CONFIG_FILE), os.environ, flags_from_args(args))
         backend = make_backend(config.backend, config.node_name, proc_root=config.enforcement.proc_root)
-    except (ConfigError, FakeSpecError, BackendInitError) as exc:
+    except (SettingsError, FakeSpecError, BackendInitError) as exc:
         print(f"gpulane agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from gpulane_agent.agent import Agent

@@ -1,13 +1,15 @@
 """The agent's configuration: a versioned (``version: v1``) tree of frozen dataclasses.
 
-Precedence is flag > environment (``GPULANE_AGENT_<SECTION>_<FIELD>``, e.g. ``GPULANE_AGENT_BACKEND_KIND``)
-> file > defaults. Everything is merged as dotted keys first, then converted and validated once, so a bad
-value from any source fails with the same message naming the field (``backend.kind: must be one of ...``).
+Loaded by :mod:`gpulane_core.settings`: precedence is flag > environment
+(``GPULANE_AGENT_<SECTION>_<FIELD>``, e.g. ``GPULANE_AGENT_BACKEND_KIND``) > file (``--config`` or
+``GPULANE_AGENT_CONFIG``) > defaults; a bad value from any source fails naming the field, its source
+and the reason (``backend.kind (from flag): must be one of ...``). The coordinator's turn settings
+are the section ``coordinator.turns`` (:class:`~gpulane_agent.coordinator.settings.TurnSettings`),
+passed to the coordinator the agent runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import socket
 from collections.abc import Mapping
@@ -15,17 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from gpulane_core import fakegpu
+from gpulane_core import settings as core_settings
 from gpulane_core.podcontract import RESOURCE
+from gpulane_core.settings import Problem, SettingsError
 
-ENV_PREFIX = "GPULANE_AGENT_"
+from gpulane_agent.coordinator.settings import DEFAULT_SOCKET as DEFAULT_COORDINATOR_SOCKET
+from gpulane_agent.coordinator.settings import CoordinatorSettings, TurnSettings
+
+COMPONENT = "agent"
+ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_AGENT_CONFIG
 DEFAULT_DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins/"
-DEFAULT_COORDINATOR_SOCKET = "/var/run/gpulane/coordinator.sock"
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the dotted field."""
+__all__ = ["DEFAULT_COORDINATOR_SOCKET", "AgentConfig", "SettingsError", "load_config"]
 
 
 class BackendKind(enum.Enum):
@@ -102,6 +106,7 @@ class PodResourcesConfig:
 class CoordinatorConfig:
     socket: str = DEFAULT_COORDINATOR_SOCKET
     serve: bool = True  # run the lane-turn coordinator (gpulane_agent.coordinator) in this process
+    turns: TurnSettings = field(default_factory=TurnSettings)  # who holds a lane, and for how long
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,148 +122,47 @@ class AgentConfig:
     pod_resources: PodResourcesConfig = field(default_factory=PodResourcesConfig)
     coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
 
+    def coordinator_settings(self) -> CoordinatorSettings:
+        """What the lane-turn coordinator this agent runs is started with (turns included)."""
+        return CoordinatorSettings(socket_path=self.coordinator.socket, hostname=self.node_name, turns=self.coordinator.turns)
+
+    def validate(self) -> list[str]:
+        """Field-named problems of the merged tree (each section's own checks run too)."""
+        dp, metrics, enf, kube = self.device_plugin, self.metrics, self.enforcement, self.kubernetes
+        checks = [
+            (self.version == "v1", f"version: only v1 is supported, got {self.version!r}"),
+            (bool(self.node_name), "node_name: must not be empty"),
+            (dp.memory_unit_mib >= 1, f"device_plugin.memory_unit_mib: must be >= 1, got {dp.memory_unit_mib}"),
+            ("/" in dp.resource_name, f"device_plugin.resource_name: must be domain/name, got {dp.resource_name!r}"),
+            ("/" not in dp.socket_name and dp.socket_name.endswith(".sock"),
+             f"device_plugin.socket_name: must be a file name ending in .sock, got {dp.socket_name!r}"),
+            (dp.health_poll_s > 0, "device_plugin.health_poll_s: must be positive"),
+            (dp.socket_poll_s > 0, "device_plugin.socket_poll_s: must be positive"),
+            (0 <= metrics.port <= 65535, f"metrics.port: must be 0..65535, got {metrics.port}"),
+            (self.inventory.heartbeat_s > 0, "inventory.heartbeat_s: must be positive"),
+            (enf.interval_s > 0, "enforcement.interval_s: must be positive"),
+            (enf.tolerance_mib >= 0, "enforcement.tolerance_mib: must not be negative"),
+            (kube.retry_initial_s > 0, "kubernetes.retry_initial_s: must be positive"),
+            (kube.retry_max_s >= kube.retry_initial_s, "kubernetes.retry_max_s: must be >= kubernetes.retry_initial_s"),
+            (self.coordinator.socket.startswith("/"), "coordinator.socket: must be an absolute path"),
+            (not self.backend.fake_process_dir or self.backend.fake_process_dir.startswith("/"),
+             f"backend.fake_process_dir: must be an absolute path (or empty to turn it off), "
+             f"got {self.backend.fake_process_dir!r}"),
+            (self.backend.kind is not BackendKind.FAKE or not self.backend.fake_config
+             or Path(self.backend.fake_config).is_file(),
+             f"backend.fake_config: no such file {self.backend.fake_config!r}"),
+        ]  # fmt: skip
+        return [message for ok, message in checks if not ok]
+
 
 def load_config(
     file: str | None = None, env: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
 ) -> AgentConfig:
     """Merge the sources (flag > env > file) and build a validated AgentConfig."""
-    merged: dict[str, Any] = {}
+    text = None
     if file:
-        merged.update(_flatten(_read_file(Path(file))))
-    merged.update(_from_env(env or {}))
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
-    version = merged.pop("version", "v1")
-    if version != "v1":
-        raise ConfigError(f"version: only v1 is supported, got {version!r}")
-    config = _build(AgentConfig, merged, prefix="")
-    unknown = sorted(set(merged) - _known_keys(AgentConfig, ""))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown setting")
-    return _validate(config)
-
-
-def _read_file(path: Path) -> Mapping[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file: cannot read {path}: {exc}") from exc
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config file: {path} must hold a mapping")
-    return raw
-
-
-def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    by_env = {_env_name(k): k for k in _known_keys(AgentConfig, "")}
-    return {by_env[name]: value for name, value in env.items() if name in by_env}
-
-
-def _env_name(dotted: str) -> str:
-    return ENV_PREFIX + dotted.replace(".", "_").upper()
-
-
-def _section(f: dataclasses.Field[Any]) -> type[Any] | None:
-    """The dataclass type of a nested section, or None for a leaf setting."""
-    factory = f.default_factory
-    if factory is not dataclasses.MISSING and isinstance(factory, type) and dataclasses.is_dataclass(factory):
-        return factory
-    return None
-
-
-def _default(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    factory = f.default_factory
-    return factory() if factory is not dataclasses.MISSING else None
-
-
-def _known_keys(cls: type[Any], prefix: str) -> set[str]:
-    keys: set[str] = set()
-    for f in dataclasses.fields(cls):
-        section = _section(f)
-        keys |= _known_keys(section, f"{prefix}{f.name}.") if section else {f"{prefix}{f.name}"}
-    return keys
-
-
-def _build(cls: type[Any], merged: Mapping[str, Any], prefix: str) -> Any:
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        dotted = f"{prefix}{f.name}"
-        section = _section(f)
-        if section is not None:
-            kwargs[f.name] = _build(section, merged, dotted + ".")
-        elif dotted in merged:
-            kwargs[f.name] = _convert(dotted, merged[dotted], _default(f))
-    return cls(**kwargs)
-
-
-def _convert(dotted: str, value: Any, default: Any) -> Any:
-    if isinstance(default, enum.Enum):
         try:
-            return type(default)(str(value).lower())
-        except ValueError as exc:
-            allowed = [m.value for m in type(default)]
-            raise ConfigError(f"{dotted}: must be one of {allowed}, got {value!r}") from exc
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"true", "1", "yes", "on"}:
-            return True
-        if text in {"false", "0", "no", "off"}:
-            return False
-        raise ConfigError(f"{dotted}: must be true or false, got {value!r}")
-    if isinstance(default, int | float):
-        try:
-            number = type(default)(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{dotted}: must be a {type(default).__name__}, got {value!r}") from exc
-        if isinstance(default, int) and isinstance(value, float) and value != int(value):
-            raise ConfigError(f"{dotted}: must be an integer, got {value!r}")
-        return number
-    if isinstance(value, Mapping | list):
-        raise ConfigError(f"{dotted}: must be a string, got {type(value).__name__}")
-    return str(value)
-
-
-def _validate(config: AgentConfig) -> AgentConfig:
-    dp, metrics, enf = config.device_plugin, config.metrics, config.enforcement
-    checks = [
-        (bool(config.node_name), "node_name: must not be empty"),
-        (dp.memory_unit_mib >= 1, f"device_plugin.memory_unit_mib: must be >= 1, got {dp.memory_unit_mib}"),
-        ("/" in dp.resource_name, f"device_plugin.resource_name: must be domain/name, got {dp.resource_name!r}"),
-        ("/" not in dp.socket_name and dp.socket_name.endswith(".sock"),
-         f"device_plugin.socket_name: must be a file name ending in .sock, got {dp.socket_name!r}"),
-        (dp.health_poll_s > 0, "device_plugin.health_poll_s: must be positive"),
-        (dp.socket_poll_s > 0, "device_plugin.socket_poll_s: must be positive"),
-        (0 <= metrics.port <= 65535, f"metrics.port: must be 0..65535, got {metrics.port}"),
-        (config.inventory.heartbeat_s > 0, "inventory.heartbeat_s: must be positive"),
-        (enf.interval_s > 0, "enforcement.interval_s: must be positive"),
-        (enf.tolerance_mib >= 0, "enforcement.tolerance_mib: must not be negative"),
-        (config.kubernetes.retry_initial_s > 0, "kubernetes.retry_initial_s: must be positive"),
-        (config.kubernetes.retry_max_s >= config.kubernetes.retry_initial_s,
-         "kubernetes.retry_max_s: must be >= kubernetes.retry_initial_s"),
-        (config.coordinator.socket.startswith("/"), "coordinator.socket: must be an absolute path"),
-        (not config.backend.fake_process_dir or config.backend.fake_process_dir.startswith("/"),
-         f"backend.fake_process_dir: must be an absolute path (or empty to turn it off), "
-         f"got {config.backend.fake_process_dir!r}"),
-        (config.backend.kind is not BackendKind.FAKE or not config.backend.fake_config
-         or Path(config.backend.fake_config).is_file(),
-         f"backend.fake_config: no such file {config.backend.fake_config!r}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-    return config
+            text = Path(file).read_text()
+        except OSError as exc:
+            raise SettingsError(Problem("config file", f"cannot read {file}: {exc.strerror or exc}")) from None
+    return core_settings.load(AgentConfig, COMPONENT, file_text=text, env=env, flags=flags)

@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from gpulane_core.ordering import OrderingPolicy
+from gpulane_core.registry import default_registry
+from gpulane_core.settings import describe, parse_assignments
 
-from gpulane_operator.settings import ENV_CONFIG_FILE, NODE_LOSS_ACTIONS, SettingsError, load
+from gpulane_operator.settings import (
+    ENV_CONFIG_FILE,
+    NODE_LOSS_ACTIONS,
+    OperatorSettings,
+    SettingsError,
+    load,
+)
 
 ORDERINGS = tuple(p.value for p in OrderingPolicy)
 EXIT_CONFIG = 2
@@ -25,10 +33,14 @@ def register(subparsers: Any) -> None:
         "operator",
         help="run the GPUShareJob operator (kopf)",
         description="Order, place and bind GPUShareJobs on shared GPU lanes.",
+        epilog=describe(OperatorSettings, "operator"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help=f"settings file (YAML, e.g. a mounted ConfigMap); env {ENV_CONFIG_FILE}")
     p.add_argument("--ordering", choices=ORDERINGS, help="queue ordering policy (default fifo)")
-    p.add_argument("--placement", help="placement policy: gpulane, binpack, spread (default gpulane)")
+    p.add_argument(
+        "--placement", help=f"placement policy: {', '.join(default_registry().names())} (default gpulane)"
+    )
     p.add_argument(
         "--preemption", action=argparse.BooleanOptionalAction, default=None, help="guaranteed may preempt best-effort"
     )
@@ -40,13 +52,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--standalone", action="store_true", default=None, help="no peering: always schedule")
     p.add_argument("--peering", help="name of the (Cluster)KopfPeering object (default gpulane)")
     p.add_argument("--priority", type=int, help="peering priority of this replica")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any setting below by its key (repeatable)")
     p.add_argument("--liveness", help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=run)
 
 
 def flags_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    """argparse values as dotted keys (None: not given); a named flag wins over ``--set`` of its key."""
+    named = {
         "scheduling.ordering": args.ordering,
         "scheduling.placement": args.placement,
         "scheduling.preemption": args.preemption,
@@ -59,6 +73,8 @@ def flags_of(args: argparse.Namespace) -> dict[str, Any]:
         "peering.name": args.peering,
         "peering.priority": args.priority,
     }
+    given = {k: v for k, v in named.items() if v is not None}
+    return {**parse_assignments(args.set), **given}
 
 
 def run(args: argparse.Namespace) -> int:

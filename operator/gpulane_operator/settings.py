@@ -1,29 +1,30 @@
-"""Operator settings: one frozen dataclass tree, read with flag > environment > file precedence.
+"""Operator settings: one frozen dataclass tree, loaded by :mod:`gpulane_core.settings`.
 
-The file is YAML with the same nesting as the tree (mount it from a ConfigMap); environment
-variables are ``GPULANE_<SECTION>_<FIELD>`` (``GPULANE_SCHEDULING_ORDERING=srtf``); flags are
-given as dotted keys (``scheduling.ordering``). Every bad value is reported with its key and source.
+Precedence flag > environment > file. The file is YAML with the same nesting as the tree (mount it
+from a ConfigMap); environment variables are ``GPULANE_OPERATOR_<SECTION>_<FIELD>``
+(``GPULANE_OPERATOR_SCHEDULING_ORDERING=srtf``); flags are given as dotted keys
+(``scheduling.ordering``). The pre-0.2 names ``GPULANE_<SECTION>_<FIELD>`` are still read as
+deprecated aliases (the scheme's own name wins). Every bad value is reported with its key and source.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from gpulane_core import settings as core_settings
 from gpulane_core.registry import default_registry
 from gpulane_core.scheduler import SchedulerConfig
+from gpulane_core.settings import SettingsError
 
 from gpulane_operator.inventory import SelectorError, parse_selector
 
-ENV_CONFIG_FILE = "GPULANE_OPERATOR_CONFIG"
+COMPONENT = "operator"
+ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_OPERATOR_CONFIG
 NODE_LOSS_ACTIONS = ("reschedule", "fail")
 
-
-class SettingsError(ValueError):
-    """Settings that cannot be used; the message names every bad key."""
+__all__ = ["OperatorSettings", "SettingsError", "deprecated_env_names", "env_name", "keys", "load"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,54 +98,16 @@ class OperatorSettings:
 
 def keys() -> dict[str, Any]:
     """Every dotted key with its default value (the reference table of docs/operator.md)."""
-    root = OperatorSettings()
-    out: dict[str, Any] = {}
-    for section in dataclasses.fields(root):
-        for f in dataclasses.fields(getattr(root, section.name)):
-            out[f"{section.name}.{f.name}"] = getattr(getattr(root, section.name), f.name)
-    return out
+    return core_settings.keys(OperatorSettings)
 
 
 def env_name(key: str) -> str:
-    return "GPULANE_" + key.replace(".", "_").upper()
+    return core_settings.env_name(COMPONENT, key)
 
 
-def _convert(key: str, default: Any, raw: Any, source: str) -> Any:
-    where = f"{key} (from {source})"
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{where}: expected true or false, got {raw!r}")
-    if isinstance(default, tuple):
-        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-        return tuple(str(i).strip() for i in items if str(i).strip())
-    try:
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{where}: expected a {type(default).__name__}, got {raw!r}") from exc
-    return str(raw)
-
-
-def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    known = keys()
-    out: dict[str, Any] = {}
-    for section, values in data.items():
-        if not isinstance(values, Mapping):
-            raise SettingsError(f"{section} (from {source}): expected a mapping of settings")
-        for name, value in values.items():
-            key = f"{section}.{name}"
-            if key not in known:
-                raise SettingsError(f"{key} (from {source}): unknown setting; known: {', '.join(sorted(known))}")
-            out[key] = value
-    return out
+def deprecated_env_names() -> dict[str, str]:
+    """The pre-0.2 variables (``GPULANE_<SECTION>_<FIELD>``), still read: old name -> key."""
+    return {"GPULANE_" + key.replace(".", "_").upper(): key for key in keys()}
 
 
 def load(
@@ -153,34 +116,6 @@ def load(
     flags: Mapping[str, Any] | None = None,
 ) -> OperatorSettings:
     """Merge file < environment < flags over the defaults; SettingsError names each bad key."""
-    known = keys()
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if file_text:
-        data = yaml.safe_load(file_text) or {}
-        if not isinstance(data, Mapping):
-            raise SettingsError("config file: expected a mapping at the top level")
-        layers.append(("file", _flatten(data, "file")))
-    env = env or {}
-    layers.append(("environment", {k: env[env_name(k)] for k in known if env_name(k) in env}))
-    unknown_flags = set(flags or {}) - set(known)
-    if unknown_flags:
-        raise SettingsError(f"unknown setting(s) {sorted(unknown_flags)}")
-    layers.append(("flag", {k: v for k, v in (flags or {}).items() if v is not None}))
-    values = dict(known)
-    for source, layer in layers:
-        for key, raw in layer.items():
-            values[key] = _convert(key, known[key], raw, source)
-    sections: dict[str, dict[str, Any]] = {}
-    for key, value in values.items():
-        section, name = key.split(".", 1)
-        sections.setdefault(section, {})[name] = value
-    root = OperatorSettings(
-        scheduling=SchedulingSettings(**sections["scheduling"]),
-        scope=ScopeSettings(**sections["scope"]),
-        metrics=MetricsSettings(**sections["metrics"]),
-        peering=PeeringSettings(**sections["peering"]),
+    return core_settings.load(
+        OperatorSettings, COMPONENT, file_text=file_text, env=env, flags=flags, aliases=deprecated_env_names()
     )
-    problems = root.validate()
-    if problems:
-        raise SettingsError("; ".join(problems))
-    return root

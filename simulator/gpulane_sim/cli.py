@@ -36,6 +36,8 @@ def register_simulate(subparsers: Any) -> None:
         "simulate",
         help="trace-driven simulation of ordering policies on shared GPUs",
         description="Simulate a workload under several policies and compare them.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("workload", type=Path, help="native CSV/YAML, Salus workloads.csv or Tiresias 60_job.csv")
     p.add_argument("--policy", default="fifo,srtf,pack,fair,weight,gpulane,ga", help="comma-separated policies")
@@ -58,10 +60,19 @@ def register_simulate(subparsers: Any) -> None:
     p.add_argument("--ga-generations", default=None, help="GA generations (default 15)")
     p.add_argument("--ga-population", default=None, help="GA population (default 16)")
     p.add_argument("--ga-time-budget", dest="ga_time_budget_s", default=None, help="GA wall-time bound in s (default 60)")
-    p.add_argument("--config", type=Path, default=None, help="YAML settings file (flags > env > file)")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (flags > env > file; env GPULANE_SIM_CONFIG)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any setting below by its key (repeatable)")
     p.add_argument("--json", type=Path, default=None, help="write metrics per policy as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write a Gantt PNG per policy and GPU")
     p.set_defaults(func=run_simulate)
+
+
+def _settings_help() -> str:
+    from gpulane_core.settings import describe
+
+    from gpulane_sim.settings import SimSettings
+
+    return describe(SimSettings, "sim")
 
 
 def _data_dir() -> Path:
@@ -123,6 +134,8 @@ def format_table(summaries: Mapping[str, Mapping[str, float | int]]) -> str:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from gpulane_core.settings import parse_assignments
+
     from gpulane_sim.check import check_fits
     from gpulane_sim.files import write_atomically
     from gpulane_sim.policies import parse_policies
@@ -130,7 +143,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from gpulane_sim.settings import SettingsError, load_settings
     from gpulane_sim.workload import WorkloadError, load_workload
 
-    flags = {
+    named = {
         name: getattr(args, name)
         for name in (
             "gpus", "gpus_per_node", "gpu_memory", "bandwidth", "prefetch", "seed", "placement",
@@ -138,6 +151,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         )
     }  # fmt: skip
     try:
+        flags = {**parse_assignments(args.set), **{k: v for k, v in named.items() if v is not None}}
         policies = parse_policies(args.policy)
         config = load_settings(flags, file=args.config, data_dir=_data_dir())
         workload = load_workload(args.workload, args.format)

@@ -1,28 +1,32 @@
-"""Simulator settings from flag > environment (``GPULANE_SIM_<NAME>``) > YAML file > defaults.
+"""Simulator settings, loaded by :mod:`gpulane_core.settings`: flag > environment > YAML file > defaults.
 
 Every source speaks the same names (``gpus``, ``gpu_memory``, ``bandwidth``, ``prefetch``, ``seed``,
 ``colocation_slowdown``, ``window_s``, ``placement``, ``gpus_per_node``, ``ga_population``,
-``ga_survivors``, ``ga_generations``); values are parsed once, here, with errors naming the source.
+``ga_survivors``, ``ga_generations``); the environment spells them ``GPULANE_SIM_<NAME>`` and the file
+may be given by ``--config`` or ``GPULANE_SIM_CONFIG``. :class:`SimSettings` holds the values as
+given (quantities parsed); :meth:`SimSettings.config` turns them into the engine's :class:`SimConfig`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpulane_core.quantity import QuantityError, parse_bandwidth, parse_mib
+from gpulane_core import settings as core_settings
+from gpulane_core.quantity import parse_bandwidth, parse_mib
+from gpulane_core.settings import Problem, SettingsError
 
 from gpulane_sim.config import SimConfig
 from gpulane_sim.interference import CalibrationError, fit_lucid
 
-ENV_PREFIX = "GPULANE_SIM_"
+COMPONENT = "sim"
+ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_SIM_CONFIG
+_D = SimConfig()
 
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message names its source and field."""
+__all__ = ["SettingsError", "SimSettings", "load_settings", "lucid_slowdown"]
 
 
 def lucid_slowdown(path: Path) -> float:
@@ -30,61 +34,56 @@ def lucid_slowdown(path: Path) -> float:
     try:
         return fit_lucid(path).slowdown
     except CalibrationError as exc:
-        raise SettingsError(f"colocation_slowdown: {exc}") from None
+        raise SettingsError(Problem("colocation_slowdown", str(exc))) from None
 
 
-def _bool(text: Any) -> bool:
-    if isinstance(text, bool):
-        return text
-    value = str(text).strip().lower()
-    if value in ("on", "true", "yes", "1"):
-        return True
-    if value in ("off", "false", "no", "0"):
-        return False
-    raise ValueError(f"{text!r} is not on/off")
+def _text(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    return lambda raw: parse(str(raw))
 
 
-def _slowdown(data_dir: Path) -> Callable[[Any], float]:
-    def parse(text: Any) -> float:
-        if str(text).strip().lower() == "lucid":
-            return lucid_slowdown(data_dir / "lucid_colocate_info.csv")
-        return float(text)
-
-    return parse
+def _slowdown(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text != "lucid":
+        float(text)  # ValueError names the bad text
+    return text
 
 
-def _parsers(data_dir: Path) -> dict[str, tuple[str, Callable[[Any], Any]]]:
-    """Setting name -> (SimConfig field, parser)."""
-    return {
-        "gpus": ("gpus", int),
-        "gpus_per_node": ("gpus_per_node", int),
-        "gpu_memory": ("gpu_memory_mib", parse_mib),
-        "bandwidth": ("bandwidth_bytes_s", parse_bandwidth),
-        "prefetch": ("prefetch", _bool),
-        "seed": ("seed", int),
-        "colocation_slowdown": ("colocation_slowdown", _slowdown(data_dir)),
-        "window_s": ("window_s", float),
-        "placement": ("placement", str),
-        "ga_population": ("ga_population", int),
-        "ga_survivors": ("ga_survivors", int),
-        "ga_generations": ("ga_generations", int),
-        "ga_time_budget_s": ("ga_time_budget_s", float),
-    }
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    gpus: int = _D.gpus
+    gpus_per_node: int = _D.gpus_per_node
+    gpu_memory: int = field(default=_D.gpu_memory_mib, metadata={"parse": _text(parse_mib), "help": "e.g. 16Gi"})
+    bandwidth: float = field(default=_D.bandwidth_bytes_s, metadata={"parse": _text(parse_bandwidth), "help": "e.g. 16GB/s"})
+    prefetch: bool = _D.prefetch
+    seed: int = _D.seed
+    colocation_slowdown: str = field(
+        default=str(_D.colocation_slowdown), metadata={"parse": _slowdown, "help": "factor, or 'lucid'"}
+    )
+    window_s: float = _D.window_s
+    placement: str = _D.placement
+    ga_population: int = _D.ga_population
+    ga_survivors: int = _D.ga_survivors
+    ga_generations: int = _D.ga_generations
+    ga_time_budget_s: float = _D.ga_time_budget_s
 
-
-def _apply(config: SimConfig, values: Mapping[str, Any], source: str, data_dir: Path) -> SimConfig:
-    parsers = _parsers(data_dir)
-    changes: dict[str, Any] = {}
-    for name, raw in values.items():
-        key = name.replace("-", "_")
-        if key not in parsers:
-            raise SettingsError(f"{source}: {name}: unknown setting (known: {', '.join(sorted(parsers))})")
-        field, parse = parsers[key]
-        try:
-            changes[field] = parse(raw)
-        except (ValueError, QuantityError) as exc:
-            raise SettingsError(f"{source}: {name}: {exc}") from None
-    return replace(config, **changes)
+    def config(self, data_dir: Path) -> SimConfig:
+        """The engine's config ('lucid' calibrated from ``data_dir``); SettingsError if unusable."""
+        slowdown = (
+            lucid_slowdown(data_dir / "lucid_colocate_info.csv")
+            if self.colocation_slowdown == "lucid"
+            else float(self.colocation_slowdown)
+        )
+        config = SimConfig(
+            gpus=self.gpus, gpus_per_node=self.gpus_per_node, gpu_memory_mib=self.gpu_memory,
+            bandwidth_bytes_s=self.bandwidth, prefetch=self.prefetch, seed=self.seed,
+            colocation_slowdown=slowdown, window_s=self.window_s, placement=self.placement,
+            ga_population=self.ga_population, ga_survivors=self.ga_survivors, ga_generations=self.ga_generations,
+            ga_time_budget_s=self.ga_time_budget_s,
+        )  # fmt: skip
+        problems = core_settings.validate_tree(config)
+        if problems:
+            raise SettingsError(*problems)
+        return config
 
 
 def load_settings(
@@ -94,23 +93,15 @@ def load_settings(
     data_dir: Path | None = None,
 ) -> SimConfig:
     """Defaults, then the file, then the environment, then flags (``None`` flags are unset)."""
-    data = data_dir or Path(".")
-    config = SimConfig()
-    if file is not None:
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"{file}: cannot read settings: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise SettingsError(f"{file}: settings must be a mapping of name: value")
-        config = _apply(config, loaded, str(file), data)
     environ = os.environ if env is None else env
-    from_env = {k[len(ENV_PREFIX) :].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
-    config = _apply(config, from_env, "environment", data)
-    config = _apply(config, {k: v for k, v in flags.items() if v is not None}, "flag", data)
-    problems = config.validate()
-    if problems:
-        raise SettingsError("; ".join(problems))
-    return config
+    path = file if file is not None else (Path(environ[ENV_CONFIG_FILE]) if environ.get(ENV_CONFIG_FILE) else None)
+    text = None
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(Problem(str(path), f"cannot read settings: {exc.strerror or exc}")) from None
+    settings = core_settings.load(
+        SimSettings, COMPONENT, file_text=text, env=environ, flags=flags, file_name=str(path) if path else "file"
+    )
+    return settings.config(data_dir or Path("."))

@@ -298,7 +298,7 @@ def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant
 
     op = _container(docs, WORKLOADS)
     assert op["command"] == ["gpulane"]
-    settings_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-settings"))
+    settings_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-operator-settings"))
     settings_file = tmp_path / "settings.yaml"
     settings_file.write_text(settings_cm["data"]["settings.yaml"])
     args = [a.replace("/etc/gpulane/operator/settings.yaml", str(settings_file)) for a in op["args"]]
@@ -317,16 +317,50 @@ def test_rendered_commands_are_accepted_by_the_real_clis(helm_bin: Path, variant
     if fake_cm:
         (tmp_path / "fake-gpus.yaml").write_text(fake_cm[0]["data"]["fake-gpus.yaml"])
         agent_args = [a.replace("/etc/gpulane/agent", str(tmp_path)) for a in agent_args]
+    agent_args = _with_agent_settings(docs, agent_args, tmp_path)
     parsed = build_parser().parse_args(agent_args)
     from gpulane_agent.cli import flags_from_args
 
-    config = load_config(None, env, flags_from_args(parsed))
+    config = load_config(parsed.config, env, flags_from_args(parsed))
     assert config.node_name == "gpu-node-1"
     assert config.metrics.port == agent["ports"][0]["containerPort"]
     assert config.enforcement.proc_root == "/host/proc"
     assert config.coordinator.socket == "/var/run/gpulane/coordinator.sock"
     assert config.backend.kind.value == ("fake" if "--backend=fake" in agent_args else "nvml")
     assert config.metrics.dcgm_compat is (variant == "dcgm-compat")
+
+
+def _with_agent_settings(docs: Sequence[dict[str, Any]], args: Sequence[str], tmp_path: Path) -> list[str]:
+    """The agent's args with its mounted settings file replaced by a copy of the rendered ConfigMap."""
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-node-agent-settings"))
+    (tmp_path / "agent-settings.yaml").write_text(cm["data"]["settings.yaml"])
+    mounted = "--config=/etc/gpulane/node-agent/settings.yaml"
+    assert mounted in args
+    return [f"--config={tmp_path / 'agent-settings.yaml'}" if a == mounted else a for a in args]
+
+
+def test_coordinator_turn_values_reach_the_coordinator(helm_bin: Path, tmp_path: Path) -> None:
+    """nodeAgent.settings.coordinator.turns.* -> settings ConfigMap -> `gpulane agent --config` -> CoordinatorSettings."""
+    from gpulane_agent.cli import flags_from_args
+    from gpulane_agent.settings import load_config
+    from gpulane_core.cli import build_parser
+    from gpulane_core.ordering import OrderingPolicy
+
+    sets = ("--set", "nodeAgent.settings.coordinator.turns.policy=fair", "--set-json", "nodeAgent.settings.coordinator.turns.window_s=12.5",
+            "--set", "nodeAgent.settings.coordinator.turns.max_missed_deadlines=7",
+            "--set", "nodeAgent.settings.coordinator.turns.round_policies={fair,weight}")  # fmt: skip
+    docs = render(helm_bin, "gl", "ns1", sets)
+    agent = _container(docs, {"DaemonSet"})
+    env = _literal_env(agent, {"spec.nodeName": "gpu-node-1"})
+    args = _with_agent_settings(docs, [a.replace("$(NODE_NAME)", env["NODE_NAME"]) for a in agent["args"]], tmp_path)
+    parsed = build_parser().parse_args(args)
+    coordinator = load_config(parsed.config, env, flags_from_args(parsed)).coordinator_settings()
+    turns = coordinator.turns
+    assert (turns.policy, turns.window_s, turns.max_missed_deadlines) == (OrderingPolicy.FAIR, 12.5, 7)
+    assert turns.round_policies == {OrderingPolicy.FAIR, OrderingPolicy.WEIGHT} and turns.rounds
+    assert coordinator.hostname == "gpu-node-1" and coordinator.validate() == []
+    with pytest.raises(AssertionError, match="policy"):  # the schema refuses a policy the coordinator lacks
+        render(helm_bin, "gl", "ns1", ("--set", "nodeAgent.settings.coordinator.turns.policy=lifo"))
 
 
 def test_monitors_select_the_metrics_ports_and_dashboards_carry_the_json(helm_bin: Path) -> None:

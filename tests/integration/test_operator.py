@@ -249,3 +249,36 @@ def test_metrics_endpoint_reports_placements_and_lane_memory(
     lane = [line for line in text.splitlines() if line.startswith("gpulane_lane_memory_allocated_bytes{")]
     assert any(line.endswith(f" {4 * 1024**3:.1f}") or line.endswith(" 4.294967296e+09") for line in lane), lane
     assert "gpulane_placement_latency_seconds_count 1.0" in text
+
+
+def test_fgd_placement_places_jobs_as_the_core_decides(
+    pool: Callable[..., str], operator: Callable[..., OperatorProcess], kube_api: client.ApiClient, namespace: str,
+    fake_gpu_nodes: Callable[..., list[str]],
+) -> None:
+    """`gpulane operator --placement fgd`: the FGD family through the one placement surface, end to end.
+
+    Jobs arrive one at a time; each lands where gpulane_core's scheduling cycle with the fgd profile
+    puts it on the same cluster (FGD's fragmentation gradient over the jobs already placed).
+    """
+    from gpulane_core.cluster import ClusterState
+    from gpulane_core.model import Gpu, Job, JobId, Node, NodeName
+    from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
+
+    names = fake_gpu_nodes(2, gpus_per_node=2, gpu_memory_mib=16384)
+    proc = operator(new_pool(kube_api, names), "--placement", "fgd")
+    state = ClusterState.of([Node(NodeName(n), tuple(Gpu(i, f"{n}-{i}", "fake", 16384) for i in range(2))) for n in names])
+    sizes = [("a", "6Gi", "2Gi"), ("b", "3Gi", "1Gi"), ("c", "10Gi", "2Gi"), ("d", "2Gi", "1Gi"), ("e", "7Gi", "1Gi")]
+    with InvariantWatcher(kube_api, namespace, 16384) as watcher:
+        for name, persistent, ephemeral in sizes:
+            create_job(kube_api, namespace, job_manifest(name, persistent, ephemeral))
+            job = wait_for(f"job {name} placed by fgd", lambda n=name: (  # type: ignore[misc]
+                j if phase(j := get_job(kube_api, namespace, n)) in PLACED else None
+            ), timeout=60)  # fmt: skip
+            placed = job["status"]["placement"]
+            core_job = Job(JobId(f"{namespace}/{name}"), int(persistent[:-2]) * 1024, int(ephemeral[:-2]) * 1024)
+            result = schedule_cycle(state, [PendingJob(core_job, 0.0)], SchedulerConfig(placement="fgd"), 0.0)
+            expected = result.placements[0]
+            assert (placed["node"], placed["gpuIndex"]) == (expected.node, expected.first.index), proc.tail()
+            state = result.state
+    assert watcher.violations == [], watcher.violations
+    assert proc.proc is not None and proc.proc.poll() is None, proc.tail()  # accepted --placement fgd, still running

@@ -63,7 +63,7 @@ def test_kill_9_while_placing_50_jobs_then_restart_places_each_exactly_once(
     core = client.CoreV1Api(kube_api)
     with InvariantWatcher(kube_api, namespace, 16384) as watcher:
         # Two API calls in flight at a time: the 50 placements take long enough to be cut in the middle.
-        slow = {"GPULANE_SCHEDULING_MAX_CONCURRENT_REQUESTS": "2"}
+        slow = {"GPULANE_OPERATOR_SCHEDULING_MAX_CONCURRENT_REQUESTS": "2"}
         first = OperatorProcess(namespace, pool, tmp_path / "first.log", "--standalone", env=slow).start()
         try:
             wait_for("10 pods", lambda: len(core.list_namespaced_pod(namespace).items) >= 10, timeout=60, every=0.02)

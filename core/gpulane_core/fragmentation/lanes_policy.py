@@ -1,4 +1,4 @@
-"""gpulane's own cluster placement: FGD's fragmentation gradient in lane terms, plus CPU-GPU balance.
+"""fgd-balance, gpulane's cluster placement: FGD's fragmentation gradient in lane terms, plus CPU-GPU balance.
 
 gpulane shares a GPU through Salus memory lanes: a sharing pod opens a lane of its share on a GPU
 whose unallocated share can hold it; a whole-GPU pod takes an exclusive lane. A GPU's remainder is
@@ -46,10 +46,10 @@ def stranded_milli(gpu_milli_left: int, cpu_milli_left: int, rho: float) -> floa
 
 
 @dataclass(frozen=True, slots=True)
-class GpulanePolicy:
+class FgdBalancePolicy:
     model: FragModel
     balance: float = 1.0
-    name: str = "gpulane"
+    name: str = "fgd-balance"
     cacheable: bool = True
     rho: float = field(init=False)
 

@@ -1,10 +1,12 @@
-"""The placement-policy surface: filter, score plugins over milli-GPU states, one scheduling cycle.
+"""The milli-GPU view of placement: the filter, node scorers over milli-GPU states, one cycle.
 
-Mirrors the Kubernetes scheduler framework (and :mod:`gpulane_core.framework`): a filter returns a
-:class:`~gpulane_core.status.Status`; a score plugin rates each feasible node 0..100 and names the
-GPUs it would use; ``normalize`` maps one pod's raw scores; the node with the highest score wins,
-ties going to the node that comes first in the given order (the FGD simulator's patched
-``selectHost`` takes the lexicographically smallest name).
+The FGD family is written in the FGD simulator's terms: a :class:`NodeScorer` rates each feasible
+node 0..100 and names the GPUs it would use; ``normalize`` maps one pod's raw scores; the node with
+the highest score wins, ties going to the node that comes first in the given order (the FGD
+simulator's patched ``selectHost`` takes the lexicographically smallest name). This is not a second
+plugin framework: each scorer is registered, under one name, in :mod:`gpulane_core.registry`, whose
+entries are :mod:`gpulane_core.framework` profiles; :mod:`gpulane_core.fragmentation.bridge` runs a
+scorer as a framework score plugin (the operator, ``simulate``) and a profile as a scorer (``place``).
 """
 
 from __future__ import annotations
@@ -35,16 +37,17 @@ class NodeScore:
 
 @dataclass(frozen=True, slots=True)
 class CycleState:
-    """What a PreScore step decided for this pod (Random's chosen node); empty otherwise."""
+    """What a PreScore step decided for this pod (Random's chosen node, a profile's node and GPUs)."""
 
     chosen: str = ""
+    gpus: tuple[int, ...] = ()
 
 
 EMPTY_CYCLE = CycleState()
 
 
-class ScorePlugin(Protocol):
-    """A placement policy as one score plugin (each experiment enables exactly one)."""
+class NodeScorer(Protocol):
+    """A placement policy in the milli view: one score per feasible node (each experiment runs one)."""
 
     @property
     def name(self) -> str: ...
@@ -137,7 +140,7 @@ class Decision:
     score: int
 
 
-def schedule(nodes: Sequence[NodeState], pod: PodShape, plugin: ScorePlugin) -> Decision | None:
+def schedule(nodes: Sequence[NodeState], pod: PodShape, plugin: NodeScorer) -> Decision | None:
     """One scheduling cycle: filter, pre-score, score, normalize, highest score (first in order) wins."""
     feasible = [n for n in nodes if fits(n, pod)]
     if not feasible:

@@ -10,51 +10,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
-from gpulane_core.ordering import parse_policy
+from gpulane_core import settings as core_settings
+from gpulane_core.settings import SettingsError, parse_assignments
 
 from gpulane_agent.coordinator.server import CoordinatorServer
-from gpulane_agent.coordinator.settings import CoordinatorSettings, TurnSettings
+from gpulane_agent.coordinator.settings import CoordinatorSettings
 
-DEFAULTS = TurnSettings()
-_DEFAULT_FIELDS = {
-    "turn_timeout": "turn_timeout_s",
-    "timeout_factor": "timeout_factor",
-    "max_missed": "max_missed_deadlines",
-    "window": "window_s",
+COMPONENT = "coordinator"  # env GPULANE_COORDINATOR_<SECTION>_<FIELD>, file GPULANE_COORDINATOR_CONFIG
+_FLAGS = {
+    "socket": "socket_path",
+    "hostname": "hostname",
+    "policy": "turns.policy",
+    "turn_timeout": "turns.turn_timeout_s",
+    "timeout_factor": "turns.timeout_factor",
+    "max_missed": "turns.max_missed_deadlines",
+    "window": "turns.window_s",
 }
 
 
-def parse_args(argv: list[str] | None = None) -> CoordinatorSettings:
-    p = argparse.ArgumentParser(prog="python -m gpulane_agent.coordinator", description=__doc__)
-    p.add_argument("--socket", required=True, help="unix socket path to listen on")
-    p.add_argument("--policy", default="weight", help="fifo, srtf, pack, fair, weight or gpulane")
-    p.add_argument("--turn-timeout", type=float, help="minimum seconds per turn")
-    p.add_argument("--timeout-factor", type=float)
-    p.add_argument("--max-missed", type=int)
-    p.add_argument("--window", type=float, help="statistics window (s)")
-    p.add_argument("--hostname", default="")
-    p.set_defaults(**{k: getattr(DEFAULTS, v) for k, v in _DEFAULT_FIELDS.items()})
+def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None) -> CoordinatorSettings:
+    """Flags > GPULANE_COORDINATOR_* > --config file, through gpulane_core.settings (the agent's
+    ``coordinator.turns`` section is the same TurnSettings)."""
+    p = argparse.ArgumentParser(
+        prog="python -m gpulane_agent.coordinator", description=__doc__,
+        epilog=core_settings.describe(CoordinatorSettings, COMPONENT),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--socket", help="unix socket path to listen on (socket_path)")
+    p.add_argument("--policy", help="fifo, srtf, pack, fair, weight or gpulane (turns.policy, default weight)")
+    p.add_argument("--turn-timeout", type=float, help="minimum seconds per turn (turns.turn_timeout_s)")
+    p.add_argument("--timeout-factor", type=float, help="turns.timeout_factor")
+    p.add_argument("--max-missed", type=int, help="turns.max_missed_deadlines")
+    p.add_argument("--window", type=float, help="statistics window in s (turns.window_s)")
+    p.add_argument("--hostname", help="the Hostname metric label")
+    p.add_argument("--config", help=f"YAML settings file (env {core_settings.config_env(COMPONENT)})")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any setting below by its key (repeatable)")
     args = p.parse_args(argv)
+    environ = dict(os.environ) if env is None else env
+    path = args.config or environ.get(core_settings.config_env(COMPONENT))
     try:
-        policy = parse_policy(args.policy)
-    except ValueError as exc:
+        text = Path(path).read_text() if path else None
+        named = {key: getattr(args, name) for name, key in _FLAGS.items() if getattr(args, name) is not None}
+        flags = {**parse_assignments(args.set), **named}
+        return core_settings.load(CoordinatorSettings, COMPONENT, file_text=text, env=environ, flags=flags)
+    except (OSError, SettingsError) as exc:
         p.error(str(exc))
-    turns = TurnSettings(
-        policy=policy,
-        turn_timeout_s=args.turn_timeout,
-        timeout_factor=args.timeout_factor,
-        max_missed_deadlines=args.max_missed,
-        window_s=args.window,
-    )
-    settings = CoordinatorSettings(socket_path=args.socket, hostname=args.hostname, turns=turns)
-    problems = settings.validate()
-    if problems:
-        p.error("; ".join(problems))
-    return settings
 
 
 async def serve(settings: CoordinatorSettings) -> None:

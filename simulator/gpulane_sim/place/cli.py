@@ -15,12 +15,13 @@ from typing import Any
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+DEFAULT_POLICIES = "random,dotprod,gpupacking,gpuclustering,bestfit,fgd,fgd-balance"
 
 
 def register_place(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "place",
-        help="cluster placement on the Alibaba GPU-sharing trace (FGD family and gpulane)",
+        help="cluster placement on the Alibaba GPU-sharing trace (FGD family and the operator's profiles)",
         description="Schedule a pod list onto a node list one pod at a time under each policy and "
         "report the GPU allocation ratio (FGD paper protocol).",
     )
@@ -28,8 +29,9 @@ def register_place(subparsers: Any) -> None:
     parser.add_argument("--pods", required=True, help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec)")
     parser.add_argument(
         "--policy",
-        default="random,dotprod,gpupacking,gpuclustering,bestfit,fgd,gpulane",
-        help="comma-separated policies (default: all)",
+        default=DEFAULT_POLICIES,
+        help="comma-separated placement policies of the one registry: the FGD family (default: "
+        f"{DEFAULT_POLICIES}) or the operator's lane profiles (gpulane, binpack, spread)",
     )
     parser.add_argument("--inflation", type=float, default=1.3, help="GPU request / cluster capacity (default 1.3)")
     group = parser.add_mutually_exclusive_group()
@@ -67,7 +69,8 @@ def parse_seeds(seed: int | None, seeds: str | None) -> tuple[int, ...]:
 
 
 def run_place(args: argparse.Namespace) -> int:
-    from gpulane_core.fragmentation.registry import PUBLISHED_NAMES, parse_policies
+    from gpulane_core.fragmentation.family import PUBLISHED_NAMES
+    from gpulane_core.registry import default_registry
 
     from gpulane_sim.files import write_atomically
     from gpulane_sim.place.curve import load_published, published_final, published_mean_curve, shared_data_dir
@@ -80,7 +83,7 @@ def run_place(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     try:
-        policies = parse_policies(args.policy)
+        policies = default_registry().parse(args.policy)
         seeds = parse_seeds(args.seed, args.seeds)
         if args.inflation < 0:
             raise ValueError(f"inflation: must not be negative, got {args.inflation}")
@@ -98,7 +101,7 @@ def run_place(args: argparse.Namespace) -> int:
             result = run(workload, policy, seed)
             if not args.quiet:
                 print(
-                    f"  seed {seed} {policy.value}: {100 * result.final_allocation_ratio:.2f}% "
+                    f"  seed {seed} {policy}: {100 * result.final_allocation_ratio:.2f}% "
                     f"({result.seconds:.1f}s)",
                     file=sys.stderr,
                 )
@@ -115,8 +118,8 @@ def run_place(args: argparse.Namespace) -> int:
             name = PUBLISHED_NAMES.get(policy)
             value = published_final(curves, name) if name else None
             if value is not None and name is not None:
-                published[policy.value] = value
-                published_curves[policy.value] = published_mean_curve(curves, name)
+                published[policy] = value
+                published_curves[policy] = published_mean_curve(curves, name)
     print(f"{workload_name}: {len(nodes)} nodes, {sum(n.gpu_count for n in nodes)} GPUs, "
           f"{len(pods)} trace pods, inflation {args.inflation}, seeds {','.join(map(str, seeds))}")
     print(format_table(summaries, published, published_curves))

@@ -19,10 +19,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gpulane_core.fragmentation.family import PolicyName
 from gpulane_core.fragmentation.frag import typical_pods
-from gpulane_core.fragmentation.policy import EMPTY_CYCLE, NodeScore, ScorePlugin, fits
-from gpulane_core.fragmentation.registry import PolicyName, make_policy
+from gpulane_core.fragmentation.policy import EMPTY_CYCLE, NodeScore, NodeScorer, fits
 from gpulane_core.fragmentation.types import MILLI, NodeState, PodShape, TypicalPod
+from gpulane_core.registry import Registry, default_registry
 
 from gpulane_sim.place.trace import TracePod
 
@@ -103,7 +104,7 @@ class Engine:
     over the same node order (tested).
     """
 
-    def __init__(self, nodes: Sequence[NodeState], plugin: ScorePlugin) -> None:
+    def __init__(self, nodes: Sequence[NodeState], plugin: NodeScorer) -> None:
         self.nodes = list(nodes)
         self.plugin = plugin
         self._shape_ids: dict[PodShape, int] = {}
@@ -157,8 +158,10 @@ class Engine:
         return index, gpus
 
 
-def run(workload: Workload, policy: PolicyName, seed: int) -> RunResult:
-    plugin = make_policy(policy, workload.typical, seed)
+def run(workload: Workload, policy: PolicyName | str, seed: int, registry: Registry | None = None) -> RunResult:
+    """One seeded run of a registered placement policy (an FGD-family scorer or a lane profile)."""
+    name = policy.value if isinstance(policy, PolicyName) else policy
+    plugin = (registry or default_registry()).scorer(name, workload.typical, seed)
     engine = Engine(workload.nodes, plugin)
     arrived, allocated, failed = 0, 0, 0
     arrived_log: list[int] = []
@@ -174,7 +177,7 @@ def run(workload: Workload, policy: PolicyName, seed: int) -> RunResult:
         allocated_log.append(allocated)
     seconds = time.perf_counter() - started
     return RunResult(
-        policy.value, seed, workload.capacity_milli, tuple(arrived_log), tuple(allocated_log), failed, seconds
+        name, seed, workload.capacity_milli, tuple(arrived_log), tuple(allocated_log), failed, seconds
     )
 
 

@@ -7,7 +7,7 @@ import string
 from agent_testkit import NODE, assigned_pod
 from gpulane_agent.deviceplugin.allocate import AllocateRefused, find_pod
 from gpulane_agent.deviceplugin.units import device_id, preferred_allocation, split_device_id
-from gpulane_agent.settings import ConfigError, load_config
+from gpulane_agent.settings import SettingsError, load_config
 from gpulane_core import podcontract as ann
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,5 +67,5 @@ def test_find_pod_returns_only_an_unambiguous_unallocated_match(charges: list[tu
 def test_any_env_value_either_loads_or_fails_with_a_config_error(env: dict[str, str]) -> None:
     try:
         load_config(None, env, {"node_name": "n"})
-    except ConfigError as exc:
+    except SettingsError as exc:
         assert ":" in str(exc)  # "<field>: <reason>"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpulane_agent.settings import BackendKind, ConfigError, EnforcementPolicy, load_config
+from gpulane_agent.coordinator.settings import TurnSettings
+from gpulane_agent.settings import BackendKind, EnforcementPolicy, SettingsError, load_config
+from gpulane_core.ordering import OrderingPolicy
 
 
 def test_defaults() -> None:
@@ -59,11 +61,13 @@ def test_dcgm_compat_from_file_env_and_flag(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GPULANE_AGENT_METRICS_DCGM_COMPAT": "sometimes"}, "metrics.dcgm_compat: must be true or false"),
-        ({"GPULANE_AGENT_METRICS_PORT": "nine"}, "metrics.port: must be a int"),
+        ({"GPULANE_AGENT_METRICS_DCGM_COMPAT": "sometimes"}, "metrics.dcgm_compat .*: expected true or false"),
+        ({"GPULANE_AGENT_METRICS_PORT": "nine"}, r"metrics.port \(from env GPULANE_AGENT_METRICS_PORT\): expected an integer"),
         ({"GPULANE_AGENT_METRICS_PORT": "70000"}, "metrics.port: must be 0..65535"),
-        ({"GPULANE_AGENT_BACKEND_KIND": "cuda"}, "backend.kind: must be one of"),
-        ({"GPULANE_AGENT_BACKEND_FAIL_ON_INIT": "maybe"}, "backend.fail_on_init: must be true or false"),
+        ({"GPULANE_AGENT_BACKEND_KIND": "cuda"}, "backend.kind .*: must be one of"),
+        ({"GPULANE_AGENT_BACKEND_FAIL_ON_INIT": "maybe"}, "backend.fail_on_init .*: expected true or false"),
+        ({"GPULANE_AGENT_COORDINATOR_TURNS_POLICY": "lifo"}, "coordinator.turns.policy .*: must be one of"),
+        ({"GPULANE_AGENT_COORDINATOR_TURNS_TURN_TIMEOUT_S": "0"}, "coordinator.turns.turn_timeout_s: must be positive"),
         ({"GPULANE_AGENT_DEVICE_PLUGIN_MEMORY_UNIT_MIB": "0"}, "device_plugin.memory_unit_mib"),
         ({"GPULANE_AGENT_ENFORCEMENT_POLICY": "kill"}, "enforcement.policy"),
         ({"GPULANE_AGENT_COORDINATOR_SOCKET": "rel.sock"}, "coordinator.socket"),
@@ -71,18 +75,30 @@ def test_dcgm_compat_from_file_env_and_flag(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(SettingsError, match=message):
         load_config(None, env, {"node_name": "n"})
 
 
 def test_file_errors(tmp_path: Path) -> None:
     bad_version = tmp_path / "v.yaml"
     bad_version.write_text("version: v2\n")
-    with pytest.raises(ConfigError, match=r"version: only v1"):
+    with pytest.raises(SettingsError, match=r"version: only v1"):
         load_config(str(bad_version), {}, {})
     typo = tmp_path / "t.yaml"
     typo.write_text("version: v1\nmetrics: {prot: 1}\n")
-    with pytest.raises(ConfigError, match=r"metrics.prot: unknown setting"):
+    with pytest.raises(SettingsError, match=r"metrics.prot \(from file\): unknown setting \(known in metrics: address, port"):
         load_config(str(typo), {}, {})
-    with pytest.raises(ConfigError, match=r"config file: cannot read"):
+    with pytest.raises(SettingsError, match=r"config file: cannot read"):
         load_config(str(tmp_path / "missing.yaml"), {}, {})
+
+
+def test_coordinator_turns_from_every_source(tmp_path: Path) -> None:
+    file = tmp_path / "agent.yaml"
+    file.write_text("coordinator: {turns: {policy: fair, window_s: 30, round_policies: [weight, fair]}}\n")
+    env = {"GPULANE_AGENT_COORDINATOR_TURNS_WINDOW_S": "45", "GPULANE_AGENT_COORDINATOR_TURNS_MAX_MISSED_DEADLINES": "5"}
+    config = load_config(str(file), env, {"coordinator.turns.offload_on_switch": "false"})
+    turns = config.coordinator.turns
+    assert turns.policy is OrderingPolicy.FAIR and turns.rounds
+    assert turns.round_policies == {OrderingPolicy.WEIGHT, OrderingPolicy.FAIR}
+    assert (turns.window_s, turns.max_missed_deadlines, turns.offload_on_switch) == (45.0, 5, False)
+    assert load_config(None, {}, {"node_name": "n"}).coordinator.turns == TurnSettings()

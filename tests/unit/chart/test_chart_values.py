@@ -143,3 +143,29 @@ def test_operator_runs_as_the_images_user() -> None:
     context = VALUES["operator"]["podSecurityContext"]
     assert context["runAsNonRoot"] is True
     assert context["runAsUser"] == int(uid) and context["runAsGroup"] == int(gid or uid)
+
+
+@pytest.mark.parametrize("component", ["operator", "nodeAgent"])
+def test_settings_values_are_every_other_key_of_the_components_tree(component: str) -> None:
+    """<component>.settings holds exactly the tree's keys the chart has no dedicated value for, with the
+    code's defaults, and its schema is the tree's (types, enums, no unknown keys): one list of fields."""
+    settings = pytest.importorskip("gpulane_core.settings")
+    chart_settings = pytest.importorskip("chart_settings")
+    if component == "operator":
+        root = pytest.importorskip("gpulane_operator.settings").OperatorSettings
+        managed = chart_settings.OPERATOR_FROM_CHART
+    else:
+        root = pytest.importorskip("gpulane_agent.settings").AgentConfig
+        managed = chart_settings.AGENT_FROM_CHART
+    assert managed <= set(settings.keys(root))
+    schema = dict(SCHEMA["properties"][component]["properties"]["settings"])
+    schema.pop("description")
+    assert schema == settings.json_schema(root, managed)
+    assert VALUES[component]["settings"] == settings.file_defaults(root, managed)
+
+
+def test_agent_loads_the_chart_settings_as_its_defaults(tmp_path: Path) -> None:
+    agent_settings = pytest.importorskip("gpulane_agent.settings")
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"version": "v1", **VALUES["nodeAgent"]["settings"]}))
+    assert agent_settings.load_config(str(path), {}, {"node_name": "n"}) == agent_settings.AgentConfig(node_name="n")

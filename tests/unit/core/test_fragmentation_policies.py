@@ -12,9 +12,10 @@ from gpulane_core.fragmentation.baselines import (
     GpuPackingPolicy,
     RandomPolicy,
 )
+from gpulane_core.fragmentation.family import PolicyName, make_policy
 from gpulane_core.fragmentation.fgd import FgdPolicy, after_states
 from gpulane_core.fragmentation.frag import FragModel
-from gpulane_core.fragmentation.lanes_policy import GpulanePolicy, cpu_per_gpu_milli, stranded_milli
+from gpulane_core.fragmentation.lanes_policy import FgdBalancePolicy, cpu_per_gpu_milli, stranded_milli
 from gpulane_core.fragmentation.policy import (
     EMPTY_CYCLE,
     Decision,
@@ -25,8 +26,8 @@ from gpulane_core.fragmentation.policy import (
     minmax_normalize,
     schedule,
 )
-from gpulane_core.fragmentation.registry import PolicyName, make_policy, parse_policies
 from gpulane_core.fragmentation.types import NodeState, PodShape, TypicalPod
+from gpulane_core.registry import default_registry
 from gpulane_core.status import Code
 
 SHARE = PodShape(1000, 1, 500)
@@ -139,13 +140,13 @@ def test_schedule_breaks_ties_by_node_order_and_skips_infeasible_nodes() -> None
 
 def test_gpulane_without_balance_is_fgd() -> None:
     model = FragModel((TypicalPod(PodShape(1000, 1, 500), 0.7), TypicalPod(PodShape(1000, 1, 1000), 0.3)))
-    lane, fgd = GpulanePolicy(model, balance=0.0), FgdPolicy(model)
+    lane, fgd = FgdBalancePolicy(model, balance=0.0), FgdPolicy(model)
     pod = PodShape(1000, 1, 450)
     for lefts in [(1000, 1000), (1000, 550), (550, 550), (450, 1000)]:
         n = node("a", lefts)
         assert lane.score(n, pod, EMPTY_CYCLE) == fgd.score(n, pod, EMPTY_CYCLE)
     with pytest.raises(ValueError, match="balance"):
-        GpulanePolicy(model, balance=-1.0)
+        FgdBalancePolicy(model, balance=-1.0)
 
 
 def test_gpulane_keeps_cpu_for_the_gpus_that_need_it() -> None:
@@ -160,18 +161,19 @@ def test_gpulane_keeps_cpu_for_the_gpus_that_need_it() -> None:
     fgd = FgdPolicy(model)
     assert fgd.score(poor, cpu_pod, EMPTY_CYCLE).score == fgd.score(rich, cpu_pod, EMPTY_CYCLE).score == 50
     assert schedule([poor, rich], cpu_pod, fgd) == Decision("a", (), 50)
-    # gpulane sees that 6 cores off node a leave 500 milli-GPU without CPU to feed them
-    lane = GpulanePolicy(model)
+    # fgd-balance sees that 6 cores off node a leave 500 milli-GPU without CPU to feed them
+    lane = FgdBalancePolicy(model)
     assert lane.score(poor, cpu_pod, EMPTY_CYCLE).score == 37  # floor(100 sigmoid(-0.5))
     assert schedule([poor, rich], cpu_pod, lane) == Decision("b", (), 50)
 
 
 def test_registry_parses_names_and_builds_every_policy() -> None:
-    assert parse_policies("fgd, BestFit,fgd") == (PolicyName.FGD, PolicyName.BESTFIT)
+    parse = default_registry().parse
+    assert parse("fgd, BestFit,fgd") == ("fgd", "bestfit")
     with pytest.raises(ValueError, match="unknown policy 'nope'"):
-        parse_policies("fgd,nope")
+        parse("fgd,nope")
     with pytest.raises(ValueError, match="no policy"):
-        parse_policies(" , ")
+        parse(" , ")
     typical = (TypicalPod(SHARE, 1.0),)
     for name in PolicyName:
         plugin = make_policy(name, typical, seed=1)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from gpulane_core.fragmentation.family import PolicyName, make_policy
 from gpulane_core.fragmentation.fgd import fgd_score
 from gpulane_core.fragmentation.frag import FragModel, node_frag, node_pod_frag, typical_pods
 from gpulane_core.fragmentation.policy import fits, schedule
-from gpulane_core.fragmentation.registry import PolicyName, make_policy
 from gpulane_core.fragmentation.types import NodeState, PodShape
 from hypothesis import given, settings
 from hypothesis import strategies as st

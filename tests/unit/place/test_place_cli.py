@@ -32,12 +32,13 @@ def test_place_prints_a_table_and_writes_json_and_plot(
 ) -> None:
     nodes, pods = files
     out, png = tmp_path / "out" / "place.json", tmp_path / "out" / "curves.png"
-    argv = ["place", "--nodes", str(nodes), "--pods", str(pods), "--seeds", "1-2", "--policy", "fgd,random,gpulane"]
+    argv = ["place", "--nodes", str(nodes), "--pods", str(pods), "--seeds", "1-2", "--policy", "fgd,random,fgd-balance,gpulane"]
     assert main([*argv, "--json", str(out), "--plot", str(png), "--quiet"]) == 0
     table = capsys.readouterr().out
-    assert "| fgd |" in table and "| random |" in table and "| gpulane |" in table
+    assert "| fgd |" in table and "| random |" in table and "| fgd-balance |" in table
+    assert "| gpulane |" in table  # the operator's lane-aware profile, run through the bridge
     doc = json.loads(out.read_text())
-    assert set(doc["policies"]) == {"fgd", "random", "gpulane"}
+    assert set(doc["policies"]) == {"fgd", "random", "fgd-balance", "gpulane"}
     for entry in doc["policies"].values():
         assert 0.0 < entry["final_allocation_ratio"] <= 1.0
         assert entry["seeds"] == [1, 2]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from gpulane_core.fragmentation.family import PolicyName, make_policy
 from gpulane_core.fragmentation.frag import typical_pods
 from gpulane_core.fragmentation.policy import fits, schedule
-from gpulane_core.fragmentation.registry import PolicyName, make_policy
 from gpulane_core.fragmentation.types import NodeState, PodShape
 from gpulane_sim.place.curve import discrete_curve, mean_curves, published_final
 from gpulane_sim.place.experiment import Engine, prepare, run, subsample

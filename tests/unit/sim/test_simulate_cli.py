@@ -64,8 +64,9 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
         ([], "", "w.csv: the workload has no jobs"),
         (["--gpu-memory", "3Gi"], SMALL, "w.csv:3: persistent_mib + ephemeral_mib: job b needs 4Gi"),
         (["--gpu-memory", "2Gi"], SMALL, "larger than every GPU (2Gi)"),
-        (["--gpus", "zero"], SMALL, "flag: gpus: invalid literal"),
-        (["--bandwidth", "fast"], SMALL, "flag: bandwidth: 'fast' is not a bandwidth"),
+        (["--gpus", "zero"], SMALL, "gpus (from flag): expected an integer, got 'zero'"),
+        (["--bandwidth", "fast"], SMALL, "bandwidth (from flag): 'fast' is not a bandwidth"),
+        (["--colocation-slowdown", "lots"], SMALL, "colocation_slowdown (from flag): could not convert"),
         (["--placement", "best"], SMALL, "unknown placement policy 'best'"),
     ],
 )
@@ -93,6 +94,7 @@ def test_flag_beats_env_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (cfg.gpus, cfg.gpu_memory_mib, cfg.prefetch, cfg.bandwidth_bytes_s) == (7, 8192, False, 12e9)
     assert load_settings({}, env=env, file=settings).gpus == 5
     assert load_settings({}, env={}, file=settings).gpus == 3
+    assert load_settings({}, env={"GPULANE_SIM_CONFIG": str(settings)}).gpus == 3  # the file named by env
 
 
 def test_lucid_calibration_reads_the_shared_file(shared_data: Path) -> None:
@@ -110,9 +112,9 @@ def test_settings_errors_name_their_source(tmp_path: Path) -> None:
 
     bad_file = tmp_path / "sim.yaml"
     bad_file.write_text("gpus: 2\nturbo: on\n")
-    with pytest.raises(SettingsError, match=r"sim.yaml: turbo: unknown setting"):
+    with pytest.raises(SettingsError, match=r"turbo \(from .*sim.yaml\): unknown setting"):
         load_settings({}, env={}, file=bad_file)
-    with pytest.raises(SettingsError, match="environment: prefetch: 'maybe' is not on/off"):
+    with pytest.raises(SettingsError, match=r"prefetch \(from env GPULANE_SIM_PREFETCH\): expected true or false"):
         load_settings({}, env={"GPULANE_SIM_PREFETCH": "maybe"})
     with pytest.raises(SettingsError, match="gpus: must be at least 1, got 0"):
         load_settings({"gpus": "0"}, env={})
@@ -133,3 +135,11 @@ def test_progress_in_a_log_is_plain_lines_one_per_ten_percent(monkeypatch: pytes
     assert log.getvalue().splitlines() == ["progress:   0% fifo", "progress:  10% fifo", "progress:  50% fifo",
                                            "progress: 100% fifo"]  # fmt: skip
     assert "\r" not in log.getvalue()
+
+
+def test_simulate_runs_any_registered_placement_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The FGD family is a placement profile like the lane-aware ones (one registry, one name each)."""
+    workload = tmp_path / "w.csv"
+    workload.write_text(SMALL)
+    assert _run([str(workload), "--policy", "fifo", "--placement", "fgd", "--json", str(tmp_path / "m.json")]) == 0
+    assert "placement fgd" in capsys.readouterr().out
