@@ -12,7 +12,7 @@ import yaml
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "gpulane"
 KIND_VALUES = CHART / "values-kind.yaml"
-KUBE_VERSION = "1.34.0"
+KUBE_VERSION = "1.37.2"
 
 
 def run_helm(helm: Path, *args: str, kubeconfig: Path | None = None, check: bool = True) -> str:

@@ -39,6 +39,8 @@ FOREIGN_FLAGS = frozenset({
     # kube-apiserver and etcd, as the dev tools start them (docs/control-plane.md)
     "--authorization-mode", "--client-ca-file", "--disable-admission-plugins", "--endpoint-reconciler-type",
     "--service-cluster-ip-range", "--token-auth-file", "--unsafe-no-fsync",
+    # the kubelet (docs/real-node.md)
+    "--root-dir",
 })  # fmt: skip
 FLAG_SOURCES = (*SOURCES, "benchmarks", "hack")
 
@@ -129,7 +131,8 @@ def code_flags() -> frozenset[str]:
 
 def code_env_literals() -> frozenset[str]:
     found: set[str] = set()
-    for folder in SOURCES:
+    # The e2e tier's own switch (GPULANE_E2E_CLUSTER) is read by the tests, not by a component.
+    for folder in (*SOURCES, "tests/e2e"):
         for path in (ROOT / folder).rglob("*.py"):
             if "_proto" in path.parts:
                 continue
