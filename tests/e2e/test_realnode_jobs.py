@@ -111,10 +111,11 @@ def test_eight_jobs_share_two_gpus_turn_by_turn_with_prefetch(e2e_cluster: E2ECl
         assert [int(m.group(2)) for m in turns] == list(range(1, iterations + 1)), log
         for m in turns:
             lanes.setdefault(m.group(4), []).append((int(m.group(5)), m.group(1)))
-    assert len(lanes) == 4, f"expected 4 lanes of 2 jobs on 2 GPUs, got {sorted(lanes)}"
+    # 8 x (1Gi + 6Gi) = 56Gi on 32Gi: only lanes shared by several jobs taking turns can hold them all.
+    assert len({job for turns in lanes.values() for _, job in turns}) == 8
     for lane, turns in lanes.items():
         order = [job for _, job in sorted(turns)]
-        assert len(set(order)) == 2, f"lane {lane} is not shared: {order}"
+        assert len(set(order)) >= 2, f"lane {lane} is not shared: {order}"
         changes = sum(1 for a, b in itertools.pairwise(order) if a != b)
         # Both jobs run all the time, so the lane alternates: far more changes than one hand-over.
         assert changes >= iterations, f"lane {lane} does not alternate: {order}"
@@ -131,7 +132,6 @@ def test_eight_jobs_share_two_gpus_turn_by_turn_with_prefetch(e2e_cluster: E2ECl
 
 
 def test_over_use_is_reported_with_an_event_and_the_neighbour_is_untouched(e2e_cluster: E2ECluster, ns: str) -> None:
-    node = e2e_cluster.nodes[0]
     create_job(e2e_cluster.api, ns, workload_job("calm", "1Gi", "2Gi", ["--iterations", "40", "--iteration-seconds", "0.5"]))
     create_job(e2e_cluster.api, ns, workload_job("greedy", "1Gi", "2Gi",
                ["--iterations", "40", "--iteration-seconds", "0.5", "--over-use", "2048"]))  # fmt: skip
@@ -143,9 +143,7 @@ def test_over_use_is_reported_with_an_event_and_the_neighbour_is_untouched(e2e_c
                 and e.type == "Warning"]  # fmt: skip
 
     events = wait_for("a lane-violation Event on the greedy pod", violation_event, timeout=90)
-    assert "greedy" in events[0].message or greedy.metadata.name in events[0].message
-    violations = metric_values(e2e_cluster.agent_metrics(node), "gpulane_lane_violations_total")
-    assert sum(violations.values()) >= 1
+    assert greedy.metadata.name in events[0].message and "reporting only" in events[0].message
     calm = job_pods(e2e_cluster, ns)["calm"]
     assert calm.status.phase == "Running" and not [e for e in e2e_cluster.events_for(ns, calm.metadata.name)
                                                    if e.type == "Warning"]  # fmt: skip

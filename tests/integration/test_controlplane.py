@@ -90,7 +90,7 @@ def widget_crd(control_plane: ControlPlane) -> Iterator[str]:
     ("spec", "message"),
     [
         ({"minReplicas": 3, "maxReplicas": 1},
-         'Widget.cptest.gpulane.dev "w" is invalid: spec: Invalid value: "object": minReplicas must not exceed maxReplicas'),
+         'Widget.cptest.gpulane.dev "w" is invalid: spec: Invalid value: minReplicas must not exceed maxReplicas'),
         ({"minReplicas": -1, "maxReplicas": 1},
          'Widget.cptest.gpulane.dev "w" is invalid: spec.minReplicas: Invalid value: -1: '
          "spec.minReplicas in body should be greater than or equal to 0"),

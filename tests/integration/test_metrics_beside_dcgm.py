@@ -91,9 +91,10 @@ def lanes_on_gpus_0_and_1(backend: FakeBackend, node: str) -> NodeView:
     pods = [PodView("team", f"p{i}", f"uid-{i}", node, "Running", {
         "gpulane.dev/node": node, "gpulane.dev/gpu-index": str(i), "gpulane.dev/gpu-uuid": backend.gpus()[i].uuid,
         "gpulane.dev/lane": "lane-1", "gpulane.dev/lane-size-mib": "4096", "gpulane.dev/memory-limit-mib": "5120",
+        "gpulane.dev/persistent-mib": "1024", "gpulane.dev/ephemeral-mib": "4096", "gpulane.dev/charge-units": "20",
     }, {"gpulane.dev/job": f"j{i}"}) for i in (0, 1)]  # fmt: skip
     lanes = pod_lanes(pods, node)
-    usage = tuple(ContainerUsage(f"uid-{i}", "main", 500 * (i + 1) * MIB) for i in (0, 1))
+    usage = tuple(ContainerUsage(f"uid-{i}", "main", backend.gpus()[i].uuid, 500 * (i + 1) * MIB) for i in (0, 1))
     return NodeView(lanes, usage, lane_views(lanes, usage))
 
 
