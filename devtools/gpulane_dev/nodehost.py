@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gpulane_dev import aptget
 from gpulane_dev.commands import CommandFailed, Reporter, run
-from gpulane_dev.nodeconfig import NodeLayout
+from gpulane_dev.nodeconfig import NodeLayout, NodeNetwork
 from gpulane_dev.settings import CacheLayout
 
 NODE_PACKAGES: tuple[str, ...] = ("containerd", "runc", "containernetworking-plugins", "busybox-static", "mmdebstrap")
@@ -107,8 +107,8 @@ class NodeNet:
 
     @property
     def pod_subnet(self) -> str:
-        """The node's pod CIDR; nodeconfig.NodeNetwork gives the same range to its CNI bridge."""
-        return f"10.244.{self.index}.0/24"
+        """The node's pod CIDR: the range its CNI bridge hands out."""
+        return NodeNetwork(self.index).subnet
 
 
 def _ip(*args: str) -> None:

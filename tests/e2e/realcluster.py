@@ -14,14 +14,15 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from gpulane_dev.binaries import Binaries
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client
+from opharness import wait_for  # one poll-until helper for the integration and e2e tiers
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gpulane"
@@ -29,7 +30,6 @@ LOCAL_VALUES = CHART / "values-local.yaml"
 RELEASE = "gpulane"
 SYSTEM_NAMESPACE = "gpulane-system"
 IMAGE = "localhost/gpulane:dev"
-T = TypeVar("T")
 
 
 @dataclass
@@ -94,17 +94,6 @@ class E2ECluster:
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def metric_values(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
