@@ -27,6 +27,8 @@ T = TypeVar("T")
 ENV_SOCKET = "GPULANE_COORDINATOR_SOCKET"
 ENV_LANE = "GPULANE_LANE_ID"
 ENV_JOB = "GPULANE_JOB"
+# After the coordinator went away (the agent pod restarting), a turn tries to rejoin at most this often.
+RECONNECT_EVERY_S = 1.0
 
 
 class StandaloneWarning(UserWarning):
@@ -114,6 +116,8 @@ class Lane:
         self._transfer_s = 0.0  # noted since the last turn_done
         self._blocking_s = 0.0  # the part of it that stalled the current turn
         self._warned = False
+        self._reconnect_at = 0.0
+        self.reconnects = 0
         if config is None:
             self._go_standalone(standalone_reason or "no coordinator configured")
         else:
@@ -153,6 +157,14 @@ class Lane:
             warnings.warn(message, StandaloneWarning, stacklevel=3)
 
     def _connect(self, config: LaneConfig) -> None:
+        try:
+            self._open(config)
+        except (OSError, LaneError):
+            self.close()
+            raise
+
+    def _open(self, config: LaneConfig) -> None:
+        """Connect and say hello; on failure the socket is closed and the error raised."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(config.connect_timeout_s)
         try:
@@ -172,7 +184,9 @@ class Lane:
             ok = self._cond.wait_for(lambda: self._welcome or self._error or self._lost, config.connect_timeout_s)
             error = self._error
         if error is not None or not ok or self._lost:
-            self.close()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
             if error is not None:
                 raise LaneError(error.field, error.reason)
             raise OSError(f"coordinator at {config.socket_path} did not answer hello")
@@ -211,6 +225,8 @@ class Lane:
     @contextlib.contextmanager
     def turn(self, *, again: bool = False, timeout_s: float | None = None) -> Iterator[Turn]:
         """Hold the lane for one iteration; on exit report the compute time (and ask again if ``again``)."""
+        if self._lost:
+            self._try_rejoin()
         if self.standalone:
             if self._lost:
                 self._go_standalone("lost the coordinator connection")
@@ -239,6 +255,34 @@ class Lane:
                     yield item
         finally:
             self.withdraw()
+
+    def _try_rejoin(self) -> bool:
+        """Reconnect to a coordinator that came back on the same socket (a restarted agent rebuilds the
+        lanes of running pods from the kubelet's PodResources, so this job's lane exists again)."""
+        config = self.config
+        now = time.monotonic()
+        if config is None or self._closing or self._evicted is not None or now - self._reconnect_at < RECONNECT_EVERY_S:
+            return False
+        self._reconnect_at = now
+        old = self._sock
+        with self._cond:
+            self._sock, self._welcome, self._grant, self._current = None, None, None, None
+            self._requested, self._withdrawn, self._discard, self._error = False, [], set(), None
+            self._lost = False
+        if old is not None:
+            with contextlib.suppress(OSError):
+                old.close()
+        try:
+            self._open(config)
+        except (OSError, LaneError) as exc:
+            with self._cond:
+                self._lost = True
+            log.debug("gpulane: rejoining %s failed: %s", config.socket_path, exc)
+            return False
+        self._warned = False
+        self.reconnects += 1
+        log.warning("gpulane: rejoined lane %s at %s; turns resume", config.lane, config.socket_path)
+        return True
 
     def withdraw(self) -> None:
         """Cancel a pending request (after ``turn(again=True)`` or a ``TimeoutError``); a grant that
@@ -331,8 +375,9 @@ class Lane:
             self._requested = again
 
     def _read_loop(self) -> None:
-        assert self._sock is not None
-        stream = self._sock.makefile("rb")
+        sock = self._sock
+        assert sock is not None
+        stream = sock.makefile("rb")
         try:
             for line in stream:
                 try:
@@ -346,7 +391,8 @@ class Lane:
             pass  # closed under us
         finally:
             with self._cond:
-                if not self._closing and self._evicted is None:
+                # Only the current connection's reader may declare it lost (not one replaced by a rejoin).
+                if not self._closing and self._evicted is None and self._sock is sock:
                     self._lost = True
                     log.warning("gpulane: the coordinator connection closed")
                 self._cond.notify_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ def register(subparsers: Any) -> None:
     down = actions.add_parser("down", help="stop every process `up` started")
     down.set_defaults(func=_down)
     status = actions.add_parser("status", help="report each process and the apiserver's readiness")
+    kubelet = actions.add_parser("kubelet", help="stop, start or restart one real node's kubelet (fault drills)")
+    kubelet.add_argument("kubelet_action", choices=("stop", "start", "restart"), metavar="stop|start|restart")
+    kubelet.add_argument("node", help="a real node's name, e.g. gpulane-real-0")
+    kubelet.set_defaults(func=_kubelet)
     status.set_defaults(func=_status)
 
 
@@ -103,7 +108,9 @@ def _up(args: argparse.Namespace) -> int:
             agents=not args.no_agents, agent_metrics_base_port=args.agent_metrics_port,
             real_nodes=args.real_nodes, real_gpus_per_node=args.real_gpus_per_node, repo=repo_root(),
         )  # fmt: skip
-        tools = binaries.ensure(_settings(args))
+        settings = _settings(args)
+        options = replace(options, containerd=settings.containerd)
+        tools = binaries.ensure(settings)
         state = devcluster.up(options, tools)
     except Exception as exc:  # every failure ends as one clear message and a non-zero exit
         print(f"gpulane dev-cluster up: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -119,6 +126,17 @@ def _down(args: argparse.Namespace) -> int:
         devcluster.down(_state_dir(args))
     except devcluster.DevClusterError as exc:
         print(f"gpulane dev-cluster down: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _kubelet(args: argparse.Namespace) -> int:
+    from gpulane_dev import devcluster
+
+    try:
+        devcluster.kubelet(_state_dir(args), args.node, args.kubelet_action)
+    except (devcluster.DevClusterError, OSError) as exc:
+        print(f"gpulane dev-cluster kubelet {args.kubelet_action}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -52,6 +52,7 @@ class UpOptions:
     real_nodes: int = 0
     real_gpus_per_node: int = 2
     repo: Path = Path(".")
+    containerd: Path = nodehost.DEFAULT_CONTAINERD
 
     def __post_init__(self) -> None:
         if not 0 <= self.real_nodes <= 16:
@@ -151,7 +152,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
     built: tuple[images.BuiltImage, ...] = ()
     if options.real_nodes:
         # Everything a real node needs is checked (and installed) before anything starts.
-        nodehost.ensure_packages(binaries_cache(binaries), reporter)
+        nodehost.ensure_packages(binaries_cache(binaries), reporter, options.containerd)
         built = images.build_all(options.repo, binaries_cache(binaries), reporter)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
     # Detached: the processes must outlive this command.
@@ -175,7 +176,8 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
             print(f"fake GPU nodes Ready: {', '.join(node_names) or '(none)'}", file=out)
         if options.real_nodes:
             real_options = realnodes.RealNodeOptions(
-                options.real_nodes, options.real_gpus_per_node, options.gpu_memory_mib, agents=options.agents)
+                options.real_nodes, options.real_gpus_per_node, options.gpu_memory_mib, agents=options.agents,
+                containerd=options.containerd)
             services = realnodes.start_cluster_services(binaries, plane, run_dir, die_with_parent=False)
             records += [s.record() for s in services]
             watch = list(services)
@@ -259,6 +261,44 @@ def down(state_dir: Path, out: TextIO = sys.stderr) -> int:
     shutil.rmtree(state_dir / "run" / "etcd-data", ignore_errors=True)
     shutil.rmtree(socket_dir(state_dir), ignore_errors=True)
     return stopped
+
+
+KUBELET_ACTIONS = ("stop", "start", "restart")
+
+
+def kubelet(state_dir: Path, node: str, action: str, out: TextIO = sys.stderr) -> ClusterState:
+    """Stop, start or restart one real node's kubelet (its containers keep running), recording the new pid.
+
+    For fault drills: a stopped kubelet makes its node NotReady after the controller-manager's grace,
+    exactly as a crashed kubelet would; `start` brings the same kubelet back on the same node.
+    """
+    if action not in KUBELET_ACTIONS:
+        raise DevClusterError(f"kubelet action {action!r}: must be one of {', '.join(KUBELET_ACTIONS)}")
+    state = read_state(state_dir)
+    if state is None:
+        raise DevClusterError(f"no dev cluster state in {state_dir}; run `gpulane dev-cluster up --real-nodes N` first")
+    nodes = {n.name: n for n in state.real_nodes}
+    if node not in nodes:
+        raise DevClusterError(f"{node!r} is not a real node of this cluster (real nodes: {', '.join(nodes) or 'none'})")
+    name = realnodes.kubelet_process_name(node)
+    records = list(state.processes)
+    at = next((i for i, r in enumerate(records) if r.name == name), None)
+    if at is None:
+        raise DevClusterError(f"{state_dir / STATE_FILE} records no process {name}")
+    if action in ("stop", "restart"):
+        if procs.stop_record(records[at]):
+            print(f"stopped {name} (pid {records[at].pid}); its containers keep running", file=out)
+        elif action == "stop":
+            print(f"{name} (pid {records[at].pid}) was not running", file=out)
+    if action in ("start", "restart"):
+        if procs.record_alive(records[at]):
+            raise DevClusterError(f"{name} is already running (pid {records[at].pid})")
+        started = realnodes.start_kubelet(nodes[node])
+        records[at] = realnodes.process_record(started)
+        print(f"started {name} (pid {started.pid}); log {started.spec.log}", file=out)
+    state = replace(state, processes=tuple(records))
+    (state_dir / STATE_FILE).write_text(state.to_json())
+    return state
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,29 +48,58 @@ class NodeHostError(RuntimeError):
     """This machine cannot run a real node; the message names the missing piece."""
 
 
-def missing_pieces() -> list[str]:
-    """What is absent for real nodes, each named with the package or setting that provides it."""
+DEFAULT_CONTAINERD = Path("/usr/bin/containerd")
+# Programs that must not only exist but start: a binary for another architecture or a broken install
+# fails here, before any process of the cluster starts.
+RUN_CHECKS: tuple[tuple[str, str], ...] = (("runc", "/usr/sbin/runc"),)
+
+
+def runs(program: str, argv: Sequence[str]) -> str | None:
+    """None when `argv` (a `--version` call) exits 0; else why `program` cannot run."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=20, check=False)
+    except OSError as exc:
+        return f"{program} cannot run: {argv[0]}: {exc.strerror or exc}"
+    except subprocess.TimeoutExpired:
+        return f"{program} cannot run: `{' '.join(argv)}` did not answer in 20s"
+    if proc.returncode != 0:
+        said = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        return f"{program} cannot run: `{' '.join(argv)}` exited with status {proc.returncode}: {said[0]}"
+    return None
+
+
+def missing_pieces(containerd: Path = DEFAULT_CONTAINERD) -> list[str]:
+    """What is absent or broken for real nodes, each named with the package or setting that provides it."""
     problems = []
     if os.geteuid() != 0:
         problems.append("root (real nodes mount, create network namespaces and run containerd)")
     for package, files in REQUIRED_FILES.items():
-        absent = [f for f in files if not Path(f).exists()]
+        wanted = [str(containerd) if f == str(DEFAULT_CONTAINERD) else f for f in files]
+        absent = [f for f in wanted if not Path(f).exists()]
         if absent:
-            problems.append(f"{', '.join(absent)} (Debian package {package})")
+            source = f"Debian package {package}"
+            if package == "containerd" and containerd != DEFAULT_CONTAINERD:
+                source += f", or the setting containerd = {containerd}"
+            problems.append(f"{', '.join(absent)} ({source})")
     for tool in HOST_TOOLS:
         if shutil.which(tool) is None:
             problems.append(f"{tool} (util-linux / iproute2)")
     if not Path("/proc/filesystems").exists() or "overlay" not in Path("/proc/filesystems").read_text():
         problems.append("the overlay filesystem (containerd's overlayfs snapshotter; modprobe overlay)")
+    for program, path in (("containerd", str(containerd)), *RUN_CHECKS):
+        if Path(path).exists():
+            broken = runs(program, [path, "--version"])
+            if broken:
+                problems.append(broken)
     return problems
 
 
-def ensure_packages(cache: CacheLayout, reporter: Reporter) -> None:
-    """Install the Debian packages that are missing (root only), then check every piece."""
+def ensure_packages(cache: CacheLayout, reporter: Reporter, containerd: Path = DEFAULT_CONTAINERD) -> None:
+    """Install the Debian packages that are missing (root only), then check every piece (nothing runs yet)."""
     wanted = [p for p, files in REQUIRED_FILES.items() if not all(Path(f).exists() for f in files)]
     if wanted and os.geteuid() == 0 and shutil.which("apt-get"):
         aptget.install_packages(wanted, cache, reporter, why="real nodes need them")
-    problems = missing_pieces()
+    problems = missing_pieces(containerd)
     if problems:
         raise NodeHostError("--real-nodes cannot run on this machine; missing: " + "; ".join(problems))
 

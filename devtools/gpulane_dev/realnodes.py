@@ -11,6 +11,7 @@ kube-scheduler (every pod that is not gpulane's) run on loopback.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ SERVICE_URL = f"https://{nodehost.SERVICE_IP}:443"
 AGENT_METRICS_PORT = 9400
 # Node lifecycle: NotReady 20 s after the last heartbeat (kubelets beat every 5 s here), not 50 s.
 NODE_MONITOR_GRACE = "20s"
+KUBELET_ARGV_FILE = "kubelet.argv.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class RealNodeOptions:
     prefix: str = "gpulane-real"
     agents: bool = True
     repo: Path = Path(".")
+    containerd: Path = nodehost.DEFAULT_CONTAINERD
 
     def __post_init__(self) -> None:
         if not 0 <= self.count <= 16:
@@ -154,7 +157,7 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
         containerd_toml = layout.config_dir / "containerd.toml"
         containerd_toml.write_text(nodeconfig.containerd_config(layout, network, images.PAUSE_IMAGE))
         (layout.cni_conf_dir / "10-gpulane.conflist").write_text(nodeconfig.cni_conflist(network))
-        containerd = procs.start(spec("containerd", nodehost.in_node(holder.pid, ["containerd", "--config", str(containerd_toml)])),
+        containerd = procs.start(spec("containerd", nodehost.in_node(holder.pid, [str(options.containerd), "--config", str(containerd_toml)])),
                                  die_with_parent=die_with_parent)  # fmt: skip
         running.append(containerd)
         procs.wait_until(lambda: (layout.containerd_run / "containerd.sock").exists(), what=f"{name}'s containerd socket",
@@ -173,6 +176,7 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
         kubeconfig = node_kubeconfig(plane, layout.config_dir / "kubeconfig")
         nodehost.create_cgroups(cgroup)
         argv = kubelet_argv(binaries.kubelet, layout, net, kubeconfig, config, node_labels(options))
+        (layout.config_dir / KUBELET_ARGV_FILE).write_text(json.dumps(argv))  # for `dev-cluster kubelet start`
         running.append(procs.start(spec("kubelet", nodehost.in_node(holder.pid, argv)), die_with_parent=die_with_parent))
         metrics_url = ""
         if options.agents:
@@ -278,3 +282,16 @@ def _release_netns_dir() -> None:
     if netns_dir.is_dir() and not any(netns_dir.iterdir()):
         with contextlib.suppress(CommandFailed):
             run(["umount", str(netns_dir)], timeout=30)
+
+
+def kubelet_process_name(node: str) -> str:
+    return f"kubelet/{node}"
+
+
+def start_kubelet(record: RealNodeRecord) -> procs.Supervised:
+    """Start the node's kubelet again, with the command line `start_node` gave it, in the node's namespaces."""
+    layout = record.layout
+    argv = json.loads((layout.config_dir / KUBELET_ARGV_FILE).read_text())
+    spec = procs.ProcessSpec(kubelet_process_name(record.name), nodehost.in_node(record.holder_pid, argv),
+                             layout.logs / "kubelet.log")  # fmt: skip
+    return procs.start(spec, die_with_parent=False)

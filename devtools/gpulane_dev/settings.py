@@ -105,6 +105,8 @@ class DevSettings:
     versions: Versions = field(default_factory=Versions)
     # A directory holding etcd and kube-apiserver that the user already has (envtest convention).
     kubebuilder_assets: Path | None = None
+    # The containerd every real node runs (Debian's by default; e.g. a newer build of your own).
+    containerd: Path = Path("/usr/bin/containerd")
 
     @property
     def cache(self) -> CacheLayout:

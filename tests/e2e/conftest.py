@@ -8,6 +8,7 @@ named: on CI machines this tier never skips. Only the kind backend skips, where 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -73,10 +74,19 @@ def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster
         return
     state_dir = tmp_path_factory.mktemp("realnode-cluster")
     state = start_real_cluster(state_dir, REAL_NODES, agents=False)
-    cluster = E2ECluster(Path(state.kubeconfig), locate(), tuple(n.name for n in state.real_nodes), "realnode")
+    cluster = E2ECluster(Path(state.kubeconfig), locate(), tuple(n.name for n in state.real_nodes), "realnode",
+                         state_dir=state_dir)  # fmt: skip
     try:
         install_chart(cluster)
         yield cluster
     finally:
         cluster.close()
         devcluster.down(state_dir)
+
+
+@pytest.fixture
+def ns(e2e_cluster: E2ECluster) -> Iterator[str]:
+    name = f"e2e-{secrets.token_hex(3)}"
+    e2e_cluster.core.create_namespace({"metadata": {"name": name}})
+    yield name
+    e2e_cluster.core.delete_namespace(name)

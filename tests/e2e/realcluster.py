@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpulane_dev import devcluster
 from gpulane_dev.binaries import Binaries
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client
-from opharness import wait_for  # one poll-until helper for the integration and e2e tiers
+from opharness import get_job, wait_for  # one poll-until helper for the integration and e2e tiers
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gpulane"
@@ -30,6 +32,7 @@ LOCAL_VALUES = CHART / "values-local.yaml"
 RELEASE = "gpulane"
 SYSTEM_NAMESPACE = "gpulane-system"
 IMAGE = "localhost/gpulane:dev"
+TURN_LINE = re.compile(r"gpulane-workload: job=(\S+) iteration=(\d+)/(\d+) lane=(\S+) turn=(\d+)")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class E2ECluster:
     image: str = IMAGE
     gpus_per_node: int = 2
     gpu_memory_mib: int = 16384
+    state_dir: Path | None = None  # the dev cluster's state (realnode backend): kubelet stop/start drills
     api: client.ApiClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +95,18 @@ class E2ECluster:
     def events_for(self, namespace: str, name: str) -> list[Any]:
         events = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
         return list(events)
+
+    def agent_log(self, node: str) -> str:
+        return self.kubectl("logs", "-n", SYSTEM_NAMESPACE, self.agent_pod(node).metadata.name)
+
+    def kubelet(self, action: str, node: str) -> None:
+        """Stop, start or restart a real node's kubelet (gpulane dev-cluster kubelet ...)."""
+        assert self.state_dir is not None, "kubelet drills need the realnode backend"
+        devcluster.kubelet(self.state_dir, node, action)
+
+    def node_ready(self, node: str) -> bool:
+        conditions = self.core.read_node(node).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]
@@ -159,3 +175,15 @@ def dump(obj: Any) -> str:
 
 def backend() -> str:
     return os.environ.get("GPULANE_E2E_CLUSTER", "realnode")
+
+
+def job_pods(cluster: E2ECluster, namespace: str) -> dict[str, Any]:
+    pods = cluster.core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/managed-by=gpulane").items
+    return {p.metadata.labels["gpulane.dev/job"]: p for p in pods}
+
+
+def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: str, timeout: float) -> None:
+    def done() -> bool:
+        return all((get_job(cluster.api, namespace, n).get("status") or {}).get("phase") == phase for n in names)
+
+    wait_for(f"jobs {names} to reach {phase}", done, timeout=timeout)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,35 +17,23 @@ from gpulane_agent.enforcement.enforcer import REASON_EVICTED, REASON_OVER_LANE
 from gpulane_agent.kube.api import PodView
 from gpulane_core import podcontract
 from kubernetes import client
-from opharness import InvariantWatcher, create_job, get_job
-from realcluster import SYSTEM_NAMESPACE, E2ECluster, metric_values, wait_for, workload_job
+from opharness import InvariantWatcher, create_job
+from realcluster import (
+    SYSTEM_NAMESPACE,
+    TURN_LINE,
+    E2ECluster,
+    job_pods,
+    metric_values,
+    wait_for,
+    wait_phases,
+    workload_job,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode, pytest.mark.timeout(600)]
 
 COORDINATOR_SOCKET = "/var/run/gpulane/coordinator.sock"  # the chart's nodeAgent.coordinatorSocketDir
 FAKE_GPU_DIR = "/run/gpulane/fake-gpu/processes"  # the agent's backend.fake_process_dir default
 AGENT_REASONS = (REASON_OVER_LANE, REASON_EVICTED)  # the agent's enforcement Events
-TURN_LINE = re.compile(r"gpulane-workload: job=(\S+) iteration=(\d+)/(\d+) lane=(\S+) turn=(\d+)")
-
-
-@pytest.fixture
-def ns(e2e_cluster: E2ECluster) -> Iterator[str]:
-    name = f"e2e-{secrets.token_hex(3)}"
-    e2e_cluster.core.create_namespace({"metadata": {"name": name}})
-    yield name
-    e2e_cluster.core.delete_namespace(name)
-
-
-def job_pods(cluster: E2ECluster, namespace: str) -> dict[str, Any]:
-    pods = cluster.core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/managed-by=gpulane").items
-    return {p.metadata.labels["gpulane.dev/job"]: p for p in pods}
-
-
-def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: str, timeout: float) -> None:
-    def done() -> bool:
-        return all((get_job(cluster.api, namespace, n).get("status") or {}).get("phase") == phase for n in names)
-
-    wait_for(f"jobs {names} to reach {phase}", done, timeout=timeout)
 
 
 def test_chart_runs_operator_and_agent_pods_and_the_plugin_registers(e2e_cluster: E2ECluster) -> None:

@@ -189,6 +189,7 @@ class InvariantWatcher:
         self.api, self.namespace, self.capacity = api, namespace, capacity_mib
         self.violations: list[str] = []
         self.events = 0
+        self.uids_by_job: dict[str, set[str]] = defaultdict(set)  # every pod ever seen, per job label
         self._pods: dict[str, Any] = {}
         self._watch = watch.Watch()
         self._stopping = threading.Event()
@@ -213,6 +214,9 @@ class InvariantWatcher:
         else:
             self._pods[pod.metadata.name] = pod
         self.events += 1
+        job = (pod.metadata.labels or {}).get("gpulane.dev/job")
+        if job:
+            self.uids_by_job[job].add(pod.metadata.uid)
         for key, lanes in lanes_from_pods(list(self._pods.values()), self.capacity).items():
             self.violations += [f"{key}: {p}" for p in check_invariant(lanes)]
 

@@ -10,6 +10,7 @@ import socket
 import stat
 import tempfile
 import threading
+from time import sleep as time_sleep
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,50 @@ async def test_client_continues_standalone_when_the_agent_goes_away(sock_path: P
         await asyncio.sleep(0.02)
     assert state["done"] == 3 and state["standalone"]
     assert state["warnings"] == ["gpulane: running without lane turns (lost the coordinator connection)"]
+
+
+async def test_client_rejoins_a_coordinator_that_comes_back_on_the_same_socket(sock_path: Path, server: CoordinatorServer) -> None:
+    """The agent pod restarting: its new coordinator serves the same socket, and the job's turns resume there."""
+    state: dict[str, Any] = {}
+    connected, stopped, restarted = threading.Event(), threading.Event(), threading.Event()
+
+    def run() -> None:
+        lane = Lane(LaneConfig(str(sock_path), "l", "a", connect_timeout_s=2.0))
+        with lane.turn():
+            pass
+        connected.set()
+        stopped.wait(10)
+        with lane.turn() as outage:  # the coordinator is gone: standalone for now
+            state["outage"] = outage.standalone
+        restarted.wait(10)
+        ids = []
+        for _ in range(40):  # a rejoin is tried at most once a second, at a turn
+            with lane.turn() as turn:
+                ids.append(turn.id)
+            if turn.id > 0:
+                break
+            time_sleep(0.1)
+        state["ids"], state["reconnects"], state["standalone"] = ids, lane.reconnects, lane.standalone
+        lane.close()
+
+    thread = _client_thread(run)
+    while not connected.is_set():
+        await asyncio.sleep(0.02)
+    await server.stop()
+    await asyncio.sleep(0.2)
+    stopped.set()
+    await asyncio.sleep(0.2)
+    again = CoordinatorServer(CoordinatorSettings(socket_path=str(sock_path), hostname="n1"))
+    await again.start()
+    restarted.set()
+    try:
+        while thread.is_alive():
+            await asyncio.sleep(0.02)
+    finally:
+        await again.stop()
+    assert state["outage"] is True
+    assert state["ids"][-1] > 0, state  # a real turn from the new coordinator
+    assert state["reconnects"] == 1 and state["standalone"] is False
 
 
 async def test_decisions_use_the_injected_clock(sock_path: Path) -> None:
