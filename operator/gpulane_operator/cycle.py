@@ -68,8 +68,10 @@ async def _run(rt: Runtime, views: Views) -> None:
     started = time.monotonic()
     rt.forget_confirmed(set(views.pods))
     prepared = prepare(
-        views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight, rt.seen
-    )
+        views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight, rt.seen,
+        now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
+    )  # fmt: skip
+    rt.wake_at(prepared.snapshot.loss_deadlines)
     now = rt.clock()
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)
@@ -114,7 +116,9 @@ def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:
 async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
     async with rt.lock:  # assumptions are only dropped by scheduling cycles
-        snapshot = build(views.inventory, live_assignments(views.pods, rt.assumed_assignments()).values())
+        snapshot = build(views.inventory, live_assignments(views.pods, rt.assumed_assignments()).values(),
+                         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s)  # fmt: skip
+        rt.wake_at(snapshot.loss_deadlines)
         await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, snapshot.lost, views)])
 
 
@@ -138,9 +142,10 @@ async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False
 
 async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
     rec = views.jobs[item.job]
-    # Only a pod whose Node object is gone is force-deleted: no kubelet will ever confirm its end. On a
-    # live node the pod's memory stays counted until its containers have really stopped.
-    await _evict(rt, item.job, item.reason, force=item.node not in views.nodes)
+    # Only a pod whose Node object is gone, or whose kubelet has been unreachable past the grace, is
+    # force-deleted: no kubelet will confirm its end. On a live node the pod's memory stays counted
+    # until its containers have really stopped.
+    await _evict(rt, item.job, item.reason, force=item.force_delete or item.node not in views.nodes)
     now = rt.clock()
     if rt.settings.scheduling.on_node_loss == "fail":
         body = statuses.failed(rec, item.reason, item.message, now)

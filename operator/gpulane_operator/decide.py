@@ -69,9 +69,12 @@ def prepare(
     waiting: Mapping[JobId, frozenset[JobId]],
     inflight: Collection[JobId] = (),
     seen: Mapping[JobId, float] | None = None,
+    *,
+    now: float | None = None,
+    loss_grace_s: float | None = None,
 ) -> Prepared:
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
-    snapshot = build(inventory, live_assignments(pods, assumed).values(), known)
+    snapshot = build(inventory, live_assignments(pods, assumed).values(), known, now=now, loss_grace_s=loss_grace_s)
     still_waiting = {
         job: victims
         for job, victims in waiting.items()

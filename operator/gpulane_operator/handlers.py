@@ -62,6 +62,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt.runner = CycleRunner(
         lambda: cycle.run(rt, lambda: indexes.views(live, rt.selector)), s.debounce_s, s.resync_s, not_before
     )
+    rt.sweep = lambda: cycle.sweep_losses(rt, indexes.views(live, rt.selector))
     memo["runtime"] = rt
 
 
@@ -70,6 +71,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     rt: Runtime | None = memo.get("runtime")
     if rt is None:
         return
+    rt.cancel_wakeups()
     if rt.runner is not None:
         await rt.runner.stop()
     await rt.drain()

@@ -8,6 +8,7 @@ the agent, where no device plugin hands out ``gpulane.dev/gpu-memory``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class NodeFacts:
     unschedulable: bool
     label_gpus: tuple[Gpu, ...]
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    not_ready_since: float | None = None  # epoch s of the Ready condition's last transition, when not Ready
 
 
 class SelectorError(ValueError):
@@ -64,6 +66,7 @@ class NodeInventory:
     memory_unit_mib: int
     schedulable: bool  # False: keep counting its lanes, place nothing new there
     source: str  # "gpunode" or "labels"
+    not_ready_since: float | None = None  # epoch s; None while Ready (or when the API gives no time)
 
 
 def parse_gpunode(body: Mapping[str, Any]) -> GpuNodeFacts:
@@ -93,12 +96,24 @@ def parse_gpunode(body: Mapping[str, Any]) -> GpuNodeFacts:
     )
 
 
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 timestamp of the API (``2026-12-02T13:10:07Z``) in epoch seconds; None if absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def parse_node(body: Mapping[str, Any]) -> NodeFacts:
     meta = body.get("metadata") or {}
     name = str(meta.get("name", ""))
     labels = meta.get("labels") or {}
     conditions = (body.get("status") or {}).get("conditions") or ()
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    ready_condition = next((c for c in conditions if c.get("type") == "Ready"), None)
+    ready = ready_condition is not None and ready_condition.get("status") == "True"
+    not_ready_since = None if ready or ready_condition is None else parse_time(ready_condition.get("lastTransitionTime"))
     gpus: tuple[Gpu, ...] = ()
     try:
         count, memory = int(labels.get(LABEL_COUNT, 0)), int(labels.get(LABEL_MEMORY, 0))
@@ -113,6 +128,7 @@ def parse_node(body: Mapping[str, Any]) -> NodeFacts:
         unschedulable=bool((body.get("spec") or {}).get("unschedulable", False)),
         label_gpus=gpus,
         labels=dict(labels),
+        not_ready_since=not_ready_since,
     )
 
 
@@ -135,5 +151,5 @@ def merge(
         else:
             continue
         schedulable = facts.ready and not facts.unschedulable and not cordoned
-        out[NodeName(name)] = NodeInventory(Node(NodeName(name), gpus), unit, schedulable, source)
+        out[NodeName(name)] = NodeInventory(Node(NodeName(name), gpus), unit, schedulable, source, facts.not_ready_since)
     return out

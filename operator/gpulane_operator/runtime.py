@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpulane_core.model import JobId
+from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
 
 from gpulane_operator.crd import Reason
@@ -108,6 +108,9 @@ class Runtime:
     counts_at: float = 0.0  # when a job event last refreshed the jobs-by-phase and queue gauges
     state_observed_at: float = 0.0  # when a cycle last refreshed the per-GPU lane gauges (and those counts)
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
+    # A NotReady node sends no more watch events: a loss sweep is scheduled for when its grace ends.
+    sweep: Callable[[], Coroutine[Any, Any, None]] | None = None
+    wakeups: dict[NodeName, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
@@ -160,3 +163,28 @@ class Runtime:
     def poke(self) -> None:
         if self.runner is not None:
             self.runner.poke()
+
+    def wake_at(self, deadlines: Mapping[NodeName, float]) -> None:
+        """Run a loss sweep when each NotReady node's grace ends (once per node and deadline)."""
+        if self.sweep is None:
+            return
+        loop = asyncio.get_running_loop()
+        for node, deadline in deadlines.items():
+            known = self.wakeups.get(node)
+            if known is not None and known[0] == deadline:
+                continue
+            if known is not None:
+                known[1].cancel()
+            delay = max(0.0, deadline - self.clock()) + 0.2  # just past the deadline
+            log.info("node %s is NotReady; its jobs are handled as lost in %.0fs (on_node_loss=%s) unless it returns",
+                     node, delay, self.settings.scheduling.on_node_loss)  # fmt: skip
+            self.wakeups[node] = (deadline, loop.call_later(delay, self._sweep_now))
+
+    def _sweep_now(self) -> None:
+        if self.sweep is not None:
+            self.spawn(set(), self.sweep())
+
+    def cancel_wakeups(self) -> None:
+        for _, handle in self.wakeups.values():
+            handle.cancel()
+        self.wakeups.clear()

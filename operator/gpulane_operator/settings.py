@@ -36,6 +36,7 @@ class SchedulingSettings:
     debounce_s: float = 0.05  # gather watch events this long before a cycle
     resync_s: float = 5.0  # run a cycle at least this often while jobs are pending
     on_node_loss: str = "reschedule"  # reschedule | fail
+    node_loss_grace_s: float = 20.0  # a node NotReady this long is lost: its jobs follow on_node_loss
     max_concurrent_requests: int = 32  # API calls in flight per cycle
 
 
@@ -77,6 +78,8 @@ class OperatorSettings:
             problems.append(f"scheduling.placement: unknown policy {s.placement!r} (known: {', '.join(placements)})")
         if s.on_node_loss not in NODE_LOSS_ACTIONS:
             problems.append(f"scheduling.on_node_loss: must be one of {NODE_LOSS_ACTIONS}, got {s.on_node_loss!r}")
+        if s.node_loss_grace_s < 0:
+            problems.append(f"scheduling.node_loss_grace_s: must not be negative, got {s.node_loss_grace_s}")
         if s.debounce_s < 0:
             problems.append(f"scheduling.debounce_s: must not be negative, got {s.debounce_s}")
         if s.resync_s <= 0:
@@ -105,9 +108,13 @@ def env_name(key: str) -> str:
     return core_settings.env_name(COMPONENT, key)
 
 
+# Keys added after the 0.2 rename never had an unprefixed variable.
+NEWER_THAN_THE_RENAME = frozenset({"scheduling.node_loss_grace_s"})
+
+
 def deprecated_env_names() -> dict[str, str]:
     """The pre-0.2 variables (``GPULANE_<SECTION>_<FIELD>``), still read: old name -> key."""
-    return {"GPULANE_" + key.replace(".", "_").upper(): key for key in keys()}
+    return {"GPULANE_" + key.replace(".", "_").upper(): key for key in keys() if key not in NEWER_THAN_THE_RENAME}
 
 
 def load(

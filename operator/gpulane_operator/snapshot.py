@@ -7,6 +7,7 @@ or a second replica taking over, sees exactly the lanes that exist.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ class Lost:
     reason: Reason
     message: str
     node: NodeName
+    force_delete: bool = False  # its kubelet is unreachable: it will never confirm the pod's end
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class Snapshot:
     lost: tuple[Lost, ...] = ()
     problems: tuple[str, ...] = ()  # invariant violations observed (should stay empty)
     unit_mib: Mapping[NodeName, int] = field(default_factory=dict)
+    # NotReady nodes holding jobs, not yet past the grace: when (epoch s) they will count as lost.
+    loss_deadlines: Mapping[NodeName, float] = field(default_factory=dict)
 
 
 def _lost_reason(a: Assignment, gpus_by_node: Mapping[NodeName, Mapping[int, Gpu]]) -> Lost | None:
@@ -84,13 +88,29 @@ def assignment_job(a: Assignment) -> Job:
     )
 
 
+def _unreachable(inv: NodeInventory | None, now: float | None, grace_s: float | None) -> tuple[bool, float | None]:
+    """(past the grace, deadline): a node NotReady for `grace_s` is lost; before that, when it will be."""
+    if inv is None or inv.not_ready_since is None or now is None or grace_s is None:
+        return False, None
+    deadline = inv.not_ready_since + grace_s
+    return now >= deadline, deadline
+
+
 def build(
     inventory: Mapping[NodeName, NodeInventory],
     assignments: Iterable[Assignment],
     jobs: Mapping[JobId, Job] | None = None,
+    *,
+    now: float | None = None,
+    loss_grace_s: float | None = None,
 ) -> Snapshot:
-    """The ClusterState these assignments imply; lost ones are reported and left out."""
+    """The ClusterState these assignments imply; lost ones are reported and left out.
+
+    With `now` and `loss_grace_s`, jobs on a node NotReady for at least the grace are lost too (force
+    delete: its kubelet does not answer); their memory stays counted, the node exists.
+    """
     known = jobs or {}
+    deadlines: dict[NodeName, float] = {}
     lost: list[Lost] = []
     per_gpu: dict[tuple[NodeName, int], list[tuple[Assignment, LaneId]]] = defaultdict(list)
     placements: dict[JobId, Placement] = {}
@@ -98,6 +118,14 @@ def build(
     gpus_by_node = {name: {g.index: g for g in inv.node.gpus} for name, inv in inventory.items()}
     for a in sorted(assignments, key=lambda a: a.job):
         gone = _lost_reason(a, gpus_by_node)
+        past, deadline = _unreachable(inventory.get(a.node), now, loss_grace_s)
+        if gone is None and past and now is not None and deadline is not None:
+            since = deadline - (loss_grace_s or 0.0)
+            when = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            gone = Lost(a.job, Reason.NODE_LOST, f"node {a.node} has been NotReady for {now - since:.0f}s (since {when}); "
+                        "its kubelet does not answer", a.node, force_delete=True)  # fmt: skip
+        elif deadline is not None and not past:
+            deadlines[a.node] = deadline
         if gone is not None:
             lost.append(gone)
         gpus = gpus_by_node.get(a.node)
@@ -128,6 +156,7 @@ def build(
         lost=tuple(lost),
         problems=tuple(problems),
         unit_mib={name: inv.memory_unit_mib for name, inv in inventory.items()},
+        loss_deadlines=deadlines,
     )
 
 

@@ -10,9 +10,9 @@ import socket
 import stat
 import tempfile
 import threading
-from time import sleep as time_sleep
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from time import sleep as time_sleep
 from typing import Any
 
 import pytest

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from gpulane_core.lanes import check_invariant
-from gpulane_core.model import JobId
+from gpulane_core.model import JobId, NodeName
 from gpulane_operator import cycle
 from gpulane_operator.assignment import parse_pod
 from gpulane_operator.crd import parse_job
@@ -130,3 +130,43 @@ async def test_unhealthy_gpu_on_a_live_node_deletes_gracefully(api: FakeKubeApi)
     await cycle.sweep_losses(runtime(api), cycle.Views(v.jobs, v.pods, inv, frozenset({"n1", "n2"})))
     assert api.deleted == [("ns", "a-gpulane", None)]
     assert applied_statuses(api)["a"]["conditions"][0]["reason"] == "GPULost"
+
+
+async def test_a_node_not_ready_past_the_grace_is_lost_and_a_sweep_is_scheduled_before(api: FakeKubeApi) -> None:
+    bodies = [job_body("a", "1Gi", "2Gi")]
+    await run(runtime(api), views(api, bodies))
+    node = next(iter(api.pods.values()))["metadata"]["annotations"]["gpulane.dev/node"]
+    v = views(api, bodies, {"a": {"phase": "Running"}})
+    now = 1767225601.0
+    inv = dict(v.inventory)
+    inv[node] = replace(inv[node], schedulable=False, not_ready_since=now - 5.0)
+    nodes = frozenset({"n1", "n2"})
+    rt = runtime(api)
+    sweeps: list[str] = []
+
+    async def sweep() -> None:
+        sweeps.append("swept")
+
+    rt.sweep = sweep
+    await cycle.sweep_losses(rt, cycle.Views(v.jobs, v.pods, inv, nodes))
+    assert api.deleted == [] and set(rt.wakeups) == {node}  # 5 s of 20: not yet; woken at the deadline
+    assert rt.wakeups[node][0] == now + 15.0
+    rt.cancel_wakeups()
+    inv[node] = replace(inv[node], not_ready_since=now - 21.0)
+    await cycle.sweep_losses(rt, cycle.Views(v.jobs, v.pods, inv, nodes))
+    await rt.drain()
+    assert api.deleted == [("ns", "a-gpulane", 0)]  # its kubelet will never confirm: force
+    status = applied_statuses(api)["a"]
+    assert status["phase"] == "Pending" and f"node {node} has been NotReady for 21s" in status["message"]
+
+
+def test_a_not_ready_node_records_since_when() -> None:
+    body = node_body("n1", 2)
+    body["status"]["conditions"] = [{"type": "Ready", "status": "Unknown", "lastTransitionTime": "2026-12-02T13:10:07Z"}]
+    facts = parse_node(body)
+    assert not facts.ready and facts.not_ready_since == 1796217007.0
+    assert merge({}, {"n1": facts})[NodeName("n1")].not_ready_since == 1796217007.0
+    body["status"]["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-02T13:10:07Z"}]
+    assert parse_node(body).not_ready_since is None
+    body["status"]["conditions"] = [{"type": "Ready", "status": "False"}]  # no time given: never lost by age
+    assert parse_node(body).not_ready_since is None

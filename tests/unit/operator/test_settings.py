@@ -25,6 +25,7 @@ def test_flag_beats_env_beats_file_beats_default() -> None:
         ("", {"GPULANE_OPERATOR_SCHEDULING_ORDERING": "lifo"}, "scheduling.ordering"),
         ("", {"GPULANE_OPERATOR_SCHEDULING_PLACEMENT": "nope"}, "scheduling.placement: unknown policy"),
         ("", {"GPULANE_OPERATOR_SCOPE_NODE_SELECTOR": "=x"}, "scope.node_selector"),
+        ("scheduling: {node_loss_grace_s: -1}", {}, "scheduling.node_loss_grace_s: must not be negative, got -1"),
         ("", {"GPULANE_METRICS_PORT": "http"}, "metrics.port (from env GPULANE_METRICS_PORT): expected an integer"),
     ],
 )

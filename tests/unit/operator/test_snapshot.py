@@ -62,3 +62,26 @@ def test_cordoned_nodes_keep_their_lanes_but_take_no_new_jobs() -> None:
     written = [from_placement(state.jobs[j], p, 1) for j, p in state.placements.items()]
     snap = build({NODE.name: NodeInventory(NODE, 256, False, "labels")}, written)
     assert snap.state.placements and not snap.schedulable.nodes
+
+
+def test_a_node_not_ready_past_the_grace_loses_its_jobs_with_a_force_delete() -> None:
+    state = admit_all([(1024, 1024, 1), (1024, 1024, 1)])
+    written = [from_placement(state.jobs[j], p, 1) for j, p in state.placements.items()]
+    since = 1_800_000_000.0
+    not_ready = {NODE.name: NodeInventory(NODE, 256, False, "gpunode", not_ready_since=since)}
+    early = build(not_ready, written, now=since + 19.0, loss_grace_s=20.0)
+    assert early.lost == ()
+    assert early.loss_deadlines == {NODE.name: since + 20.0}  # the operator wakes itself then
+    late = build(not_ready, written, now=since + 23.0, loss_grace_s=20.0)
+    assert len(late.lost) == 2 and late.loss_deadlines == {}
+    for item in late.lost:
+        assert item.reason is Reason.NODE_LOST and item.force_delete and item.node == NODE.name
+        assert item.message.startswith("node n1 has been NotReady for 23s (since 2027-01-15T08:00:00Z)")
+    # The node exists: its memory stays counted (it is unschedulable anyway).
+    assert late.state.gpu_lanes(NODE.name, 0).committed_mib + late.state.gpu_lanes(NODE.name, 1).committed_mib == 4096
+    assert not late.schedulable.nodes
+    # Without a clock (or a grace), NotReady alone loses nothing; GPU losses never force.
+    assert build(not_ready, written).lost == ()
+    sick = Node(NODE.name, (Gpu(0, "GPU-0", "T4", 16384, healthy=False), NODE.gpus[1]))
+    gpu_lost = build({NODE.name: NodeInventory(sick, 256, True, "gpunode")}, written, now=since, loss_grace_s=20.0)
+    assert gpu_lost.lost and not any(item.force_delete for item in gpu_lost.lost)
