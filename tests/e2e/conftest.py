@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from gpulane_dev import devcluster
-from gpulane_dev.binaries import BinariesMissing, locate
+from gpulane_dev.binaries import locate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # opharness: invariant watcher
 
-from realcluster import ROOT, E2ECluster, backend, install_chart
+from realcluster import E2ECluster, backend, install_chart, start_real_cluster
 
 REAL_NODES = 1
 
@@ -45,20 +45,6 @@ def kind_available() -> None:
     problem = docker_problem()
     if problem:
         pytest.skip(problem)
-
-
-def start_real_cluster(state_dir: Path, real_nodes: int, *, agents: bool) -> devcluster.ClusterState:
-    try:
-        tools = locate()
-    except BinariesMissing as exc:
-        pytest.fail(f"the real-node cluster cannot be obtained: {exc}", pytrace=False)
-    options = devcluster.UpOptions(state_dir=state_dir, nodes=0, real_nodes=real_nodes, real_gpus_per_node=2,
-                                   gpu_memory_mib=16384, agents=agents, repo=ROOT, crds_dir=ROOT / "crds")  # fmt: skip
-    try:
-        return devcluster.up(options, tools)
-    except Exception as exc:  # a missing piece of the node: fail loudly, never skip
-        pytest.fail(f"gpulane dev-cluster up --real-nodes {real_nodes} failed: {type(exc).__name__}: {exc}",
-                    pytrace=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gpulane_dev import devcluster
-from gpulane_dev.binaries import Binaries
+from gpulane_dev.binaries import Binaries, BinariesMissing, locate
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client
 from opharness import get_job, wait_for  # one poll-until helper for the integration and e2e tiers
@@ -187,3 +188,17 @@ def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: st
         return all((get_job(cluster.api, namespace, n).get("status") or {}).get("phase") == phase for n in names)
 
     wait_for(f"jobs {names} to reach {phase}", done, timeout=timeout)
+
+
+def start_real_cluster(state_dir: Path, real_nodes: int, *, agents: bool) -> devcluster.ClusterState:
+    try:
+        tools = locate()
+    except BinariesMissing as exc:
+        pytest.fail(f"the real-node cluster cannot be obtained: {exc}", pytrace=False)
+    options = devcluster.UpOptions(state_dir=state_dir, nodes=0, real_nodes=real_nodes, real_gpus_per_node=2,
+                                   gpu_memory_mib=16384, agents=agents, repo=ROOT, crds_dir=ROOT / "crds")  # fmt: skip
+    try:
+        return devcluster.up(options, tools)
+    except Exception as exc:  # a missing piece of the node: fail loudly, never skip
+        pytest.fail(f"gpulane dev-cluster up --real-nodes {real_nodes} failed: {type(exc).__name__}: {exc}",
+                    pytrace=False)  # fmt: skip

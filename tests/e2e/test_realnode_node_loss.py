@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_real_cluster
 from gpulane_core import podcontract
 from gpulane_dev import devcluster
 from gpulane_dev.binaries import locate
 from opharness import InvariantWatcher, create_job, get_job
-from realcluster import E2ECluster, install_chart, job_pods, wait_for, wait_phases, workload_job
+from realcluster import (
+    E2ECluster,
+    install_chart,
+    job_pods,
+    start_real_cluster,
+    wait_for,
+    wait_phases,
+    workload_job,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode, pytest.mark.timeout(600)]
 
