@@ -95,23 +95,24 @@ class Turn:
 class Lane:
     """A connection to the node coordinator for one job in one lane (or a standalone stand-in)."""
 
+    # Per-connection state, set by _reset_connection (at construction and before a rejoin).
+    _sock: socket.socket | None
+    _welcome: wire.Welcome | None
+    _grant: wire.Granted | None
+    _current: Turn | None
+    _withdrawn: list[int | None]
+    _discard: set[int]
+    _error: wire.ServerError | None
+
     def __init__(self, config: LaneConfig | None, *, standalone_reason: str = "") -> None:
         self.config = config
         self._prefetch_hooks: list[Callable[[PrefetchEvent], None]] = []
         self._evict_hooks: list[Callable[[EvictEvent], None]] = []
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
-        self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
-        self._welcome: wire.Welcome | None = None
-        self._grant: wire.Granted | None = None
-        self._current: Turn | None = None
-        self._requested = False
-        self._withdrawn: list[int | None] = []
-        self._discard: set[int] = set()
-        self._error: wire.ServerError | None = None
+        self._reset_connection()
         self._evicted: str | None = None
-        self._lost = False
         self._closing = False
         self._transfer_s = 0.0  # noted since the last turn_done
         self._blocking_s = 0.0  # the part of it that stalled the current turn
@@ -256,6 +257,18 @@ class Lane:
         finally:
             self.withdraw()
 
+    def _reset_connection(self) -> None:
+        """The per-connection state, as before the first hello (at construction and before a rejoin)."""
+        self._sock = None
+        self._welcome = None
+        self._grant = None
+        self._current = None
+        self._requested = False
+        self._withdrawn = []
+        self._discard = set()
+        self._error = None
+        self._lost = False
+
     def _try_rejoin(self) -> bool:
         """Reconnect to a coordinator that came back on the same socket (a restarted agent rebuilds the
         lanes of running pods from the kubelet's PodResources, so this job's lane exists again)."""
@@ -266,9 +279,7 @@ class Lane:
         self._reconnect_at = now
         old = self._sock
         with self._cond:
-            self._sock, self._welcome, self._grant, self._current = None, None, None, None
-            self._requested, self._withdrawn, self._discard, self._error = False, [], set(), None
-            self._lost = False
+            self._reset_connection()
         if old is not None:
             with contextlib.suppress(OSError):
                 old.close()

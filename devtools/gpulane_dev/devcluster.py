@@ -280,7 +280,7 @@ def kubelet(state_dir: Path, node: str, action: str, out: TextIO = sys.stderr) -
     nodes = {n.name: n for n in state.real_nodes}
     if node not in nodes:
         raise DevClusterError(f"{node!r} is not a real node of this cluster (real nodes: {', '.join(nodes) or 'none'})")
-    name = realnodes.kubelet_process_name(node)
+    name = realnodes.process_name("kubelet", node)
     records = list(state.processes)
     at = next((i for i, r in enumerate(records) if r.name == name), None)
     if at is None:

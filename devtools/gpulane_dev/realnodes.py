@@ -141,23 +141,20 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
     cgroup = nodehost.cgroup_name(net.index)
     running: list[procs.Supervised] = []
 
-    def spec(proc_name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> procs.ProcessSpec:
-        return procs.ProcessSpec(f"{proc_name}/{name}", tuple(argv), layout.logs / f"{proc_name}.log", env=env or {})
-
     try:
-        holder = procs.start(spec("namespace", nodehost.holder_argv(layout, net)), die_with_parent=die_with_parent)
+        holder = procs.start(node_process(layout, "namespace", nodehost.holder_argv(layout, net)), die_with_parent=die_with_parent)
         running.append(holder)
         # A whole line: the log's first line is the command itself, which contains the same word.
         procs.wait_until(lambda: nodehost.READY_LINE in holder.log_tail().splitlines(),
                          what=f"{name}'s mount namespace", timeout=30, watch=[holder])  # fmt: skip
         forward = (sys.executable, "-m", "gpulane_dev.nsforward", str(net.netns_path), f"{nodehost.SERVICE_IP}:443",
                    str(plane.server.rsplit(":", 1)[1]))  # fmt: skip
-        running.append(procs.start(spec("apiserver-forward", forward), die_with_parent=die_with_parent))
+        running.append(procs.start(node_process(layout, "apiserver-forward", forward), die_with_parent=die_with_parent))
         network = nodeconfig.NodeNetwork(net.index)
         containerd_toml = layout.config_dir / "containerd.toml"
         containerd_toml.write_text(nodeconfig.containerd_config(layout, network, images.PAUSE_IMAGE))
         (layout.cni_conf_dir / "10-gpulane.conflist").write_text(nodeconfig.cni_conflist(network))
-        containerd = procs.start(spec("containerd", nodehost.in_node(holder.pid, [str(options.containerd), "--config", str(containerd_toml)])),
+        containerd = procs.start(node_process(layout, "containerd", nodehost.in_node(holder.pid, [str(options.containerd), "--config", str(containerd_toml)])),
                                  die_with_parent=die_with_parent)  # fmt: skip
         running.append(containerd)
         procs.wait_until(lambda: (layout.containerd_run / "containerd.sock").exists(), what=f"{name}'s containerd socket",
@@ -177,7 +174,7 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
         nodehost.create_cgroups(cgroup)
         argv = kubelet_argv(binaries.kubelet, layout, net, kubeconfig, config, node_labels(options))
         (layout.config_dir / KUBELET_ARGV_FILE).write_text(json.dumps(argv))  # for `dev-cluster kubelet start`
-        running.append(procs.start(spec("kubelet", nodehost.in_node(holder.pid, argv)), die_with_parent=die_with_parent))
+        running.append(procs.start(node_process(layout, "kubelet", nodehost.in_node(holder.pid, argv)), die_with_parent=die_with_parent))
         metrics_url = ""
         if options.agents:
             fake = layout.config_dir / "fake-gpus.yaml"
@@ -186,7 +183,7 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
                      "--node-name", name, "--kubeconfig", str(kubeconfig), "--metrics-port", str(AGENT_METRICS_PORT),
                      "--device-plugin-dir", "/var/lib/kubelet/device-plugins",
                      "--coordinator-socket", f"{nodeconfig.GPULANE_RUN_DIR}/coordinator.sock")  # fmt: skip
-            running.append(procs.start(spec("agent", nodehost.in_node(holder.pid, agent),
+            running.append(procs.start(node_process(layout, "agent", nodehost.in_node(holder.pid, agent),
                                             {"GPULANE_AGENT_METRICS_ADDRESS": net.node_ip}),
                                        die_with_parent=die_with_parent))  # fmt: skip
             metrics_url = f"http://{net.node_ip}:{AGENT_METRICS_PORT}/metrics"
@@ -284,14 +281,19 @@ def _release_netns_dir() -> None:
             run(["umount", str(netns_dir)], timeout=30)
 
 
-def kubelet_process_name(node: str) -> str:
-    return f"kubelet/{node}"
+def process_name(proc_name: str, node: str) -> str:
+    """How a node's process is named in messages and in the state file: `kubelet/gpulane-real-0`."""
+    return f"{proc_name}/{node}"
+
+
+def node_process(layout: nodeconfig.NodeLayout, proc_name: str, argv: Sequence[str],
+                 env: dict[str, str] | None = None) -> procs.ProcessSpec:  # fmt: skip
+    return procs.ProcessSpec(process_name(proc_name, layout.name), tuple(argv), layout.logs / f"{proc_name}.log",
+                             env=env or {})  # fmt: skip
 
 
 def start_kubelet(record: RealNodeRecord) -> procs.Supervised:
     """Start the node's kubelet again, with the command line `start_node` gave it, in the node's namespaces."""
-    layout = record.layout
-    argv = json.loads((layout.config_dir / KUBELET_ARGV_FILE).read_text())
-    spec = procs.ProcessSpec(kubelet_process_name(record.name), nodehost.in_node(record.holder_pid, argv),
-                             layout.logs / "kubelet.log")  # fmt: skip
+    argv = json.loads((record.layout.config_dir / KUBELET_ARGV_FILE).read_text())
+    spec = node_process(record.layout, "kubelet", nodehost.in_node(record.holder_pid, argv))
     return procs.start(spec, die_with_parent=False)

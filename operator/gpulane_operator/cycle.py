@@ -69,7 +69,7 @@ async def _run(rt: Runtime, views: Views) -> None:
     rt.forget_confirmed(set(views.pods))
     prepared = prepare(
         views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight, rt.seen,
-        now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
+        now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
     )  # fmt: skip
     rt.wake_at(prepared.snapshot.loss_deadlines)
     now = rt.clock()
@@ -117,7 +117,8 @@ async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
     async with rt.lock:  # assumptions are only dropped by scheduling cycles
         snapshot = build(views.inventory, live_assignments(views.pods, rt.assumed_assignments()).values(),
-                         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s)  # fmt: skip
+                         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
+                         existing_nodes=views.nodes)  # fmt: skip
         rt.wake_at(snapshot.loss_deadlines)
         await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, snapshot.lost, views)])
 
@@ -142,10 +143,9 @@ async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False
 
 async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
     rec = views.jobs[item.job]
-    # Only a pod whose Node object is gone, or whose kubelet has been unreachable past the grace, is
-    # force-deleted: no kubelet will confirm its end. On a live node the pod's memory stays counted
-    # until its containers have really stopped.
-    await _evict(rt, item.job, item.reason, force=item.force_delete or item.node not in views.nodes)
+    # The snapshot decided whether a kubelet will ever confirm the pod's end (force_delete); on a live
+    # node the pod's memory stays counted until its containers have really stopped.
+    await _evict(rt, item.job, item.reason, force=item.force_delete)
     now = rt.clock()
     if rt.settings.scheduling.on_node_loss == "fail":
         body = statuses.failed(rec, item.reason, item.message, now)

@@ -72,9 +72,11 @@ def prepare(
     *,
     now: float | None = None,
     loss_grace_s: float | None = None,
+    existing_nodes: Collection[str] = frozenset(),
 ) -> Prepared:
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
-    snapshot = build(inventory, live_assignments(pods, assumed).values(), known, now=now, loss_grace_s=loss_grace_s)
+    snapshot = build(inventory, live_assignments(pods, assumed).values(), known, now=now, loss_grace_s=loss_grace_s,
+                     existing_nodes=existing_nodes)  # fmt: skip
     still_waiting = {
         job: victims
         for job, victims in waiting.items()

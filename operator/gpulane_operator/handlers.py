@@ -59,10 +59,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     # A replica taking over from another lets the old one's in-flight pod creations reach the watch first.
     handover = 0.0 if config.peering.standalone else config.peering.handover_s
     not_before = asyncio.get_running_loop().time() + handover
-    rt.runner = CycleRunner(
-        lambda: cycle.run(rt, lambda: indexes.views(live, rt.selector)), s.debounce_s, s.resync_s, not_before
-    )
-    rt.sweep = lambda: cycle.sweep_losses(rt, indexes.views(live, rt.selector))
+    def views_now() -> cycle.Views:
+        return indexes.views(live, rt.selector)
+
+    rt.runner = CycleRunner(lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before)
+    rt.sweep = lambda: cycle.sweep_losses(rt, views_now())
     memo["runtime"] = rt
 
 

@@ -8,12 +8,13 @@ the agent, where no device plugin hands out ``gpulane.dev/gpu-memory``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpulane_core.model import Gpu, Node, NodeName
+
+from gpulane_operator.crd import parse_time
 
 LABEL_COUNT = "nvidia.com/gpu.count"
 LABEL_MEMORY = "nvidia.com/gpu.memory"
@@ -96,16 +97,6 @@ def parse_gpunode(body: Mapping[str, Any]) -> GpuNodeFacts:
     )
 
 
-def parse_time(value: Any) -> float | None:
-    """An RFC 3339 timestamp of the API (``2026-12-02T13:10:07Z``) in epoch seconds; None if absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def parse_node(body: Mapping[str, Any]) -> NodeFacts:
     meta = body.get("metadata") or {}
     name = str(meta.get("name", ""))
@@ -113,7 +104,8 @@ def parse_node(body: Mapping[str, Any]) -> NodeFacts:
     conditions = (body.get("status") or {}).get("conditions") or ()
     ready_condition = next((c for c in conditions if c.get("type") == "Ready"), None)
     ready = ready_condition is not None and ready_condition.get("status") == "True"
-    not_ready_since = None if ready or ready_condition is None else parse_time(ready_condition.get("lastTransitionTime"))
+    # crd.parse_time gives 0.0 for a missing time: then the node is never lost by age, only by deletion.
+    not_ready_since = None if ready or ready_condition is None else parse_time(ready_condition.get("lastTransitionTime")) or None
     gpus: tuple[Gpu, ...] = ()
     try:
         count, memory = int(labels.get(LABEL_COUNT, 0)), int(labels.get(LABEL_MEMORY, 0))

@@ -7,10 +7,9 @@ or a second replica taking over, sees exactly the lanes that exist.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gpulane_core.cluster import ClusterState, GpuChoice, NodeView, Placement
@@ -18,7 +17,7 @@ from gpulane_core.lanes import AdmissionKind, AdmissionPlan, GpuLanes, Lane, Ten
 from gpulane_core.model import Gpu, Job, JobId, LaneId, NodeName
 from gpulane_core.podcontract import Assignment
 
-from gpulane_operator.crd import Reason
+from gpulane_operator.crd import Reason, format_time
 from gpulane_operator.inventory import NodeInventory
 
 _LANE_SEQ = re.compile(r"^lane-(\d+)$")
@@ -46,10 +45,14 @@ class Snapshot:
     loss_deadlines: Mapping[NodeName, float] = field(default_factory=dict)
 
 
-def _lost_reason(a: Assignment, gpus_by_node: Mapping[NodeName, Mapping[int, Gpu]]) -> Lost | None:
+def _lost_reason(
+    a: Assignment, gpus_by_node: Mapping[NodeName, Mapping[int, Gpu]], existing_nodes: Collection[str]
+) -> Lost | None:
     gpus = gpus_by_node.get(a.node)
     if gpus is None:
-        return Lost(a.job, Reason.NODE_LOST, f"node {a.node} is gone or has no GPUs anymore", a.node)
+        # Force only when the Node object is gone: no kubelet will ever confirm the pod's end.
+        message = f"node {a.node} is gone or has no GPUs anymore"
+        return Lost(a.job, Reason.NODE_LOST, message, a.node, force_delete=a.node not in existing_nodes)
     for index, uuid in zip(a.gpu_indices, a.gpu_uuids, strict=True):
         gpu = gpus.get(index)
         if gpu is None or gpu.uuid != uuid:
@@ -88,12 +91,24 @@ def assignment_job(a: Assignment) -> Job:
     )
 
 
-def _unreachable(inv: NodeInventory | None, now: float | None, grace_s: float | None) -> tuple[bool, float | None]:
-    """(past the grace, deadline): a node NotReady for `grace_s` is lost; before that, when it will be."""
-    if inv is None or inv.not_ready_since is None or now is None or grace_s is None:
-        return False, None
-    deadline = inv.not_ready_since + grace_s
-    return now >= deadline, deadline
+def _not_ready(
+    inventory: Mapping[NodeName, NodeInventory], now: float | None, grace_s: float | None
+) -> tuple[dict[NodeName, str], dict[NodeName, float]]:
+    """NotReady nodes past the grace (-> why they are lost) and within it (-> when they will be)."""
+    lost: dict[NodeName, str] = {}
+    deadlines: dict[NodeName, float] = {}
+    if now is None or grace_s is None:
+        return lost, deadlines
+    for name, inv in inventory.items():
+        since = inv.not_ready_since
+        if since is None:
+            continue
+        if now >= since + grace_s:
+            lost[name] = (f"node {name} has been NotReady for {now - since:.0f}s (since {format_time(since)}); "
+                          "its kubelet does not answer")  # fmt: skip
+        else:
+            deadlines[name] = since + grace_s
+    return lost, deadlines
 
 
 def build(
@@ -103,29 +118,27 @@ def build(
     *,
     now: float | None = None,
     loss_grace_s: float | None = None,
+    existing_nodes: Collection[str] = frozenset(),
 ) -> Snapshot:
     """The ClusterState these assignments imply; lost ones are reported and left out.
 
     With `now` and `loss_grace_s`, jobs on a node NotReady for at least the grace are lost too (force
     delete: its kubelet does not answer); their memory stays counted, the node exists.
+    `existing_nodes`: every Node object (a node missing from the inventory may still exist, without GPUs).
     """
     known = jobs or {}
-    deadlines: dict[NodeName, float] = {}
+    unreachable, not_ready_until = _not_ready(inventory, now, loss_grace_s)
+    held: set[NodeName] = set()
     lost: list[Lost] = []
     per_gpu: dict[tuple[NodeName, int], list[tuple[Assignment, LaneId]]] = defaultdict(list)
     placements: dict[JobId, Placement] = {}
     resident: dict[JobId, Job] = {}
     gpus_by_node = {name: {g.index: g for g in inv.node.gpus} for name, inv in inventory.items()}
     for a in sorted(assignments, key=lambda a: a.job):
-        gone = _lost_reason(a, gpus_by_node)
-        past, deadline = _unreachable(inventory.get(a.node), now, loss_grace_s)
-        if gone is None and past and now is not None and deadline is not None:
-            since = deadline - (loss_grace_s or 0.0)
-            when = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            gone = Lost(a.job, Reason.NODE_LOST, f"node {a.node} has been NotReady for {now - since:.0f}s (since {when}); "
-                        "its kubelet does not answer", a.node, force_delete=True)  # fmt: skip
-        elif deadline is not None and not past:
-            deadlines[a.node] = deadline
+        held.add(a.node)
+        gone = _lost_reason(a, gpus_by_node, existing_nodes)
+        if gone is None and a.node in unreachable:
+            gone = Lost(a.job, Reason.NODE_LOST, unreachable[a.node], a.node, force_delete=True)
         if gone is not None:
             lost.append(gone)
         gpus = gpus_by_node.get(a.node)
@@ -156,7 +169,7 @@ def build(
         lost=tuple(lost),
         problems=tuple(problems),
         unit_mib={name: inv.memory_unit_mib for name, inv in inventory.items()},
-        loss_deadlines=deadlines,
+        loss_deadlines={name: until for name, until in not_ready_until.items() if name in held},
     )
 
 

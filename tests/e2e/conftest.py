@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpulane_dev import devcluster
 from gpulane_dev.binaries import locate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # opharness: invariant watcher
 
-from realcluster import E2ECluster, backend, install_chart, start_real_cluster
+from realcluster import E2ECluster, backend, real_cluster
 
 REAL_NODES = 1
 
@@ -58,16 +57,8 @@ def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster
         yield E2ECluster(Path(os.environ["KUBECONFIG"]), locate(), ("gpulane-e2e-control-plane",), "kind",
                          image="gpulane-agent:dev", gpus_per_node=4)  # fmt: skip
         return
-    state_dir = tmp_path_factory.mktemp("realnode-cluster")
-    state = start_real_cluster(state_dir, REAL_NODES, agents=False)
-    cluster = E2ECluster(Path(state.kubeconfig), locate(), tuple(n.name for n in state.real_nodes), "realnode",
-                         state_dir=state_dir)  # fmt: skip
-    try:
-        install_chart(cluster)
+    with real_cluster(tmp_path_factory.mktemp("realnode-cluster"), REAL_NODES) as cluster:
         yield cluster
-    finally:
-        cluster.close()
-        devcluster.down(state_dir)
 
 
 @pytest.fixture

@@ -9,18 +9,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gpulane_core import podcontract
 from gpulane_dev import devcluster
 from gpulane_dev.binaries import Binaries, BinariesMissing, locate
 from gpulane_dev.kubeclient import api_client
@@ -190,15 +192,34 @@ def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: st
     wait_for(f"jobs {names} to reach {phase}", done, timeout=timeout)
 
 
-def start_real_cluster(state_dir: Path, real_nodes: int, *, agents: bool) -> devcluster.ClusterState:
+@contextlib.contextmanager
+def real_cluster(state_dir: Path, real_nodes: int) -> Iterator[E2ECluster]:
+    """`gpulane dev-cluster up --real-nodes N --no-agents` with the chart installed; torn down on exit.
+
+    A missing piece of the node fails the test loudly (the tier never skips on CI machines).
+    """
     try:
         tools = locate()
     except BinariesMissing as exc:
         pytest.fail(f"the real-node cluster cannot be obtained: {exc}", pytrace=False)
     options = devcluster.UpOptions(state_dir=state_dir, nodes=0, real_nodes=real_nodes, real_gpus_per_node=2,
-                                   gpu_memory_mib=16384, agents=agents, repo=ROOT, crds_dir=ROOT / "crds")  # fmt: skip
+                                   gpu_memory_mib=16384, agents=False, repo=ROOT, crds_dir=ROOT / "crds")  # fmt: skip
     try:
-        return devcluster.up(options, tools)
+        state = devcluster.up(options, tools)
     except Exception as exc:  # a missing piece of the node: fail loudly, never skip
         pytest.fail(f"gpulane dev-cluster up --real-nodes {real_nodes} failed: {type(exc).__name__}: {exc}",
                     pytrace=False)  # fmt: skip
+    cluster = E2ECluster(Path(state.kubeconfig), tools, tuple(n.name for n in state.real_nodes), "realnode",
+                         state_dir=state_dir)  # fmt: skip
+    try:
+        install_chart(cluster)
+        yield cluster
+    finally:
+        cluster.close()
+        devcluster.down(state_dir)
+
+
+def pod_assignment(pod: Any, namespace: str) -> podcontract.Assignment:
+    """The assignment the operator wrote on a job's pod."""
+    job = podcontract.pod_job(namespace, pod.metadata.name, pod.metadata.labels)
+    return podcontract.from_annotations(job, pod.metadata.annotations)

@@ -15,7 +15,6 @@ import pytest
 from gpulane_agent.deviceplugin.allocate import container_grant, parse_allocation
 from gpulane_agent.enforcement.enforcer import REASON_EVICTED, REASON_OVER_LANE
 from gpulane_agent.kube.api import PodView
-from gpulane_core import podcontract
 from kubernetes import client
 from opharness import InvariantWatcher, create_job
 from realcluster import (
@@ -24,6 +23,7 @@ from realcluster import (
     E2ECluster,
     job_pods,
     metric_values,
+    pod_assignment,
     wait_for,
     wait_phases,
     workload_job,
@@ -91,8 +91,7 @@ def test_eight_jobs_share_two_gpus_turn_by_turn_with_prefetch(e2e_cluster: E2ECl
     pods = job_pods(e2e_cluster, ns)
     lanes: dict[str, list[tuple[int, str]]] = {}
     for name in names:
-        assignment = podcontract.from_annotations(podcontract.pod_job(ns, pods[name].metadata.name,
-                                                  pods[name].metadata.labels), pods[name].metadata.annotations)  # fmt: skip
+        assignment = pod_assignment(pods[name], ns)
         assert assignment.node == node
         log = e2e_cluster.kubectl("logs", "-n", ns, pods[name].metadata.name)
         turns = [m for m in TURN_LINE.finditer(log)]

@@ -9,18 +9,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from gpulane_core import podcontract
-from gpulane_dev import devcluster
-from gpulane_dev.binaries import locate
 from opharness import InvariantWatcher, create_job, get_job
 from realcluster import (
     E2ECluster,
-    install_chart,
     job_pods,
-    start_real_cluster,
+    pod_assignment,
+    real_cluster,
     wait_for,
     wait_phases,
     workload_job,
@@ -35,25 +31,15 @@ LOSS_DEADLINE_S = 60.0  # the issue's bound: kubelet stopped -> every job of the
 def two_nodes(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: E2ECluster) -> Iterator[E2ECluster]:
     if e2e_cluster.backend != "realnode":
         pytest.skip("stopping a kubelet needs the realnode backend")
-    state_dir = tmp_path_factory.mktemp("two-real-nodes")
-    state = start_real_cluster(state_dir, 2, agents=False)
-    cluster = E2ECluster(Path(state.kubeconfig), locate(), tuple(n.name for n in state.real_nodes), "realnode",
-                         state_dir=state_dir)  # fmt: skip
-    try:
-        install_chart(cluster)
+    with real_cluster(tmp_path_factory.mktemp("two-real-nodes"), 2) as cluster:
         yield cluster
-    finally:
-        cluster.close()
-        devcluster.down(state_dir)
 
 
 def node_of(cluster: E2ECluster, namespace: str, job: str) -> str | None:
     pod = job_pods(cluster, namespace).get(job)
     if pod is None or pod.metadata.deletion_timestamp is not None:
         return None
-    assignment = podcontract.from_annotations(
-        podcontract.pod_job(namespace, pod.metadata.name, pod.metadata.labels), pod.metadata.annotations)
-    return str(assignment.node)
+    return str(pod_assignment(pod, namespace).node)
 
 
 def test_jobs_of_a_node_whose_kubelet_stopped_are_rescheduled_within_60s(two_nodes: E2ECluster) -> None:
