@@ -67,8 +67,11 @@ async def run(rt: Runtime, views: Callable[[], Views]) -> None:
 async def _run(rt: Runtime, views: Views) -> None:
     started = time.monotonic()
     rt.forget_confirmed(set(views.pods))
+    # Read once: pod_changed drops an assumption as soon as the watch shows its pod, which can happen
+    # during the awaits below, while `views.pods` (taken earlier) still lacks that pod.
+    assumed = rt.assumed_assignments()
     prepared = prepare(
-        views.jobs, views.pods, rt.assumed_assignments(), views.inventory, rt.waiting, rt.inflight, rt.seen,
+        views.jobs, views.pods, assumed, views.inventory, rt.waiting, rt.inflight, rt.seen,
         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
     )  # fmt: skip
     rt.wake_at(prepared.snapshot.loss_deadlines)
@@ -78,7 +81,7 @@ async def _run(rt: Runtime, views: Views) -> None:
     await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, prepared.snapshot.lost, views)])
     await _gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
-    decided = plan(prepared, result, views.jobs, views.pods, rt.assumed_assignments())
+    decided = plan(prepared, result, views.jobs, views.pods, assumed)
     rt.waiting = dict(decided.waiting)
     for job, a in ((rec.id, a) for rec, a in decided.creates):
         rt.assume(job, a)  # before any await: the next cycle must already count these lanes

@@ -186,10 +186,33 @@ def job_pods(cluster: E2ECluster, namespace: str) -> dict[str, Any]:
 
 
 def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: str, timeout: float) -> None:
-    def done() -> bool:
-        return all((get_job(cluster.api, namespace, n).get("status") or {}).get("phase") == phase for n in names)
-
-    wait_for(f"jobs {names} to reach {phase}", done, timeout=timeout)
+    """Wait until every job is in `phase`; a timeout names each laggard, its pod and the operator's last words."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {n: get_job(cluster.api, namespace, n).get("status") or {} for n in names}
+        behind = {n: s for n, s in statuses.items() if s.get("phase") != phase}
+        if not behind:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    pods = job_pods(cluster, namespace)
+    lines = []
+    for name, status in sorted(behind.items()):
+        conditions = sorted(status.get("conditions") or [], key=lambda c: str(c.get("lastTransitionTime")))
+        last = conditions[-1] if conditions else {}
+        pod = pods.get(name)
+        pod_part = "no pod" if pod is None else (
+            f"pod {pod.metadata.name} {pod.status.phase} on {pod.spec.node_name or '-'}"
+            f"{' (deleting)' if pod.metadata.deletion_timestamp else ''}")  # fmt: skip
+        lines.append(f"  {name}: phase={status.get('phase')!r} {last.get('type')}={last.get('status')} "
+                     f"{last.get('reason')}: {last.get('message')}; {pod_part}")  # fmt: skip
+    operator_log = ""
+    for pod in cluster.system_pods("operator"):
+        out = cluster.kubectl("logs", "-n", SYSTEM_NAMESPACE, pod.metadata.name, "--tail", "60", check=False)
+        operator_log += f"--- {pod.metadata.name} ---\n{out}"
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {len(behind)} of {len(names)} jobs to reach "
+                         f"{phase}:\n" + "\n".join(lines) + f"\noperator log tail:\n{operator_log}")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -170,3 +171,37 @@ def test_a_not_ready_node_records_since_when() -> None:
     assert parse_node(body).not_ready_since is None
     body["status"]["conditions"] = [{"type": "Ready", "status": "False"}]  # no time given: never lost by age
     assert parse_node(body).not_ready_since is None
+
+
+async def test_an_assumption_dropped_while_the_cycle_awaits_still_counts_in_that_cycle(api: FakeKubeApi) -> None:
+    """The pod watch confirms job a (pod_changed drops its assumption) while the cycle awaits an orphan's
+    deletion. The cycle's pods were read before that, so a's pod is in neither: it must still be counted,
+    or b is given a's charge units on the same node and the device plugin's Allocate cannot tell them apart."""
+    one_node = merge({}, {"n1": parse_node(node_body("n1", 1))})
+    a, b = job_body("a", "1Gi", "2Gi"), job_body("b", "1Gi", "2Gi")
+    rt = runtime(api)
+    await run(rt, cycle.Views({parse_job(a).id: parse_job(a)}, {}, one_node, frozenset({"n1"})))
+    a_pod = api.pods[("ns", "a-gpulane")]
+    assert JobId("ns/a") in rt.assumed  # created, not yet seen by the watch
+    orphan = copy.deepcopy(a_pod)
+    orphan["metadata"]["name"] = "ghost-gpulane"
+    orphan["metadata"]["labels"]["gpulane.dev/job"] = "ghost"
+    orphan["metadata"]["annotations"]["gpulane.dev/charge-units"] = "1"
+    api.pods[("ns", "ghost-gpulane")] = orphan
+    real_delete = api.delete_pod
+
+    async def delete_while_the_watch_confirms_a(namespace: str, name: str, grace_period_s: int | None = None) -> None:
+        await real_delete(namespace, name, grace_period_s)
+        rt.assumed.pop(JobId("ns/a"), None)  # what pod_changed does when a's pod reaches the watch
+
+    api.delete_pod = delete_while_the_watch_confirms_a  # type: ignore[method-assign]
+    statuses = applied_statuses(api)
+    jobs = {r.id: r for r in (parse_job({**body, "status": statuses.get(body["metadata"]["name"], {})}) for body in (a, b))}
+    orphan_rec = parse_pod(orphan)
+    assert orphan_rec is not None
+    await run(rt, cycle.Views(jobs, {orphan_rec.job: orphan_rec}, one_node, frozenset({"n1"})))
+    assert ("ns", "ghost-gpulane", None) in api.deleted
+    b_pod = api.pods[("ns", "b-gpulane")]
+    charge = "gpulane.dev/charge-units"
+    assert b_pod["metadata"]["annotations"]["gpulane.dev/node"] == a_pod["metadata"]["annotations"]["gpulane.dev/node"]
+    assert b_pod["metadata"]["annotations"][charge] != a_pod["metadata"]["annotations"][charge]
