@@ -104,3 +104,20 @@ def install_directory(api: client.ApiClient, directory: Path, *, timeout: float 
     names = apply(api, load_crds(crd_files(directory)))
     wait_established(api, names, timeout=timeout)
     return names
+
+
+PEERING_CRD = "clusterkopfpeerings.kopf.dev"
+
+
+def ensure_cluster_peering(api: client.ApiClient, name: str) -> bool:
+    """Create the ClusterKopfPeering a peered operator needs (kopf pauses it while it is missing).
+
+    Returns True when it was created, False when it already existed. What the chart's peering.yaml does."""
+    body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+    try:
+        client.CustomObjectsApi(api).create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise CrdError(f"ClusterKopfPeering {name}: rejected by the apiserver: {server_message(exc)}") from exc
+    return True

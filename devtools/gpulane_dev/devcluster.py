@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from gpulane_operator.settings import PeeringSettings
 
 from gpulane_dev import crds, fakenodes, images, nodehost, procs, realnodes
 from gpulane_dev.binaries import Binaries
@@ -29,6 +30,7 @@ from gpulane_dev.commands import Reporter
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions, http_ok
 from gpulane_dev.kubeclient import connected
 
+PEERING_NAME = PeeringSettings().name  # the peering object `gpulane operator` uses unless told otherwise
 STATE_FILE = "state.json"
 STATE_VERSION = 1
 
@@ -166,6 +168,9 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
             if options.crds_dir is not None:
                 names = crds.install_directory(api, options.crds_dir)
                 print(f"CRDs established: {', '.join(names) or '(none found)'}", file=out)
+                if crds.PEERING_CRD in names:  # what `gpulane operator` (peered by default) waits for
+                    crds.ensure_cluster_peering(api, PEERING_NAME)
+                    print(f"ClusterKopfPeering {PEERING_NAME} ready (the operator's default peering)", file=out)
             specs = (
                 fakenodes.fleet(options.nodes, options.node_prefix, gpus=options.gpus_per_node,
                                 gpu_memory_mib=options.gpu_memory_mib)

@@ -82,14 +82,17 @@ def parse_pod(body: Mapping[str, Any]) -> PodRecord | None:
         assignment, error = from_annotations(jid, annotations), ""
     except AnnotationError as exc:
         assignment, error = None, str(exc)
+    phase = str((body.get("status") or {}).get("phase") or "Pending")
     return PodRecord(
         namespace=namespace,
         name=str(meta.get("name", "")),
         job=jid,
-        phase=str((body.get("status") or {}).get("phase") or "Pending"),
+        phase=phase,
         bound_node=str((body.get("spec") or {}).get("nodeName") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
-        allocated=annotations.get(ALLOCATED) == "true",
+        # A kubelet runs a pod only after admitting it, and admission is where Allocate happens (the agent
+        # annotates before answering). Running also frees the charge on nodes without a device plugin (kwok).
+        allocated=annotations.get(ALLOCATED) == "true" or phase == "Running",
         assignment=assignment,
         error=error,
     )

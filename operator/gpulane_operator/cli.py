@@ -16,6 +16,7 @@ from gpulane_core.ordering import OrderingPolicy
 from gpulane_core.registry import default_registry
 from gpulane_core.settings import describe, parse_assignments
 
+from gpulane_operator.peering import operator_identity
 from gpulane_operator.settings import (
     ENV_CONFIG_FILE,
     NODE_LOSS_ACTIONS,
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, quiet=not args.verbose)
     logging.getLogger("gpulane_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     namespaces = settings.scope.namespaces
+    identity = operator_identity(os.environ)  # kopf's peering identity, also read by the peering watch
     kopf.run(
         standalone=settings.peering.standalone,
         peering_name=None if settings.peering.standalone else settings.peering.name,
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(settings=settings),
+        identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
+        memo=kopf.Memo(settings=settings, identity=identity),
     )
     return 0

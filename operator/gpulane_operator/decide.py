@@ -115,15 +115,22 @@ def arrival(rec: JobRecord, seen_s: float | None) -> float:
 
 def taken_charges(
     pods: Mapping[JobId, PodRecord], assumed: Mapping[JobId, Assignment]
-) -> dict[NodeName, set[int]]:
+) -> tuple[dict[NodeName, set[int]], dict[NodeName, int]]:
+    """Per node: the charges of pods not yet allocated (each must stay unique there), and the units of
+    every live pod (what the kubelet counts against the node's allocatable once it admits them)."""
     taken: dict[NodeName, set[int]] = {}
+    charged: dict[NodeName, int] = {}
     for pod in pods.values():
-        if pod.assignment is not None and pod.holds_memory and not pod.allocated:
-            taken.setdefault(pod.assignment.node, set()).add(pod.assignment.charge_units)
+        if pod.assignment is not None and pod.holds_memory:
+            node = pod.assignment.node
+            charged[node] = charged.get(node, 0) + pod.assignment.charge_units
+            if not pod.allocated:
+                taken.setdefault(node, set()).add(pod.assignment.charge_units)
     for job, a in assumed.items():
         if job not in pods:
             taken.setdefault(a.node, set()).add(a.charge_units)
-    return taken
+            charged[a.node] = charged.get(a.node, 0) + a.charge_units
+    return taken, charged
 
 
 def plan(
@@ -143,25 +150,40 @@ def plan(
     waiting = dict(prepared.waiting)
     for job in preemptors:
         waiting[job] = frozenset(p.victim for p in result.preemptions if p.for_job == job)
-    taken = taken_charges(pods, assumed)
+    taken, charged = taken_charges(pods, assumed)
     creates: list[tuple[JobRecord, Assignment]] = []
     held: list[JobId] = []
+    no_room: dict[JobId, str] = {}
     for placement in result.placements:
         if placement.job in preemptors or placement.node in victims_on:
             held.append(placement.job)
             continue
         rec = jobs[placement.job]
         assert rec.job is not None  # only parsed jobs are queued
-        node_taken = taken.setdefault(placement.node, set())
-        units = charge_units(placement, snapshot.unit_mib.get(placement.node, 256), node_taken)
+        node = placement.node
+        node_taken = taken.setdefault(node, set())
+        capacity = snapshot.device_units.get(node)
+        room = None if capacity is None else capacity - charged.get(node, 0)
+        units = charge_units(placement, snapshot.unit_mib.get(node, 256), node_taken, room)
+        if units is None:
+            held.append(placement.job)
+            no_room[placement.job] = (
+                f"waiting for the device plugin on {node} to allocate {len(node_taken)} pod(s) placed there: "
+                f"each unallocated pod needs its own count of gpulane.dev/gpu-memory units, and only {room} of "
+                f"the node's {capacity} are left"
+            )
+            continue
         node_taken.add(units)
+        charged[node] = charged.get(node, 0) + units
         creates.append((rec, from_placement(rec.job, placement, units)))
     position = {job: i + 1 for i, job in enumerate(result.queue)}
     changes: list[Unschedulable] = []
     for job in held:
         rec = jobs[job]
         victims = waiting.get(job, frozenset())
-        if victims:
+        if job in no_room:
+            msg, reason = no_room[job], Reason.QUEUED
+        elif victims:
             msg = f"preempting {len(victims)} best-effort job(s): {', '.join(sorted(victims))}"
             reason = Reason.PREEMPTING
         else:

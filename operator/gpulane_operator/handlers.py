@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
-from gpulane_operator import cycle, indexes, lifecycle
+from gpulane_operator import cycle, indexes, lifecycle, peering, peerwatch
 from gpulane_operator.assignment import parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
 from gpulane_operator.decide import job_counts
@@ -65,10 +65,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt.runner = CycleRunner(lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before)
     rt.sweep = lambda: cycle.sweep_losses(rt, views_now())
     memo["runtime"] = rt
+    if not config.peering.standalone:
+        identity = memo.get("identity") or peering.operator_identity(os.environ)
+        mine = peering.targets(config.peering.name, config.scope.namespaces, identity, config.peering.priority)
+        memo["peerwatch"] = asyncio.create_task(peerwatch.watch(rt.api, mine, rt.clock), name="gpulane peering watch")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    watching: asyncio.Task[None] | None = memo.get("peerwatch")
+    if watching is not None:
+        watching.cancel()
     rt: Runtime | None = memo.get("runtime")
     if rt is None:
         return

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpulane_core.model import Gpu, Node, NodeName
+from gpulane_core.podcontract import RESOURCE
 
 from gpulane_operator.crd import parse_time
 
@@ -38,6 +39,7 @@ class NodeFacts:
     label_gpus: tuple[Gpu, ...]
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
     not_ready_since: float | None = None  # epoch s of the Ready condition's last transition, when not Ready
+    device_units: int | None = None  # allocatable gpulane.dev/gpu-memory: what the kubelet lets pods request
 
 
 class SelectorError(ValueError):
@@ -68,6 +70,7 @@ class NodeInventory:
     schedulable: bool  # False: keep counting its lanes, place nothing new there
     source: str  # "gpunode" or "labels"
     not_ready_since: float | None = None  # epoch s; None while Ready (or when the API gives no time)
+    device_units: int | None = None  # the kubelet's allocatable units; None: no device plugin has said yet
 
 
 def parse_gpunode(body: Mapping[str, Any]) -> GpuNodeFacts:
@@ -106,6 +109,10 @@ def parse_node(body: Mapping[str, Any]) -> NodeFacts:
     ready = ready_condition is not None and ready_condition.get("status") == "True"
     # crd.parse_time gives 0.0 for a missing time: then the node is never lost by age, only by deletion.
     not_ready_since = None if ready or ready_condition is None else parse_time(ready_condition.get("lastTransitionTime")) or None
+    try:
+        device_units: int | None = int(((body.get("status") or {}).get("allocatable") or {})[RESOURCE])
+    except (KeyError, TypeError, ValueError):
+        device_units = None
     gpus: tuple[Gpu, ...] = ()
     try:
         count, memory = int(labels.get(LABEL_COUNT, 0)), int(labels.get(LABEL_MEMORY, 0))
@@ -121,6 +128,7 @@ def parse_node(body: Mapping[str, Any]) -> NodeFacts:
         label_gpus=gpus,
         labels=dict(labels),
         not_ready_since=not_ready_since,
+        device_units=device_units,
     )
 
 
@@ -143,5 +151,7 @@ def merge(
         else:
             continue
         schedulable = facts.ready and not facts.unschedulable and not cordoned
-        out[NodeName(name)] = NodeInventory(Node(NodeName(name), gpus), unit, schedulable, source, facts.not_ready_since)
+        out[NodeName(name)] = NodeInventory(
+            Node(NodeName(name), gpus), unit, schedulable, source, facts.not_ready_since, facts.device_units
+        )
     return out

@@ -28,28 +28,29 @@ from gpulane_operator.crd import JobRecord
 from gpulane_operator.names import API_VERSION, KIND
 
 
-def charge_units(placement: Placement, unit_mib: int, taken: Collection[int]) -> int:
-    """Units of gpulane.dev/gpu-memory the pod requests (contracts.md "Extended resource").
+def charge_units(placement: Placement, unit_mib: int, taken: Collection[int], room: int | None = None) -> int | None:
+    """Units of gpulane.dev/gpu-memory the pod requests (contracts.md "Extended resource"), or None.
 
     The lane opener pays persistent + lane size, a job growing a lane pays persistent + growth, a job
     sharing a lane pays its persistent memory: that is exactly the plan's ``growth_mib``. At least
-    one unit, so the device plugin's Allocate is always called; moved off ``taken`` (the charges of
-    the node's pods not yet allocated) so the agent's match by charge is never ambiguous. It moves
-    down first: the kubelet counts these units against the node's capacity, and the plans' growths
-    already sum to at most that capacity, so padding upwards makes a full node refuse its last pod
-    (UnexpectedAdmissionError). Charging less than the growth is safe: the lane invariant, not the
-    kubelet's count, keeps GPU memory safe, and Allocate refuses pods gpulane did not assign.
+    one unit, so the device plugin's Allocate is always called; moved down off ``taken`` (the charges
+    of the node's pods not yet allocated) so the agent's match by charge is never ambiguous.
+
+    Never above the growth, nor above ``room`` (the node's units the kubelet has not handed to live
+    pods): the kubelet counts these units against the node's allocatable until the pod ends and refuses
+    a pod that does not fit (UnexpectedAdmissionError). Distinct counts for k pods in flight sum to at
+    least k(k+1)/2 units, so padding upwards would make a burst of small jobs on one node cost far more
+    units than memory, for as long as they run. None means "not this cycle": the job waits until the
+    device plugin has allocated some of the node's pods in flight, which frees their counts. Charging
+    less than the growth is safe: the lane invariant, not the kubelet's count, keeps GPU memory safe,
+    and Allocate refuses pods gpulane did not assign.
     """
     if unit_mib <= 0:
         raise ValueError(f"memory unit must be positive, got {unit_mib}")
     mib = sum(choice.plan.growth_mib for choice in placement.gpus)
     units = max(1, math.ceil(mib / unit_mib))
-    below = next((u for u in range(units, 0, -1) if u not in taken), None)
-    if below is not None:
-        return below
-    while units in taken:
-        units += 1
-    return units
+    top = units if room is None else min(units, room)
+    return next((u for u in range(top, 0, -1) if u not in taken), None)
 
 
 def build_pod(rec: JobRecord, assignment: Assignment) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class Snapshot:
     lost: tuple[Lost, ...] = ()
     problems: tuple[str, ...] = ()  # invariant violations observed (should stay empty)
     unit_mib: Mapping[NodeName, int] = field(default_factory=dict)
+    device_units: Mapping[NodeName, int] = field(default_factory=dict)  # the kubelet's count, where known
     # NotReady nodes holding jobs, not yet past the grace: when (epoch s) they will count as lost.
     loss_deadlines: Mapping[NodeName, float] = field(default_factory=dict)
 
@@ -169,6 +170,7 @@ def build(
         lost=tuple(lost),
         problems=tuple(problems),
         unit_mib={name: inv.memory_unit_mib for name, inv in inventory.items()},
+        device_units={name: inv.device_units for name, inv in inventory.items() if inv.device_units is not None},
         loss_deadlines={name: until for name, until in not_ready_until.items() if name in held},
     )
 

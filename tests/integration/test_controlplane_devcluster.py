@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 GPUNODE_CRD = ROOT / "crds" / "gpunodes.gpulane.dev.yaml"
+PEERING_CRD = ROOT / "crds" / "kopfpeerings.kopf.dev.yaml"  # both kopf CRDs: KopfPeering, ClusterKopfPeering
 
 
 def gpulane(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -45,8 +46,10 @@ def state_dir(tmp_path: Path, dev_binaries: Binaries) -> Iterator[Path]:
 def test_up_status_down(state_dir: Path, dev_binaries: Binaries, tmp_path: Path) -> None:
     crds = tmp_path / "crds"
     crds.mkdir()
-    # Only the GPUNode CRD: the agents publish GPUNodes; this test is about the dev cluster, not the CRDs.
+    # The GPUNode CRD (the agents publish GPUNodes) and kopf's peering CRDs (the dev cluster then creates
+    # the ClusterKopfPeering a peered `gpulane operator` waits for); this test is not about the other CRDs.
     shutil.copy(GPUNODE_CRD, crds / GPUNODE_CRD.name)
+    shutil.copy(PEERING_CRD, crds / PEERING_CRD.name)
     up = gpulane(
         "dev-cluster", "--state-dir", str(state_dir), "up",
         "--nodes", "1", "--gpus-per-node", "2", "--gpu-memory", "8Gi", "--node-prefix", "dc", "--crds", str(crds),
@@ -69,6 +72,9 @@ def test_up_status_down(state_dir: Path, dev_binaries: Binaries, tmp_path: Path)
     assert node["metadata"]["name"] == "dc-0"
     assert node["status"]["allocatable"]["gpulane.dev/gpu-memory"] == "64"  # 2 x 8192 MiB / 256 MiB
     assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == "True"
+    peering = subprocess.run([str(dev_binaries.kubectl), "get", "clusterkopfpeering", "gpulane", "-o", "name"],
+                             env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert peering.stdout.strip() == "clusterkopfpeering.kopf.dev/gpulane", peering.stderr
 
     # The fake-backend agent publishes its GPUNode (2 GPUs of 8192 MiB) through the real apiserver.
     deadline = time.monotonic() + 60

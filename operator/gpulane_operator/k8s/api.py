@@ -51,6 +51,8 @@ class KubeApi(Protocol):
 
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None: ...
 
+    async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any]: ...
+
     async def close(self) -> None: ...
 
 
@@ -125,6 +127,14 @@ class AsyncKubeApi:
 
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
         await self._call(self._core.create_namespaced_event, namespace, dict(body))
+
+    async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any]:
+        """kopf's ClusterKopfPeering (namespace None) or KopfPeering."""
+        if namespace is None:
+            return await self._call(self._custom.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name)
+        return await self._call(
+            self._custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", name
+        )
 
     async def close(self) -> None:
         await self._client.close()

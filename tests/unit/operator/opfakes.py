@@ -40,13 +40,19 @@ def job_body(
     }
 
 
-def node_body(name: str, gpus: int = 2, memory_mib: int = 16384, *, ready: bool = True) -> dict[str, Any]:
+def node_body(
+    name: str, gpus: int = 2, memory_mib: int = 16384, *, ready: bool = True, device_units: int | None = None
+) -> dict[str, Any]:
+    """A GPU node; ``device_units``: the allocatable gpulane.dev/gpu-memory its device plugin advertised."""
+    status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if device_units is not None:
+        status["allocatable"] = {"gpulane.dev/gpu-memory": str(device_units), "cpu": "2"}
     return {
         "metadata": {
             "name": name,
             "labels": {"nvidia.com/gpu.count": str(gpus), "nvidia.com/gpu.memory": str(memory_mib), "pool": "a"},
         },
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": status,
     }
 
 
@@ -60,6 +66,7 @@ class FakeKubeApi:
         self.binds: list[tuple[str, str, str]] = []
         self.deleted: list[tuple[str, str, int | None]] = []
         self.fail: dict[str, ApiError] = {}
+        self.peerings: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail:
@@ -98,6 +105,12 @@ class FakeKubeApi:
 
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
         self.events.append(dict(body))
+
+    async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any]:
+        self._maybe_fail("read_peering")
+        if (name, namespace) not in self.peerings:
+            raise ApiError(404, f"kopfpeerings.kopf.dev {name!r} not found")
+        return copy.deepcopy(self.peerings[(name, namespace)])
 
     async def close(self) -> None:
         return None

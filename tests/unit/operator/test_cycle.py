@@ -55,17 +55,23 @@ def lanes_sound(api: FakeKubeApi, v: cycle.Views) -> None:
 async def test_twenty_jobs_fit_only_by_sharing_and_each_gets_one_bound_pod(api: FakeKubeApi) -> None:
     bodies = [job_body(f"j{i}", "512Mi", "6Gi") for i in range(20)]  # 130Gi alone, 64Gi of GPUs
     rt = runtime(api)
-    await run(rt, views(api, bodies))
+    for _ in range(20):  # a node takes as many pods in flight as a sharer's charge has distinct counts
+        before = set(api.pods)
+        await run(rt, views(api, bodies, applied_statuses(api)))
+        charges: dict[str, list[str]] = {}
+        for key in set(api.pods) - before:
+            ann = api.pods[key]["metadata"]["annotations"]
+            charges.setdefault(ann["gpulane.dev/node"], []).append(ann["gpulane.dev/charge-units"])
+        assert all(len(c) == len(set(c)) for c in charges.values())  # unique among the node's unallocated
+        for pod in api.pods.values():
+            pod["metadata"]["annotations"]["gpulane.dev/allocated"] = "true"  # the agent's Allocate
+        if len(api.pods) == 20:
+            break
     assert len(api.pods) == 20 and len(api.binds) == 20
     statuses = applied_statuses(api)
     assert {s["phase"] for s in statuses.values()} == {"Scheduled"}
     lanes_sound(api, views(api, bodies))
-    charges: dict[str, list[str]] = {}
-    for pod in api.pods.values():
-        ann = pod["metadata"]["annotations"]
-        charges.setdefault(ann["gpulane.dev/node"], []).append(ann["gpulane.dev/charge-units"])
-    assert all(len(c) == len(set(c)) for c in charges.values())  # unique per node (none allocated yet)
-    # A second cycle with the same (stale) job statuses only finishes, it never creates again.
+    # A cycle with stale job statuses (none written yet) only finishes, it never creates again.
     await run(rt, views(api, bodies))
     assert len(api.pods) == 20
 
@@ -205,3 +211,35 @@ async def test_an_assumption_dropped_while_the_cycle_awaits_still_counts_in_that
     charge = "gpulane.dev/charge-units"
     assert b_pod["metadata"]["annotations"]["gpulane.dev/node"] == a_pod["metadata"]["annotations"]["gpulane.dev/node"]
     assert b_pod["metadata"]["annotations"][charge] != a_pod["metadata"]["annotations"][charge]
+
+
+async def test_a_burst_onto_one_node_never_charges_more_units_than_its_kubelet_has(api: FakeKubeApi) -> None:
+    """20 jobs of 512Mi + 1Gi fit one node of 2 x 16Gi by lanes, but 20 distinct unit counts sum to 210 of
+    its 128 units: the kubelet would refuse the last pods. Only what fits is created; the rest waits,
+    saying for what, and is placed once the device plugin has allocated the first pods."""
+    node = merge({}, {"n1": parse_node(node_body("n1", 2, device_units=128))})
+    bodies = [job_body(f"j{i:02d}", "512Mi", "1Gi") for i in range(20)]
+    rt = runtime(api)
+
+    def now_views() -> cycle.Views:
+        statuses = applied_statuses(api)
+        jobs = {r.id: r for r in (parse_job({**b, "status": statuses.get(b["metadata"]["name"], {})}) for b in bodies)}
+        pods = {p.job: p for p in (parse_pod(body) for body in api.pods.values()) if p is not None}
+        return cycle.Views(jobs, pods, node, frozenset({"n1"}))
+
+    def charges() -> list[int]:
+        return [int(p["metadata"]["annotations"]["gpulane.dev/charge-units"]) for p in api.pods.values()]
+
+    await run(rt, now_views())
+    first = len(api.pods)
+    assert 0 < first < 20 and sum(charges()) <= 128 and len(set(charges())) == first
+    waiting = [s for s in applied_statuses(api).values() if s.get("phase") == "Pending"]
+    assert waiting and all("waiting for the device plugin on n1" in s["message"] for s in waiting), waiting
+    for pod in api.pods.values():  # the agent's Allocate: the kubelet admitted them
+        pod["metadata"]["annotations"]["gpulane.dev/allocated"] = "true"
+    for _ in range(10):
+        await run(rt, now_views())
+        for pod in api.pods.values():
+            pod["metadata"]["annotations"]["gpulane.dev/allocated"] = "true"
+    assert len(api.pods) == 20 and sum(charges()) <= 128
+    lanes_sound(api, now_views())

@@ -21,7 +21,11 @@ def test_charges_follow_the_contract_and_stay_unique() -> None:
     assert joined.first.plan.growth_mib in (512, 512 + 2048)
     need = joined.first.plan.growth_mib // 256
     assert charge_units(joined, 256, {need}) == need - 1  # moved down: a full node never overflows
-    assert charge_units(joined, 256, set(range(1, need + 1))) == need + 1  # up only when nothing below is free
+    # Never up: k distinct counts above the growth would hold k(k+1)/2 units of the kubelet's for the pods'
+    # lives. Nothing free below means wait for the device plugin to allocate some pods in flight.
+    assert charge_units(joined, 256, set(range(1, need + 1))) is None
+    assert charge_units(joined, 256, set(), room=3) == 3  # nor past the units the kubelet has left
+    assert charge_units(joined, 256, {1}, room=1) is None
     tiny = Job(JobId("ns/c"), 0, 1)
     assert charge_units(next(state.candidates(tiny, NODE.name)), 256, set()) == 1  # never zero
 
@@ -34,7 +38,9 @@ def test_charges_of_a_full_node_never_exceed_its_units() -> None:
     for i in range(8):
         job = Job(JobId(f"ns/j{i}"), 1024, 6144)
         placement = next(state.candidates(job, node.name))
-        taken.add(charge_units(placement, 256, taken))
+        units = charge_units(placement, 256, taken)
+        assert units is not None
+        taken.add(units)
         state = state.reserve(job, placement)
     assert len(taken) == 8 and sum(taken) <= 2 * 16384 // 256
 
