@@ -146,7 +146,7 @@ def run(quick: bool) -> str:
         "kube-scheduler, one node: containerd + kubelet, images imported), then `helm upgrade --install` of the",
         "chart with values-local.yaml `--wait` (operator Deployment and agent DaemonSet running). Cold sets the",
         "image cache aside, so both images are built (mmdebstrap from Debian packages + the project wheel);",
-        "Debian packages and Go-built binaries were already installed (their cold cost is the CI row below).",
+        "Debian packages and Go-built binaries were already installed (their cold cost: docs/real-node.md).",
         "",
         "| bring-up | dev-cluster up (s) | chart installed and running (s) | total (s) |",
         "|---|---:|---:|---:|",
