@@ -139,7 +139,7 @@ def test_the_operator_keeps_scheduling_across_an_apiserver_restart(
 
 
 def test_a_peered_operator_without_its_peering_object_says_so_and_schedules_once_it_exists(
-    crds: list[str], kube_api: client.ApiClient, namespace: str, fake_gpu_nodes: Callable[..., list[str]],
+    crds: list[str], kubeconfig: Path, kube_api: client.ApiClient, namespace: str, fake_gpu_nodes: Callable[..., list[str]],
     tmp_path: Path,
 ) -> None:  # fmt: skip
     pool = _pool(kube_api, fake_gpu_nodes, 1, 1)

@@ -35,7 +35,7 @@ FOREIGN_FLAGS = frozenset({
     # helm, kubectl, mypy, apt-get
     "--create-namespace", "--values", "--wait", "--include-crds", "--kube-version", "--dry-run", "--help",
     "--reuse-values", "--server-side", "--all", "--strict", "--force-confdef", "--force-confold",
-    "--no-install-recommends",
+    "--no-install-recommends", "--install",
     # kube-apiserver and etcd, as the dev tools start them (docs/control-plane.md)
     "--authorization-mode", "--client-ca-file", "--disable-admission-plugins", "--endpoint-reconciler-type",
     "--service-cluster-ip-range", "--token-auth-file", "--unsafe-no-fsync",

@@ -61,7 +61,6 @@ def awaiting_allocation(pods: Sequence[PodView], node_name: str) -> list[PodView
         for p in pods
         if p.annotations.get(ann.NODE) == node_name
         and p.annotations.get(ann.ALLOCATED) != "true"
-        and p.phase != "Running"  # admitted, so allocated (the operator reuses such a pod's charge)
         and not p.finished
         and not p.deleting
     ]

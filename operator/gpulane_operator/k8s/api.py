@@ -90,6 +90,10 @@ class AsyncKubeApi:
             data = await response.read()
         finally:
             response.release()
+        # Without preloading, kubernetes_asyncio returns error responses instead of raising ApiException:
+        # a 404, 409 or 422 arrives here as a Status body with the HTTP status on the response.
+        if not 200 <= response.status <= 299:
+            raise ApiError(int(response.status), _message(data) or str(response.reason))
         return dict(json.loads(data)) if data else {}
 
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:

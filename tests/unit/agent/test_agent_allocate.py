@@ -32,7 +32,6 @@ def test_the_single_unallocated_pod_with_matching_charge_is_found() -> None:
         assigned_pod("c", charge_units=12, allocated=True),
         assigned_pod("d", charge_units=12, node="other"),
         assigned_pod("e", charge_units=12, phase="Succeeded"),
-        assigned_pod("f", charge_units=12, phase="Running"),  # admitted, so allocated: its charge is reusable
     ]
     assert find_pod(pods, NODE, 12, RES).name == "b"
 
