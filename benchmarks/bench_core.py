@@ -106,8 +106,9 @@ def run(quick: bool) -> str:
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
             lines += [
                 f"`spread` at {nodes:,} nodes is measured on the first 1,000 jobs only: it puts every job on an"
-                " empty node, so every node becomes occupied and the rotating search scores up to 420 nodes x 8"
-                " GPUs per job instead of the few occupied nodes the packing profiles leave:",
+                " empty node, so every node becomes occupied and the rotating search visits up to 420 of them per"
+                " job (it scores only those whose spread bound can beat the empty node) instead of the few occupied"
+                " nodes the packing profiles leave:",
                 "",
                 "| scheduler | placed | wall (s) | CPU (s) | placements/s (wall) | placements/s (CPU) |",
                 "|---|---:|---:|---:|---:|---:|",

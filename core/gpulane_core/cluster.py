@@ -84,18 +84,27 @@ class ClusterState:
     def gpu_lanes(self, node: NodeName, index: int) -> GpuLanes:
         return self.nodes[node].lanes[index]
 
-    def candidates(self, job: Job, node: NodeName) -> Iterator[Placement]:
+    def candidates(self, job: Job, node: NodeName, *, distinct: bool = False) -> Iterator[Placement]:
         """Every feasible way to put ``job`` on ``node``; nothing when it does not fit.
 
         A 1-GPU job yields one option per GPU that admits it (a Salus plan per GPU); a multi-GPU
-        job yields one option: the lowest-index healthy, empty, acceptable GPUs.
+        job yields one option: the lowest-index healthy, empty, acceptable GPUs. ``distinct``: of
+        the empty GPUs of one model and size only the first that admits the job (the others would
+        be scored alike by a symmetric profile, and lose the tie on their index).
         """
         view = self.nodes[node]
         usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
         if job.gpus == 1:
+            offered: set[tuple[str, int]] = set()
             for gpu in usable:
-                plan = plan_admission(view.lanes[gpu.index], job.persistent_mib, job.ephemeral_mib)
+                lanes = view.lanes[gpu.index]
+                idle = distinct and lanes.is_empty
+                if idle and (gpu.model, gpu.memory_mib) in offered:
+                    continue
+                plan = plan_admission(lanes, job.persistent_mib, job.ephemeral_mib)
                 if plan is not None:
+                    if idle:
+                        offered.add((gpu.model, gpu.memory_mib))
                     yield Placement(job.name, node, (GpuChoice(gpu.index, gpu.uuid, plan),))
             return
         chosen: list[GpuChoice] = []

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gpulane_core.cluster import ClusterState, Placement
-from gpulane_core.model import Job, JobId
+from gpulane_core.facts import BoundFacts
+from gpulane_core.model import Job, JobId, NodeName
 from gpulane_core.ordering import TurnStats
 from gpulane_core.status import Status
 
@@ -64,6 +65,19 @@ class ScorePlugin(Plugin, Protocol):
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float: ...
 
     def normalize(self, scores: Sequence[float]) -> list[float]: ...
+
+
+@runtime_checkable
+class BoundedScorePlugin(ScorePlugin, Protocol):
+    """A score plugin that can cap, from a node's facts alone, the raw score of any option on it.
+
+    Promises: ``upper_bound`` is at least ``score`` of every option ``job`` can have on a node with
+    these facts (or on any node merged into them), and ``normalize`` maps each raw score on its own,
+    never decreasing. Then an option's total does not depend on the other options, and the search
+    may skip a node whose bound cannot reach the best total found so far.
+    """
+
+    def upper_bound(self, job: Job, facts: BoundFacts) -> float: ...
 
 
 class ReservePlugin(Plugin, Protocol):
@@ -156,6 +170,11 @@ class Profile:
 
     def select(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> Placement | None:
         """The best option that passes every filter; ties go to the lowest (node, GPU indices)."""
+        best = self.best(ctx, job, options)
+        return best[1] if best is not None else None
+
+    def best(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> Ranked | None:
+        """:meth:`select` with its sort key; the best of several groups is the min of their keys."""
         feasible = [o for o in options if self.run_filters(ctx, job, o).ok]
         if not feasible:
             return None
@@ -164,4 +183,29 @@ class Profile:
             range(len(feasible)),
             key=lambda i: (-totals[i], feasible[i].node, tuple(c.index for c in feasible[i].gpus)),
         )
-        return feasible[best]
+        option = feasible[best]
+        return (-totals[best], option.node, tuple(c.index for c in option.gpus)), option
+
+    def bounders(self) -> Bounders | None:
+        """The weighted score plugins when every one can bound its scores, else None (no pruning)."""
+        out: list[tuple[int, BoundedScorePlugin]] = []
+        for ws in self.scores:
+            if not isinstance(ws.plugin, BoundedScorePlugin):
+                return None
+            out.append((ws.weight, ws.plugin))
+        return tuple(out)
+
+
+Bounders = tuple[tuple[int, BoundedScorePlugin], ...]
+
+
+def bound_total(bounders: Bounders, job: Job, facts: BoundFacts) -> float:
+    """No option of ``job`` on a node with these facts totals more (as ``Profile.total_scores`` adds)."""
+    total = 0.0
+    for weight, plugin in bounders:
+        total += weight * plugin.normalize([plugin.upper_bound(job, facts)])[0]
+    return total
+
+
+# A ranked option: (-total score, node, GPU indices), lowest first, and the option itself.
+Ranked = tuple[tuple[float, NodeName, tuple[int, ...]], Placement]

@@ -15,6 +15,10 @@ The same pure function drives the operator (on the state it rebuilt from the API
   lowest index (the tie-break would pick exactly those); the rotating search with its limit then
   runs over occupied nodes only. With ``percentage_of_nodes_to_score=100`` the result is identical
   to scoring every option (a property test checks this).
+* :mod:`gpulane_core.search` does that search with less work and the same decisions: a node's
+  fit is read from per-node facts where they decide it, and for profiles whose scores can be
+  bounded from those facts (``spread``) nodes that cannot beat the best option so far are not
+  scored (property tests compare it with scoring every option of every node in the window).
 * Preemption: a guaranteed job that fits nowhere may release best-effort jobs
   (:mod:`gpulane_core.preemption`); the victims are released in the returned state and listed, the
   caller re-queues them.
@@ -24,7 +28,6 @@ The same pure function drives the operator (on the state it rebuilt from the API
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +38,7 @@ from gpulane_core.ordering import TurnStats, order, parse_policy
 from gpulane_core.preemption import plan_preemption
 from gpulane_core.quantity import format_mib
 from gpulane_core.registry import Registry, default_registry
+from gpulane_core.search import Search
 from gpulane_core.status import Code, Status
 
 PLUGIN = "gpulane-scheduler"
@@ -127,61 +131,6 @@ def order_pending(pending: Sequence[PendingJob], ordering: str, now_s: float) ->
     ]
 
 
-class _NodeIndex:
-    """Per-cycle summary of each node: largest free on a shareable GPU, empty and occupied GPUs."""
-
-    def __init__(self, state: ClusterState) -> None:
-        self.max_free: dict[NodeName, int] = {}
-        self.empty: dict[NodeName, int] = {}
-        self.occupied: dict[NodeName, int] = {}
-        # A node's inventory does not change within a cycle: identical shapes are interchangeable.
-        self.shape: dict[NodeName, tuple[tuple[int, str, int, bool], ...]] = {
-            name: tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
-            for name, view in state.nodes.items()
-        }
-        self.occupied_names: list[NodeName] = []  # sorted
-        self.empty_by_shape: dict[tuple[tuple[int, str, int, bool], ...], set[NodeName]] = {}
-        for name in sorted(state.nodes):
-            self.refresh(state, name)
-
-    def refresh(self, state: ClusterState, name: NodeName) -> None:
-        was = self.occupied.get(name)
-        self._measure(state, name)
-        now = self.occupied[name]
-        if was is not None and (was == 0) == (now == 0):
-            return
-        empties = self.empty_by_shape.setdefault(self.shape[name], set())
-        if now == 0:
-            empties.add(name)
-            if was is not None:
-                self.occupied_names.pop(bisect_left(self.occupied_names, name))
-        else:
-            empties.discard(name)
-            insort(self.occupied_names, name)
-
-    def _measure(self, state: ClusterState, name: NodeName) -> None:
-        view = state.nodes[name]
-        best, empty, occupied = -1, 0, 0
-        for gpu in view.node.gpus:
-            lanes = view.lanes[gpu.index]
-            if not lanes.is_empty:
-                occupied += 1
-            if not gpu.healthy:
-                continue
-            if lanes.is_empty:
-                empty += 1
-            if not lanes.is_exclusive:
-                best = max(best, lanes.free_mib)
-        self.max_free[name] = best
-        self.empty[name] = empty
-        self.occupied[name] = occupied
-
-    def may_fit(self, name: NodeName, job: Job) -> bool:
-        if job.gpus > 1:
-            return self.empty[name] >= job.gpus
-        return self.max_free[name] >= job.persistent_mib
-
-
 Shape = tuple[int, int, int, frozenset[str], JobClass]
 
 
@@ -201,25 +150,6 @@ def _dominates(shape: Shape, failed: Shape) -> bool:
     )
 
 
-def _dedupe_gpus(options: list[Placement], state: ClusterState) -> list[Placement]:
-    """Keep one option per class of identical empty GPUs (model, size): they score alike."""
-    view = None
-    seen: set[tuple[str, int]] = set()
-    out: list[Placement] = []
-    for option in options:
-        if len(option.gpus) == 1:
-            view = view or state.nodes[option.node]
-            lanes = view.lanes[option.first.index]
-            if lanes.is_empty:
-                gpu = view.node.gpu(option.first.index)
-                key = (gpu.model, gpu.memory_mib)
-                if key in seen:
-                    continue
-                seen.add(key)
-        out.append(option)
-    return out
-
-
 class _Cycle:
     """The mutable bookkeeping of one call; never outlives it.
 
@@ -234,10 +164,8 @@ class _Cycle:
         self.config = config
         self.now_s = now_s
         self._adopt(state)
-        self.names = sorted(self.nodes)
-        self.index = _NodeIndex(self.state)
-        self.start = 0
-        self.cursor: NodeName | None = None  # last occupied node examined (rotation)
+        limit = nodes_to_find(len(self.nodes), config.percentage_of_nodes_to_score)
+        self.search = Search(self.state, profile, limit)
         self.failed: list[Shape] = []
         self.explained: dict[Shape, Status] = {}
 
@@ -252,60 +180,12 @@ class _Cycle:
         return any(_dominates(shape, f) for f in self.failed)
 
     def choose(self, job: Job) -> Placement | None:
-        if not self.names:
+        if not self.search.names:
             return None
-        options = self._symmetric_options(job) if self.profile.symmetric else self._all_options(job)
-        if not options:
+        option, seen = self.search.choose(CycleContext(self.state, self.now_s), job)
+        if not seen:
             self.failed.append(_shape(job))
-            return None
-        return self.profile.select(CycleContext(self.state, self.now_s), job, options)
-
-    def _all_options(self, job: Job) -> list[Placement]:
-        """kube-scheduler's search: nodes from a rotating start until enough are feasible."""
-        n = len(self.names)
-        limit = nodes_to_find(n, self.config.percentage_of_nodes_to_score)
-        options: list[Placement] = []
-        found = examined = 0
-        for k in range(n):
-            examined = k + 1
-            name = self.names[(self.start + k) % n]
-            if not self.index.may_fit(name, job):
-                continue
-            node_options = list(self.state.candidates(job, name))
-            if node_options:
-                options.extend(node_options)
-                found += 1
-                if found >= limit:
-                    break
-        self.start = (self.start + examined) % n
-        return options
-
-    def _symmetric_options(self, job: Job) -> list[Placement]:
-        """Every empty node of one shape is interchangeable: score the lowest-named one of each
-        shape, plus occupied nodes from a rotating start until enough are feasible."""
-        options: list[Placement] = []
-        for names in self.index.empty_by_shape.values():
-            if names:
-                rep = min(names)
-                if self.index.may_fit(rep, job):
-                    options.extend(_dedupe_gpus(list(self.state.candidates(job, rep)), self.state))
-        occupied = self.index.occupied_names
-        m = len(occupied)
-        limit = nodes_to_find(len(self.names), self.config.percentage_of_nodes_to_score)
-        first = bisect_right(occupied, self.cursor) if self.cursor is not None else 0
-        found = 0
-        for k in range(m):
-            name = occupied[(first + k) % m]
-            self.cursor = name
-            if not self.index.may_fit(name, job):
-                continue
-            node_options = list(self.state.candidates(job, name))
-            if node_options:
-                options.extend(_dedupe_gpus(node_options, self.state))
-                found += 1
-                if found >= limit:
-                    break
-        return options
+        return option
 
     def reserve(self, job: Job, option: Placement) -> None:
         if isinstance(self.profile.reserve, LaneReserve):
@@ -316,7 +196,7 @@ class _Cycle:
             self.jobs[job.name] = job
         else:
             self._adopt(self.profile.reserve.reserve(self.state, job, option))
-        self.index.refresh(self.state, option.node)
+        self.search.index.refresh(self.state, option.node)
 
     def release(self, job: JobId) -> None:
         placement = self.state.placements.get(job)
@@ -325,7 +205,7 @@ class _Cycle:
         self.failed.clear()
         self.explained.clear()
         if placement is not None:
-            self.index.refresh(self.state, placement.node)
+            self.search.index.refresh(self.state, placement.node)
 
     def explain(self, job: Job) -> Status:
         shape = _shape(job)

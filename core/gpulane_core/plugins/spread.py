@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpulane_core.cluster import Placement
+from gpulane_core.facts import BoundFacts
 from gpulane_core.framework import CycleContext, clamp_normalize
 from gpulane_core.model import Job
 from gpulane_core.plugins.occupancy import gpu_fill_after, node_fill_after
+
+# The chosen GPUs' fill against the node's (literals: 1 - 0.7 is not 0.3 in floats).
+_GPU_SHARE, _NODE_SHARE = 0.7, 0.3
+
+
+def _fill(mib: int, capacity: int) -> float:
+    return min(1.0, mib / capacity) if capacity > 0 else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +25,27 @@ class Spread:
     name: str = "Spread"
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        fill = 0.7 * gpu_fill_after(ctx, option) + 0.3 * node_fill_after(ctx, option)
+        fill = _GPU_SHARE * gpu_fill_after(ctx, option) + _NODE_SHARE * node_fill_after(ctx, option)
         return 1.0 - fill
+
+    def upper_bound(self, job: Job, facts: BoundFacts) -> float:
+        """The score with each fill at its least. A GPU's committed memory after admitting (P, E) is
+        at least its committed + P and at least its persistent + P + E (a shared or grown lane
+        already holds E), so the node's is at least committed + P and committed - lanes + P + E."""
+        p, need, node = job.persistent_mib, job.footprint_mib, facts.committed_mib
+        if job.gpus > 1:
+            if facts.idle is None:
+                return -math.inf  # no empty GPU: no option at all
+            # Whole GPUs: each is filled completely and the node grows by their capacities.
+            took = job.gpus * max(need, facts.idle.capacity_min)
+            return 1.0 - (_GPU_SHARE * 1.0 + _NODE_SHARE * _fill(node + took, facts.capacity_mib))
+        best = -math.inf
+        for gpus in (facts.used, facts.idle):
+            if gpus is not None:
+                gpu = _fill(max(gpus.committed_min + p, gpus.persistent_min + need), gpus.capacity_max)
+                whole = _fill(max(node + p, node - gpus.lanes_max + need), facts.capacity_mib)
+                best = max(best, 1.0 - (_GPU_SHARE * gpu + _NODE_SHARE * whole))
+        return best
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)
