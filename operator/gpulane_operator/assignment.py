@@ -24,6 +24,7 @@ from gpulane_core.podcontract import (
 )
 
 from gpulane_operator.crd import job_id
+from gpulane_operator.names import KIND
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -41,6 +42,7 @@ class PodRecord:
     allocated: bool
     assignment: Assignment | None
     error: str = ""
+    owner_uid: str = ""  # the GPUShareJob it was created for (ownerReferences): tells incarnations apart
 
     @property
     def terminal(self) -> bool:
@@ -95,6 +97,7 @@ def parse_pod(body: Mapping[str, Any]) -> PodRecord | None:
         allocated=annotations.get(ALLOCATED) == "true" or phase == "Running",
         assignment=assignment,
         error=error,
+        owner_uid=next((str(o.get("uid", "")) for o in meta.get("ownerReferences") or () if o.get("kind") == KIND), ""),
     )
 
 
