@@ -70,6 +70,9 @@ class Agent:
         self._last_heartbeat = 0.0
         self._list_failing = False
         self._inventory_error = ""
+        # Set once this node's GPUNode is published (or at once without the API): the operator places
+        # by the GPUNode's GPU UUIDs, so the kubelet must not advertise our resource before it exists.
+        self._inventory_published = asyncio.Event()
 
     async def run(self) -> None:
         """Run until cancelled; everything started here is stopped on the way out."""
@@ -82,7 +85,7 @@ class Agent:
                 watch_health(self.backend, self.board, self.stats, self.config.device_plugin.health_poll_s),
                 name="health"))
             if self.config.device_plugin.enabled:
-                tasks.append(asyncio.create_task(self.plugin.run(), name="device-plugin"))
+                tasks.append(asyncio.create_task(self._serve_plugin(), name="device-plugin"))
             tasks.append(asyncio.create_task(self._tick_forever(), name="node-loop"))
             await asyncio.gather(*tasks)
         finally:
@@ -147,6 +150,18 @@ class Agent:
             self._inventory_error = ""
         self._last_published = state
         self._last_heartbeat = loop.time()
+        self._inventory_published.set()
+
+    async def _serve_plugin(self) -> None:
+        """Register with the kubelet only after the first GPUNode publication.
+
+        Before it, the operator knows this node only from its GPU labels (placeholder UUIDs); a pod
+        placed on those would be handed CUDA_VISIBLE_DEVICES naming no real GPU and evicted (GPULost)
+        once the GPUNode appears. Without allocatable gpulane.dev/gpu-memory no such pod can start."""
+        if not self._inventory_published.is_set():
+            log.info("device plugin: registering with the kubelet once GPUNode %s is published", self.config.node_name)
+            await self._inventory_published.wait()
+        await self.plugin.run()
 
     async def _tick_forever(self) -> None:
         while True:
@@ -156,6 +171,7 @@ class Agent:
     async def _connect_kube(self) -> None:
         if self._kube_factory is None or not self.config.kubernetes.enabled:
             log.info("kubernetes.enabled is false: no Allocate, inventory or enforcement actions")
+            self._inventory_published.set()  # no GPUNode will ever be published: nothing to wait for
             return
         delay = self.config.kubernetes.retry_initial_s
         told = False

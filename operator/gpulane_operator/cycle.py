@@ -146,6 +146,7 @@ async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False
 
 async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
     rec = views.jobs[item.job]
+    log.warning("evicting %s from %s: %s (%s)", item.job, item.node, item.message, item.reason.value)
     # The snapshot decided whether a kubelet will ever confirm the pod's end (force_delete); on a live
     # node the pod's memory stays counted until its containers have really stopped.
     await _evict(rt, item.job, item.reason, force=item.force_delete)

@@ -146,7 +146,7 @@ def merge(
         if published is not None and published.gpus:
             gpus, unit, source = published.gpus, published.memory_unit_mib, "gpunode"
             cordoned = published.unschedulable
-        elif facts.label_gpus:
+        elif published is None and facts.label_gpus:  # a GPUNode without GPUs: its agent is not ready
             gpus, unit, source, cordoned = facts.label_gpus, DEFAULT_UNIT_MIB, "labels", False
         else:
             continue

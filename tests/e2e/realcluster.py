@@ -207,12 +207,17 @@ def wait_phases(cluster: E2ECluster, namespace: str, names: list[str], phase: st
             f"{' (deleting)' if pod.metadata.deletion_timestamp else ''}")  # fmt: skip
         lines.append(f"  {name}: phase={status.get('phase')!r} {last.get('type')}={last.get('status')} "
                      f"{last.get('reason')}: {last.get('message')}; {pod_part}")  # fmt: skip
-    operator_log = ""
-    for pod in cluster.system_pods("operator"):
-        out = cluster.kubectl("logs", "-n", SYSTEM_NAMESPACE, pod.metadata.name, "--tail", "60", check=False)
-        operator_log += f"--- {pod.metadata.name} ---\n{out}"
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {len(behind)} of {len(names)} jobs to reach "
-                         f"{phase}:\n" + "\n".join(lines) + f"\noperator log tail:\n{operator_log}")  # fmt: skip
+                         f"{phase}:\n" + "\n".join(lines) + f"\noperator log tail:\n{operator_logs(cluster, 60)}")  # fmt: skip
+
+
+def operator_logs(cluster: E2ECluster, tail: int) -> str:
+    """The last lines of every operator pod's log (for failure messages)."""
+    out = ""
+    for pod in cluster.system_pods("operator"):
+        text = cluster.kubectl("logs", "-n", SYSTEM_NAMESPACE, pod.metadata.name, "--tail", str(tail), check=False)
+        out += f"--- {pod.metadata.name} ---\n{text}"
+    return out
 
 
 @contextlib.contextmanager

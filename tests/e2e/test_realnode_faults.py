@@ -17,6 +17,7 @@ from realcluster import (
     TURN_LINE,
     E2ECluster,
     job_pods,
+    operator_logs,
     wait_agents_ready,
     wait_for,
     wait_phases,
@@ -145,4 +146,5 @@ def test_operator_pod_killed_while_placing_twenty_jobs(e2e_cluster: E2ECluster, 
     assert watcher.events > 0 and watcher.violations == []
     assert sorted(watcher.uids_by_job) == names
     twice = {job: uids for job, uids in watcher.uids_by_job.items() if len(uids) != 1}
-    assert not twice, f"jobs with more than one pod: {twice}"
+    events = e2e_cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp", check=False)
+    assert not twice, f"jobs with more than one pod: {twice}\n{operator_logs(e2e_cluster, 400)}\nevents:\n{events}"
