@@ -167,10 +167,11 @@ def plan(
         units = charge_units(placement, snapshot.unit_mib.get(node, 256), node_taken, room)
         if units is None:
             held.append(placement.job)
+            # No counts in the message: it is written to the job's status only when it changes.
             no_room[placement.job] = (
-                f"waiting for the device plugin on {node} to allocate {len(node_taken)} pod(s) placed there: "
-                f"each unallocated pod needs its own count of gpulane.dev/gpu-memory units, and only {room} of "
-                f"the node's {capacity} are left"
+                f"waiting for the device plugin on {node} to allocate the pods placed there: each pod awaiting "
+                f"allocation needs its own count of gpulane.dev/gpu-memory units, no more than its charge and "
+                f"within the node's {capacity if capacity is not None else 'advertised'} units"
             )
             continue
         node_taken.add(units)
