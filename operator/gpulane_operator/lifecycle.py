@@ -17,17 +17,14 @@ def sync(rec: JobRecord, pod: PodRecord | None, now_s: float) -> dict[str, Any] 
     """The status patch that makes ``rec`` agree with ``pod``, or None when they agree."""
     if rec.phase.terminal or rec.deleting or pod is None or pod.deleting:
         return None
-    if pod.terminal and rec.phase in (Phase.SCHEDULED, Phase.RUNNING):
+    # A Pending job with its own finished pod: an operator placed it and died before writing Scheduled,
+    # and the pod ran to its end before any operator looked again. The pod is the record; nothing else
+    # would ever move this job (a cycle neither queues a job that has a pod nor resumes a finished one).
+    orphaned = rec.phase is Phase.PENDING and pod.assignment is not None and pod.owner_uid == rec.uid
+    if pod.terminal and (rec.phase in (Phase.SCHEDULED, Phase.RUNNING) or orphaned):
         ok = pod.phase == "Succeeded"
-        return statuses.finished(rec, ok, f"pod {pod.name} {'succeeded' if ok else 'failed'}", now_s)
-    if pod.terminal and rec.phase is Phase.PENDING and pod.assignment is not None and pod.owner_uid == rec.uid:
-        # An operator placed it and died before writing Scheduled, and the pod ran to its end before any
-        # operator looked again: the pod is the record. Nothing else would ever move this job (a cycle
-        # neither queues a job that has a pod nor resumes a finished one).
-        ok = pod.phase == "Succeeded"
-        return statuses.finished(
-            rec, ok, f"pod {pod.name} {'succeeded' if ok else 'failed'} (placed by an earlier operator)", now_s
-        )
+        note = " (placed by an earlier operator)" if orphaned else ""
+        return statuses.finished(rec, ok, f"pod {pod.name} {'succeeded' if ok else 'failed'}{note}", now_s)
     if pod.phase == "Running" and rec.phase is Phase.SCHEDULED:
         return statuses.running(rec, now_s)
     return None

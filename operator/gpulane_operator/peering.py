@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpulane_operator.crd import parse_time
+
 CLUSTER_KIND = "ClusterKopfPeering"
 NAMESPACED_KIND = "KopfPeering"
 DEFAULT_LIFETIME_S = 60  # kopf's settings.peering.lifetime
@@ -76,11 +78,13 @@ def parse_peers(body: Mapping[str, Any]) -> list[Peer]:
         if not isinstance(info, Mapping):
             continue
         try:
-            lastseen = datetime.datetime.fromisoformat(str(info.get("lastseen"))).timestamp()
+            lastseen = parse_time(info.get("lastseen"))
             lifetime = float(info.get("lifetime", DEFAULT_LIFETIME_S))
             priority = int(info.get("priority", 0))
         except (TypeError, ValueError):
             continue  # kopf itself treats an unreadable entry as alive now; we only explain, never act on it
+        if not lastseen:
+            continue
         out.append(Peer(str(identity), priority, lastseen + lifetime))
     return out
 
