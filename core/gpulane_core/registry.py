@@ -20,6 +20,7 @@ from gpulane_core.plugins.binpack import Binpack
 from gpulane_core.plugins.filters import GpuType, HealthyGpus
 from gpulane_core.plugins.lane_aware import KeepWholeGpus, LaneFit
 from gpulane_core.plugins.spread import Spread
+from gpulane_core.plugins.workahead import LeastWorkAhead
 
 if TYPE_CHECKING:
     from gpulane_core.fragmentation.policy import NodeScorer
@@ -102,6 +103,11 @@ def spread_profile() -> Profile:
     return Profile("spread", _FILTERS, (WeightedScore(Spread(), 1),))
 
 
+def least_work_profile() -> Profile:
+    # Ties (every idle GPU scores 1) go to the emptiest GPU, then the lowest index.
+    return Profile("least-work", _FILTERS, (WeightedScore(LeastWorkAhead(), 4), WeightedScore(Spread(), 1)))
+
+
 def gpulane_profile() -> Profile:
     return Profile(
         "gpulane",
@@ -113,6 +119,9 @@ def gpulane_profile() -> Profile:
 def register_builtin(registry: Registry) -> None:
     registry.register_algorithm("binpack", binpack_profile, summary="lane-aware: fullest GPU first")
     registry.register_algorithm("spread", spread_profile, summary="lane-aware: emptiest GPU first")
+    registry.register_algorithm(
+        "least-work", least_work_profile, summary="one iteration at a time per GPU: least added waiting (SRPT dispatch)"
+    )
     registry.register_algorithm(
         "gpulane", gpulane_profile, summary="lane-aware: binpack + keep whole GPUs free + lane fit (default)"
     )

@@ -72,11 +72,11 @@ def ga_search(
     static = [
         Genome(mode.value, placement, Discipline.ROUNDS.value, STATIC, order)
         for order in (arrival, shortest)
-        for mode, placement in ((LaneMode.SINGLE, "spread"), (LaneMode.CONCURRENT, "gpulane"))
+        for mode, placement in ((LaneMode.SINGLE, "least-work"), (LaneMode.CONCURRENT, "gpulane"))
     ]
     space = JointSpace(
         modes=tuple(m.value for m in LaneMode),
-        placements=("gpulane", "binpack", "spread"),
+        placements=("gpulane", "binpack", "spread", "least-work"),
         disciplines=tuple(d.value for d in Discipline),
         orderings=(*(o.value for o in OrderingPolicy), STATIC),
     )
