@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from gpulane_core.cluster import ClusterState, Placement
 from gpulane_core.facts import BoundFacts
@@ -190,9 +190,11 @@ class Profile:
         """The weighted score plugins when every one can bound its scores, else None (no pruning)."""
         out: list[tuple[int, BoundedScorePlugin]] = []
         for ws in self.scores:
-            if not isinstance(ws.plugin, BoundedScorePlugin):
+            # Not isinstance(..., BoundedScorePlugin): a runtime Protocol check walks the protocol's
+            # attributes on every call, and this runs once per scheduling cycle.
+            if not callable(getattr(ws.plugin, "upper_bound", None)):
                 return None
-            out.append((ws.weight, ws.plugin))
+            out.append((ws.weight, cast(BoundedScorePlugin, ws.plugin)))
         return tuple(out)
 
 
