@@ -55,6 +55,9 @@ class Placement:
 class NodeView:
     node: Node
     lanes: Mapping[int, GpuLanes]  # by GPU index
+    # gpulane_core.facts.measure's result for this view, kept on first use: a view never changes
+    # (changes make a new one), and a scheduling pass re-measures every node it is given.
+    measured: object = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def empty(node: Node, time_shared: bool = False) -> NodeView:
@@ -93,12 +96,18 @@ class ClusterState:
         be scored alike by a symmetric profile, and lose the tie on their index).
         """
         view = self.nodes[node]
-        usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
+        if job.gpu_types:
+            usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
+        else:
+            usable = [g for g in view.node.gpus if g.healthy]
         if job.gpus == 1:
             offered: set[tuple[str, int]] = set()
+            persistent = job.persistent_mib
             for gpu in usable:
                 lanes = view.lanes[gpu.index]
-                idle = distinct and lanes.is_empty
+                if lanes.free_mib < persistent:
+                    continue  # not even the persistent part fits (plan_admission's own first refusal)
+                idle = distinct and not lanes.tenants
                 if idle and (gpu.model, gpu.memory_mib) in offered:
                     continue
                 plan = plan_admission(lanes, job.persistent_mib, job.ephemeral_mib)

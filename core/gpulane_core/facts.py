@@ -72,6 +72,16 @@ class NodeFacts:
 
 
 def measure(view: NodeView) -> NodeFacts:
+    """The view's facts; computed once per view (views are immutable) and kept on it."""
+    kept = view.measured
+    if isinstance(kept, NodeFacts):
+        return kept
+    facts = _measure(view)
+    object.__setattr__(view, "measured", facts)
+    return facts
+
+
+def _measure(view: NodeView) -> NodeFacts:
     capacity = committed = occupied = 0
     max_free = max_headroom = -1
     used: GpuClass | None = None

@@ -1,7 +1,8 @@
 """Shared arithmetic for score plugins: how full a GPU and a node are after an option is applied.
 
-Node totals are computed once per decision and kept in the context's memo: every option on a node
-needs them, and recomputing them per option made scoring quadratic in the GPUs of a node.
+Node totals are computed once per node state and kept in the context's node memo: every option on a
+node needs them, and recomputing them per option made scoring quadratic in the GPUs of a node (and
+per decision, a tenth of a scheduling cycle).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ class NodeSummary:
 
 
 def node_summary(ctx: CycleContext, node: NodeName) -> NodeSummary:
-    key = ("node-summary", node)
-    cached = ctx.memo.get(key)
+    per_node = ctx.node_memo.get(node)
+    if per_node is None:
+        per_node = ctx.node_memo[node] = {}
+    cached = per_node.get("summary")
     if isinstance(cached, NodeSummary):
         return cached
     summary = _summarize(ctx.state, node)
-    ctx.memo[key] = summary
+    per_node["summary"] = summary
     return summary
 
 
