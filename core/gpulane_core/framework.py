@@ -28,6 +28,7 @@ from gpulane_core.status import Status
 
 MAX_SCORE = 100
 MIN_SCORE = 0
+_PASSED = Status.success()  # immutable: passing every filter allocates nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ class Profile:
             status = plugin.filter(ctx, job, option)
             if not status.ok:
                 return status
-        return Status.success()
+        return _PASSED
 
     def total_scores(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
         """Weighted sum of each plugin's normalized scores, one total per option."""

@@ -277,12 +277,20 @@ def schedule_cycle(
     now_s: float,
     *,
     registry: Registry | None = None,
+    profile: Profile | None = None,
 ) -> CycleResult:
-    """Place as many pending jobs as the policies allow; see the module docstring for the rules."""
+    """Place as many pending jobs as the policies allow; see the module docstring for the rules.
+
+    ``profile``: ``config.placement``'s profile, built by the caller once for many cycles (a
+    simulation runs one cycle per event); otherwise it is built from ``registry`` for this cycle.
+    """
     problems = config.validate()
+    if profile is not None and profile.name != config.placement:
+        problems.append(f"profile: {profile.name!r} given, but placement is {config.placement!r}")
     if problems:
         raise ValueError("scheduler config: " + "; ".join(problems))
-    profile = (registry or default_registry()).profile(config.placement)
+    if profile is None:
+        profile = (registry or default_registry()).profile(config.placement)
     ordered = order_pending(pending, config.ordering, now_s)
     cycle = _Cycle(state, profile, config, now_s)
     placements: list[Placement] = []

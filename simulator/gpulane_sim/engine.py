@@ -26,6 +26,7 @@ from gpulane_core.cluster import ClusterState, Placement
 from gpulane_core.model import Job, JobId, NodeName
 from gpulane_core.ordering import OrderingPolicy, TurnStats, order
 from gpulane_core.quantity import MIB
+from gpulane_core.registry import default_registry
 from gpulane_core.scheduler import PendingJob, SchedulerConfig, schedule_cycle
 from gpulane_core.status import Code
 from gpulane_core.turns import OrderOf, TurnState, next_turn, prefetch_target
@@ -107,6 +108,7 @@ class Simulation:
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
+        self.profile = default_registry().profile(self.sched.placement)  # once, not once per cycle
         # One iteration at a time per GPU: one Salus lane per GPU (sum of persistent + largest peak).
         self.state = config.cluster(time_shared=self.spec.lanes is LaneMode.SINGLE)
         self.events = EventQueue()
@@ -161,7 +163,7 @@ class Simulation:
     def _schedule(self) -> None:
         if not self.pending:
             return
-        result = schedule_cycle(self.state, list(self.pending.values()), self.sched, self.now)
+        result = schedule_cycle(self.state, list(self.pending.values()), self.sched, self.now, profile=self.profile)
         for name, status in result.unschedulable.items():
             if status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
                 raise SimulationError(f"job {name} can never be placed: {status.message}")
