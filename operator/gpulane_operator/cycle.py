@@ -32,6 +32,7 @@ from gpulane_operator.runtime import Runtime
 from gpulane_operator.snapshot import Lost, build
 
 log = logging.getLogger(__name__)
+POSITION_WINDOW_S = 5.0  # a change of queue position alone is written at most this often per job
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +185,9 @@ async def _place(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
 
 
 def _retry_later(rt: Runtime, rec: JobRecord, message: str) -> None:
-    """A placement whose outcome is unknown: the job says so, and being a waiting job (Scheduled=False)
-    it gets a kopf daemon that holds the scheduling loop for resyncs until it is placed."""
-    rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.QUEUED, message, rt.clock()))
+    """A placement whose outcome is unknown: the job says so, and with that reason it gets a kopf daemon
+    that holds the scheduling loop for resyncs (its assumption may have to expire first)."""
+    rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.RETRYING, message, rt.clock()))
 
 
 async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
@@ -252,6 +253,11 @@ async def _invalid(rt: Runtime, rec: JobRecord) -> None:
 
 async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:
     now = rt.clock()
-    rt.status.put(rec.namespace, rec.name, statuses.pending(rec, reason, message, now, position))
+    body = statuses.pending(rec, reason, message, now, position)
+    if rec.scheduled_reason == reason.value and rec.scheduled_message == message:
+        # Only the queue position moved: in a burst it moves every cycle, and it is advice.
+        rt.status.put(rec.namespace, rec.name, body, window_s=POSITION_WINDOW_S)
+    else:
+        rt.status.put(rec.namespace, rec.name, body)
     if reason is Reason.UNSCHEDULABLE and rec.scheduled_reason != reason.value:
         rt.events.post(ref(rec), reason.value, message, now, warning=True)

@@ -96,12 +96,17 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 def _is_waiting(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
-    """Pending with a Scheduled=False condition: a cycle has looked at it and it had to wait. A new job
-    (no conditions) has no daemon, so kopf adds no finalizer to it (two PATCHes and their watch events)."""
+    """Pending with Scheduled=False for a reason other than Queued: unschedulable, preempting, evicted,
+    or retrying a failed placement. Those may need a resync; a new job (no conditions) and a Queued one
+    (waiting for capacity, its turn, or the device plugin) are moved on by pod and node watch events, so
+    they get no daemon and kopf adds no finalizer to them (two PATCHes and their watch events)."""
     phase = status.get("phase") or Phase.PENDING.value
     if phase != Phase.PENDING.value or meta.get("deletionTimestamp"):
         return False
-    return any(c.get("type") == "Scheduled" and c.get("status") == "False" for c in status.get("conditions") or ())
+    return any(
+        c.get("type") == "Scheduled" and c.get("status") == "False" and c.get("reason") != Reason.QUEUED.value
+        for c in status.get("conditions") or ()
+    )
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_is_waiting, cancellation_timeout=1.0)
@@ -117,16 +122,16 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     rt: Runtime = memo["runtime"]
     rec = parse_job(body)
     _seen_event(rt)
+    pod = indexes.lookup(kwargs, "pod_index", rec.id)
     if type == "DELETED":
-        _job_gone(rt, rec)
+        _job_gone(rt, rec, pod is not None)
         return
     rt.seen.setdefault(rec.id, rt.clock())
     if rec.pending or rec.deleting:
         rt.poke()
     _refresh_counts(rt, kwargs)
-    pod = indexes.lookup(kwargs, "pod_index", rec.id)
     if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.deleting:
-        _job_gone(rt, rec)  # another finalizer holds the job: its pod need not wait for that
+        _job_gone(rt, rec, True)  # another finalizer holds the job: its pod need not wait for that
         return
     _apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
 
@@ -136,11 +141,16 @@ def _seen_event(rt: Runtime) -> None:
         rt.runner.seen_event()
 
 
-def _job_gone(rt: Runtime, rec: JobRecord) -> None:
+def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool) -> None:
     """The job is deleted: its pod goes, so its lane is freed. A failed delete is retried by the orphan
-    cleanup (each cycle, and each pod event of a pod without a job), and on a restart by the pod listing."""
+    cleanup (each cycle, and each pod event of a pod without a job), and on a restart by the pod listing;
+    so is a pod whose create was still in flight (no pod in the index: no DELETE call now)."""
     rt.waiting.pop(rec.id, None)
     rt.seen.pop(rec.id, None)
+    rt.status.discard(rec.id)  # a write still queued would only meet a 404
+    rt.poke()
+    if not has_pod:
+        return
     # The assumption stays until the watch shows the pod (or it expires): a create still in flight
     # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
     rt.mark_deleting(rec.id, Reason.POD_DELETED)

@@ -52,13 +52,16 @@ class StatusWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def put(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def put(self, namespace: str, name: str, body: dict[str, Any], window_s: float | None = None) -> None:
+        """Queue ``body``; it is written within ``window_s`` (default: the writer's), or sooner when an
+        earlier change of the same job is due sooner."""
         job = job_id(namespace, name)
+        due = self._clock() + (self._window_s if window_s is None else window_s)
         known = self._queued.get(job)
         if known is None:
-            self._queued[job] = (self._clock() + self._window_s, body)
+            self._queued[job] = (due, body)
         else:
-            self._queued[job] = (known[0], compose(known[1], body))
+            self._queued[job] = (min(known[0], due), compose(known[1], body))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="gpulane status writer")
         self._wake.set()
@@ -70,6 +73,10 @@ class StatusWriter:
         if queued is None:
             return writing
         return queued[1] if writing is None else compose(writing, queued[1])
+
+    def discard(self, job: JobId) -> None:
+        """Forget queued changes of a job that is gone."""
+        self._queued.pop(job, None)
 
     def jobs(self) -> set[JobId]:
         return set(self._queued) | set(self._writing)

@@ -129,3 +129,31 @@ async def test_cycles_run_after_watch_events_without_holders_and_stop_when_event
     await asyncio.sleep(0.05)
     assert len(ran) == 2  # the poke that waited runs once the watch is live again
     await runner.stop()
+
+
+async def test_a_position_only_change_waits_longer_but_a_real_change_is_not_held_back_by_it() -> None:
+    now = [0.0]
+    api = FakeKubeApi()
+    writer = StatusWriter(api, asyncio.Semaphore(4), window_s=0.05, clock=lambda: now[0])
+    rec = parse_job(job_body("a"))
+    writer.put("ns", "a", statuses.pending(rec, Reason.QUEUED, "wait", 0.0, 3), window_s=10.0)
+    await asyncio.sleep(0.1)
+    assert api.patches == []  # due at 10 s on the writer's clock
+    writer.put("ns", "a", statuses.scheduled(rec, A, 0.0))  # due at 0.05 s, not 10 s
+    now[0] = 1.0
+    await asyncio.sleep(0.1)
+    assert [p["status"]["phase"] for _, _, p in api.patches] == ["Scheduled"]
+    await writer.close()
+
+
+def test_only_jobs_that_may_need_a_resync_get_a_daemon() -> None:
+    from gpulane_operator.handlers import _is_waiting
+
+    def waiting(reason: str | None, phase: str = "Pending") -> bool:
+        conditions = [] if reason is None else [{"type": "Scheduled", "status": "False", "reason": reason}]
+        return _is_waiting({"phase": phase, "conditions": conditions}, {})  # type: ignore[arg-type]
+
+    assert not waiting(None)  # a new job: its own watch event pokes the loop
+    assert not waiting("Queued")  # moved on by the pod and node events that end the wait
+    assert waiting("Unschedulable") and waiting("Retrying") and waiting("Preempted")
+    assert not waiting("Unschedulable", phase="Scheduled")
