@@ -158,7 +158,8 @@ async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
         body = statuses.failed(rec, item.reason, item.message, now)
     else:
         body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)
-    rt.status.put(rec.namespace, rec.name, body)
+    # Written at once: after a crash no watch event would tell a restarted operator the pod was deleted.
+    rt.status.put(rec.namespace, rec.name, body, window_s=0.0)
     rt.events.post(ref(rec), item.reason.value, item.message, now, warning=True)
 
 
@@ -169,7 +170,7 @@ async def _preempt(rt: Runtime, p: Preemption, views: Views) -> None:
     now = rt.clock()
     if victim is not None:
         body = statuses.pending(victim, Reason.PREEMPTED, f"preempted: {p.reason}", now, preempted=True)
-        rt.status.put(victim.namespace, victim.name, body)
+        rt.status.put(victim.namespace, victim.name, body, window_s=0.0)  # as in _lose: its pod is gone
         rt.events.post(ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
     preemptor = views.jobs.get(p.for_job)
     if preemptor is not None:

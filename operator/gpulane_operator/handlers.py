@@ -203,8 +203,9 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
 def _apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
     if patch is None:
         return
-    rt.status.put(rec.namespace, rec.name, patch)
     phase = patch["status"].get("phase")
+    # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
+    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if phase == Phase.PENDING.value else None)
     now = rt.clock()
     if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
         rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))

@@ -65,8 +65,12 @@ class CycleRunner:
         self.holders = 0
 
     def seen_event(self) -> None:
-        """A watch event arrived: this replica is watching, so it may schedule for ``live_s`` more."""
-        self._live_until = asyncio.get_running_loop().time() + self._live_s
+        """A watch event arrived: this replica is watching, so it may schedule for ``live_s`` more. Events
+        during the peering handover count until ``live_s`` after it: the jobs listed at start must get their
+        first cycle even when no further event comes (kopf starts a peered replica paused, so these events
+        mean it was let through)."""
+        now = asyncio.get_running_loop().time()
+        self._live_until = max(now, self._not_before) + self._live_s
         self._start()
 
     def poke(self) -> None:

@@ -157,3 +157,20 @@ def test_only_jobs_that_may_need_a_resync_get_a_daemon() -> None:
     assert not waiting("Queued")  # moved on by the pod and node events that end the wait
     assert waiting("Unschedulable") and waiting("Retrying") and waiting("Preempted")
     assert not waiting("Unschedulable", phase="Scheduled")
+
+
+async def test_jobs_listed_during_the_handover_get_their_cycle_after_it() -> None:
+    ran: list[int] = []
+
+    async def cycle() -> None:
+        ran.append(1)
+
+    start = asyncio.get_running_loop().time()
+    runner = CycleRunner(cycle, debounce_s=0.0, resync_s=10.0, not_before=start + 0.2, live_s=0.05)
+    runner.seen_event()  # kopf's initial listing, then nothing more
+    runner.poke()
+    await asyncio.sleep(0.1)
+    assert ran == []  # still in the handover
+    await asyncio.sleep(0.2)
+    assert ran == [1]
+    await runner.stop()
