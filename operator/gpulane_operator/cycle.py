@@ -32,7 +32,9 @@ from gpulane_operator.runtime import Runtime
 from gpulane_operator.snapshot import Lost, build
 
 log = logging.getLogger(__name__)
-POSITION_WINDOW_S = 5.0  # a change of queue position alone is written at most this often per job
+# A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
+# most such waits end sooner, and their Queued status would be one more write per job.
+QUEUED_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,9 +257,9 @@ async def _invalid(rt: Runtime, rec: JobRecord) -> None:
 async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:
     now = rt.clock()
     body = statuses.pending(rec, reason, message, now, position)
-    if rec.scheduled_reason == reason.value and rec.scheduled_message == message:
-        # Only the queue position moved: in a burst it moves every cycle, and it is advice.
-        rt.status.put(rec.namespace, rec.name, body, window_s=POSITION_WINDOW_S)
+    moved_only = rec.scheduled_reason == reason.value and rec.scheduled_message == message
+    if reason is Reason.QUEUED or moved_only:
+        rt.status.put(rec.namespace, rec.name, body, window_s=QUEUED_WINDOW_S)
     else:
         rt.status.put(rec.namespace, rec.name, body)
     if reason is Reason.UNSCHEDULABLE and rec.scheduled_reason != reason.value:
