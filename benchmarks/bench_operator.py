@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gpulane_dev import binaries, crds, fakenodes
+from gpulane_dev import apirequests, binaries, crds, fakenodes
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client, watch
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "gpulane.dev/bench-pool"
+SETTLE_S = 3.0  # requests are counted until this long after the last bind (status writes that trail it)
 
 
 def _job(name: str) -> dict[str, Any]:
@@ -45,7 +46,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path) -> dict[str, float]:
+def measure(
+    plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path
+) -> tuple[dict[str, float], dict[apirequests.RequestKey, float]]:
     api = api_client(plane.kubeconfig)
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
@@ -84,6 +87,7 @@ def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path
                 custom.create_namespaced_custom_object("gpulane.dev", "v1alpha1", "bench", "gpusharejobs", _job(name))
                 created[name] = time.monotonic()
 
+            before = apirequests.scrape(plane)  # after node setup and operator startup
             start = time.monotonic()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(create, range(jobs)))
@@ -91,6 +95,8 @@ def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path
                 raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'operator.log'}")
             end = max(bound.values())
             cpu_s = _cpu_seconds(operator.pid)
+            time.sleep(SETTLE_S)
+            requests = apirequests.delta(before, apirequests.scrape(plane))
         finally:
             stream.stop()
             operator.terminate()
@@ -103,7 +109,7 @@ def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path
         "rate": jobs / (end - start),
         "wall": end - start,
         "cpu": cpu_s,
-    }
+    }, requests
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -120,7 +126,9 @@ def run(quick: bool) -> str:
         with ControlPlane.start(options) as plane:
             api = api_client(plane.kubeconfig)
             crds.install_directory(api, ROOT / "crds")
-            r = measure(plane, jobs, nodes, gpus, workdir)
+            r, requests = measure(plane, jobs, nodes, gpus, workdir)
+    owners = apirequests.by_owner(requests)
+    per_job = owners.get(apirequests.OPERATOR, 0.0) / jobs
     return "\n".join(
         [
             "## Operator: GPUShareJob created to pod bound",
@@ -132,11 +140,36 @@ def run(quick: bool) -> str:
             "seconds of the operator process (startup included). apiserver, etcd, kwok, client and operator share",
             f"one machine ({os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at the end).",
             "",
-            "| jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | operator CPU (s) |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['rate']:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} |",
+            "| jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | operator CPU (s) | operator API requests/job |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['rate']:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
+            *_request_table(requests, jobs),
         ]
     )
+
+
+def _request_table(requests: dict[apirequests.RequestKey, float], jobs: int) -> list[str]:
+    total = sum(requests.values())
+    lines = [
+        "",
+        "### apiserver requests per job",
+        "",
+        f"From the apiserver's own `apiserver_request_total`, scraped after operator startup and {SETTLE_S:.0f} s after",
+        "the last bind; divided by the number of jobs. The counter has no client label, so rows are attributed by",
+        "who makes such requests here: the operator's column sums its writes and reads (pods, bindings, job",
+        "status and kopf's patches, Events); the bench client's own job creates and kwok's pod-status and",
+        "node/lease writes are listed but not counted for the operator; LIST/WATCH are every client's and a",
+        "watch is counted only when it ends.",
+        "",
+        "| verb resource | attributed to | requests | per job |",
+        "|---|---|---|---|",
+    ]
+    rows = sorted(requests.items(), key=lambda kv: (apirequests.attribute(kv[0]), -kv[1], kv[0]))
+    lines += [f"| {k.describe()} | {apirequests.attribute(k)} | {n:.0f} | {n / jobs:.2f} |" for k, n in rows]
+    for owner, n in sorted(apirequests.by_owner(requests).items()):
+        lines.append(f"| **all** | {owner} | {n:.0f} | {n / jobs:.2f} |")
+    lines.append(f"| **all** | everyone | {total:.0f} | {total / jobs:.2f} |")
+    return lines
 
 
 if __name__ == "__main__":

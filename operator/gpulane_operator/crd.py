@@ -32,6 +32,7 @@ class Reason(enum.Enum):
     """Reasons of the Scheduled/Ready/Completed conditions (also used as Event reasons)."""
 
     QUEUED = "Queued"
+    RETRYING = "Retrying"  # a placement's API call failed; the job is tried again
     UNSCHEDULABLE = "Unschedulable"
     INVALID = "InvalidSpec"
     PLACED = "Placed"

@@ -3,6 +3,8 @@
 Order of effects for a placement, chosen so a crash at any point is recoverable: remember the
 assumption, create the pod carrying its assignment (the durable record), bind it, then write the
 job's status. A restart finds the pod, counts its lane, and finishes binding and status.
+Status writes and Events are queued (rt.status coalesces a job's writes within a second, rt.events
+posts rate-limited), so a placement costs a pod create, a Binding, one status write and one Event.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Reason, split_job_id
 from gpulane_operator.decide import job_counts, live_assignments, lost_to_handle, plan, prepare
 from gpulane_operator.inventory import NodeInventory
-from gpulane_operator.k8s import binding, events, pods, status
+from gpulane_operator.k8s import binding, pods
 from gpulane_operator.k8s.api import ApiError
 from gpulane_operator.k8s.events import JobRef
 from gpulane_operator.podspec import build_pod, same_assignment
@@ -30,6 +32,9 @@ from gpulane_operator.runtime import Runtime
 from gpulane_operator.snapshot import Lost, build
 
 log = logging.getLogger(__name__)
+# A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
+# most such waits end sooner, and their Queued status would be one more write per job.
+QUEUED_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +160,9 @@ async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
         body = statuses.failed(rec, item.reason, item.message, now)
     else:
         body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)
-    await status.patch(rt.api, rec.namespace, rec.name, body)
-    await events.post(rt.api, ref(rec), item.reason.value, item.message, now, warning=True)
+    # Written at once: after a crash no watch event would tell a restarted operator the pod was deleted.
+    rt.status.put(rec.namespace, rec.name, body, window_s=0.0)
+    rt.events.post(ref(rec), item.reason.value, item.message, now, warning=True)
 
 
 async def _preempt(rt: Runtime, p: Preemption, views: Views) -> None:
@@ -166,14 +172,28 @@ async def _preempt(rt: Runtime, p: Preemption, views: Views) -> None:
     now = rt.clock()
     if victim is not None:
         body = statuses.pending(victim, Reason.PREEMPTED, f"preempted: {p.reason}", now, preempted=True)
-        await status.patch(rt.api, victim.namespace, victim.name, body)
-        await events.post(rt.api, ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
+        rt.status.put(victim.namespace, victim.name, body, window_s=0.0)  # as in _lose: its pod is gone
+        rt.events.post(ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
     preemptor = views.jobs.get(p.for_job)
     if preemptor is not None:
-        await events.post(rt.api, ref(preemptor), Reason.PREEMPTING.value, f"preempting {p.victim}: {p.reason}", now)
+        rt.events.post(ref(preemptor), Reason.PREEMPTING.value, f"preempting {p.victim}: {p.reason}", now)
 
 
 async def _place(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
+    try:
+        await _create_and_bind(rt, rec, a)
+    except (ApiError, OSError) as exc:
+        _retry_later(rt, rec, f"placing the job failed ({exc}); it is tried again")
+        raise
+
+
+def _retry_later(rt: Runtime, rec: JobRecord, message: str) -> None:
+    """A placement whose outcome is unknown: the job says so, and with that reason it gets a kopf daemon
+    that holds the scheduling loop for resyncs (its assumption may have to expire first)."""
+    rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.RETRYING, message, rt.clock()))
+
+
+async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
     try:
         pod, created = await pods.create_or_adopt(rt.api, build_pod(rec, a))
     except ApiError as exc:
@@ -181,8 +201,8 @@ async def _place(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
             rt.assumed.pop(rec.id, None)
             rt.metrics.placements.labels(result="error").inc()
             message = f"the pod cannot be created: {exc.message}"
-            await status.patch(rt.api, rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, rt.clock()))
-            await events.post(rt.api, ref(rec), Reason.FAILED.value, message, rt.clock(), warning=True)
+            rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, rt.clock()))
+            rt.events.post(ref(rec), Reason.FAILED.value, message, rt.clock(), warning=True)
             return
         raise  # outcome unknown: keep the assumption until the watch shows the pod or it expires
     existing = parse_pod(pod)
@@ -208,11 +228,11 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_nod
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
     body = statuses.scheduled(rec, a, now)
-    await status.patch(rt.api, rec.namespace, rec.name, body)
+    rt.status.put(rec.namespace, rec.name, body)
     rt.reported[rec.id] = now
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
-    await events.post(rt.api, ref(rec), Reason.PLACED.value, body["status"]["message"], now)
+    rt.events.post(ref(rec), Reason.PLACED.value, body["status"]["message"], now)
 
 
 async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
@@ -221,17 +241,26 @@ async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
         return
     if rec.id in rt.reported and pod.bound_node:
         return  # this process already wrote Scheduled; the job watch has not shown it yet
-    await _bind_and_report(rt, rec, pod.assignment, pod.bound_node)
+    try:
+        await _bind_and_report(rt, rec, pod.assignment, pod.bound_node)
+    except (ApiError, OSError) as exc:
+        _retry_later(rt, rec, f"binding its pod failed ({exc}); it is tried again")
+        raise
 
 
 async def _invalid(rt: Runtime, rec: JobRecord) -> None:
     now = rt.clock()
-    await status.patch(rt.api, rec.namespace, rec.name, statuses.failed(rec, Reason.INVALID, rec.error, now))
-    await events.post(rt.api, ref(rec), Reason.INVALID.value, rec.error, now, warning=True)
+    rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.INVALID, rec.error, now))
+    rt.events.post(ref(rec), Reason.INVALID.value, rec.error, now, warning=True)
 
 
 async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:
     now = rt.clock()
-    await status.patch(rt.api, rec.namespace, rec.name, statuses.pending(rec, reason, message, now, position))
+    body = statuses.pending(rec, reason, message, now, position)
+    moved_only = rec.scheduled_reason == reason.value and rec.scheduled_message == message
+    if reason is Reason.QUEUED or moved_only:
+        rt.status.put(rec.namespace, rec.name, body, window_s=QUEUED_WINDOW_S)
+    else:
+        rt.status.put(rec.namespace, rec.name, body)
     if reason is Reason.UNSCHEDULABLE and rec.scheduled_reason != reason.value:
-        await events.post(rt.api, ref(rec), reason.value, message, now, warning=True)
+        rt.events.post(ref(rec), reason.value, message, now, warning=True)

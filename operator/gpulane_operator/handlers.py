@@ -2,8 +2,11 @@
 
 Run with ``gpulane operator`` (which loads settings and calls kopf) or ``kopf run -m
 gpulane_operator.handlers`` (settings then come from the environment and GPULANE_OPERATOR_CONFIG).
-The scheduling loop runs while some pending job's daemon holds it; kopf stops those daemons when
-peering pauses this replica, so only the active replica schedules.
+Only watch-event handlers (``on.event``) and indexes see jobs, pods and nodes, so kopf keeps no
+per-object state on the hot path: no finalizer, no progress or diff-base annotations, no Events of its
+own. A new job's watch event pokes the scheduling loop; only a job that had to wait (its status says
+why) gets a kopf daemon, which holds the loop for resyncs and which kopf stops when peering pauses
+this replica (see runtime.CycleRunner). A deleted job's DELETED event deletes its pod.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from gpulane_operator.assignment import parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
 from gpulane_operator.decide import job_counts
 from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index
-from gpulane_operator.k8s import events, pods, status
+from gpulane_operator.k8s import pods
 from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
@@ -44,10 +47,13 @@ def _settings(memo: Any) -> OperatorSettings:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     config = _settings(memo)
+    # There are no change-detecting handlers (on.create/update/delete/resume), so kopf writes neither
+    # progress nor diff-base; annotations (not status) keep it that way should one ever be added.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
+    settings.posting.enabled = False  # kopf's own Events for log lines: one POST per warning, on the hot path
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -60,7 +66,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     handover = 0.0 if config.peering.standalone else config.peering.handover_s
     not_before = asyncio.get_running_loop().time() + handover
     def views_now() -> cycle.Views:
-        return indexes.views(live, rt.selector)
+        v = indexes.views(live, rt.selector)
+        return cycle.Views(rt.current_jobs(v.jobs), v.pods, v.inventory, v.nodes)
 
     rt.runner = CycleRunner(lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before)
     rt.sweep = lambda: cycle.sweep_losses(rt, views_now())
@@ -83,15 +90,26 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rt.runner is not None:
         await rt.runner.stop()
     await rt.drain()
+    await rt.status.close()
+    await rt.events.close()
     await rt.api.close()
 
 
-def _is_queued(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+def _is_waiting(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """Pending with Scheduled=False for a reason other than Queued: unschedulable, preempting, evicted,
+    or retrying a failed placement. Those may need a resync; a new job (no conditions) and a Queued one
+    (waiting for capacity, its turn, or the device plugin) are moved on by pod and node watch events, so
+    they get no daemon and kopf adds no finalizer to them (two PATCHes and their watch events)."""
     phase = status.get("phase") or Phase.PENDING.value
-    return phase == Phase.PENDING.value and not meta.get("deletionTimestamp")
+    if phase != Phase.PENDING.value or meta.get("deletionTimestamp"):
+        return False
+    return any(
+        c.get("type") == "Scheduled" and c.get("status") == "False" and c.get("reason") != Reason.QUEUED.value
+        for c in status.get("conditions") or ()
+    )
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, when=_is_queued, cancellation_timeout=1.0)
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_is_waiting, cancellation_timeout=1.0)
 async def queued(stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     """Holds the scheduling loop while this job waits; kopf stops it once the job leaves the queue."""
     rt: Runtime = memo["runtime"]
@@ -103,17 +121,49 @@ async def queued(stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None
 async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     rt: Runtime = memo["runtime"]
     rec = parse_job(body)
+    _seen_event(rt)
+    pod = indexes.lookup(kwargs, "pod_index", rec.id)
     if type == "DELETED":
-        rt.waiting.pop(rec.id, None)
-        rt.seen.pop(rec.id, None)
-        rt.poke()
+        _job_gone(rt, rec, pod is not None)
         return
     rt.seen.setdefault(rec.id, rt.clock())
     if rec.pending or rec.deleting:
         rt.poke()
     _refresh_counts(rt, kwargs)
-    pod = indexes.lookup(kwargs, "pod_index", rec.id)
-    await _apply_sync(rt, rec, lifecycle.sync(rec, pod, rt.clock()))
+    if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.deleting:
+        _job_gone(rt, rec, True)  # another finalizer holds the job: its pod need not wait for that
+        return
+    _apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
+
+
+def _seen_event(rt: Runtime) -> None:
+    if rt.runner is not None:
+        rt.runner.seen_event()
+
+
+def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool) -> None:
+    """The job is deleted: its pod goes, so its lane is freed. A failed delete is retried by the orphan
+    cleanup (each cycle, and each pod event of a pod without a job), and on a restart by the pod listing;
+    so is a pod whose create was still in flight (no pod in the index: no DELETE call now)."""
+    rt.waiting.pop(rec.id, None)
+    rt.seen.pop(rec.id, None)
+    rt.status.discard(rec.id)  # a write still queued would only meet a 404
+    rt.poke()
+    if not has_pod:
+        return
+    # The assumption stays until the watch shows the pod (or it expires): a create still in flight
+    # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
+    rt.mark_deleting(rec.id, Reason.POD_DELETED)
+    rt.spawn(set(), _delete_pod(rt, rec))
+
+
+async def _delete_pod(rt: Runtime, rec: JobRecord) -> None:
+    try:
+        async with rt.limit:
+            await pods.delete_if_present(rt.api, rec.namespace, pod_name(rec.name))
+    except ApiError as exc:
+        logging.getLogger(__name__).warning("pod of deleted job %s not deleted yet (%s): the orphan cleanup retries",
+                                            rec.id, exc)  # fmt: skip
 
 
 def _refresh_counts(rt: Runtime, kwargs: dict[str, Any]) -> None:
@@ -125,26 +175,11 @@ def _refresh_counts(rt: Runtime, kwargs: dict[str, Any]) -> None:
     rt.metrics.observe_counts(*job_counts(indexes.jobs_of(kwargs)))
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The finalizer: the job's pod goes, so its lane is freed; nothing stays allocated."""
-    rt: Runtime = memo["runtime"]
-    rec = parse_job(body)
-    # The assumption stays until the watch shows the pod (or it expires): a create still in flight
-    # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
-    rt.waiting.pop(rec.id, None)
-    rt.mark_deleting(rec.id, Reason.POD_DELETED)
-    try:
-        await pods.delete_if_present(rt.api, rec.namespace, pod_name(rec.name))
-    except ApiError as exc:
-        raise kopf.TemporaryError(f"pod of {rec.id} not deleted yet: {exc}", delay=2) from exc
-    rt.poke()
-
-
 @kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER, LABEL_JOB: kopf.PRESENT})
 async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     rt: Runtime = memo["runtime"]
     pod = parse_pod(body)
+    _seen_event(rt)
     rt.poke()
     if pod is None:
         return
@@ -160,26 +195,24 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     if type == "DELETED":
         if rt.deleting.pop(pod.job, None) is not None:
             return  # the operator deleted it and has already re-queued or failed the job
-        await _apply_sync(rt, rec, lifecycle.after_pod_gone(rec, rt.clock()))
+        _apply_sync(rt, rec, lifecycle.after_pod_gone(rt.current(rec), rt.clock()))
         return
-    await _apply_sync(rt, rec, lifecycle.sync(rec, pod, rt.clock()))
+    _apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
 
 
-async def _apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
+def _apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
     if patch is None:
         return
-    try:
-        await status.patch(rt.api, rec.namespace, rec.name, patch)
-    except ApiError as exc:
-        raise kopf.TemporaryError(f"status of {rec.id} not updated: {exc}", delay=1) from exc
     phase = patch["status"].get("phase")
+    # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
+    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if phase == Phase.PENDING.value else None)
     now = rt.clock()
     if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
         rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
         reason = Reason.SUCCEEDED if phase == Phase.SUCCEEDED.value else Reason.FAILED
-        await events.post(rt.api, cycle.ref(rec), reason.value, patch["status"]["message"], now)
+        rt.events.post(cycle.ref(rec), reason.value, patch["status"]["message"], now)
     elif phase == Phase.PENDING.value:
-        await events.post(rt.api, cycle.ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
+        rt.events.post(cycle.ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
 
 
 @kopf.on.event("", "v1", "nodes")
@@ -193,6 +226,7 @@ async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
 
 
 async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
+    _seen_event(rt)
     inventory = indexes.inventory(kwargs, rt.selector)
     if inventory == rt.last_inventory:
         return  # a heartbeat: nothing placement-relevant changed

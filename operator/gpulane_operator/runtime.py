@@ -19,13 +19,17 @@ from typing import Any
 from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
 
-from gpulane_operator.crd import Reason
+from gpulane_operator.crd import JobRecord, Reason
 from gpulane_operator.inventory import parse_selector
 from gpulane_operator.k8s.api import KubeApi
+from gpulane_operator.k8s.events import EventPoster
+from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.settings import OperatorSettings
+from gpulane_operator.statuses import overlay
 
 log = logging.getLogger(__name__)
+LIVE_S = 2.0  # a replica schedules new jobs this long after its last watch event (see CycleRunner)
 ASSUMED_TTL_S = 60.0  # an unconfirmed pod creation is forgotten after this (the watch shows real ones sooner)
 
 
@@ -36,45 +40,71 @@ class Assumed:
 
 
 class CycleRunner:
-    """Runs scheduling cycles one at a time while any pending job's daemon holds it.
+    """Runs scheduling cycles one at a time, after watch events, and every ``resync_s`` while held.
 
-    Daemons of pending jobs call :meth:`hold`; kopf stops those daemons when the job is placed or when
-    peering pauses this replica, so cycles run exactly while this replica may schedule and has work.
-    The cycle runs in its own task: a daemon being stopped never cancels a cycle halfway.
+    Jobs that had to wait (their status says why) have a kopf daemon that calls :meth:`hold`; kopf stops
+    those daemons when the job is placed or when peering pauses this replica. A new job needs no daemon:
+    its watch event pokes the loop, which runs while held or for ``live_s`` after the last watch event.
+    A paused replica gets no watch events (kopf closes its streams) and no daemons, so it stops within
+    ``live_s``, less than the peering handover a new active replica waits. The cycle runs in its own
+    task: a daemon being stopped never cancels a cycle halfway.
     """
 
     def __init__(
-        self, cycle: Callable[[], Awaitable[None]], debounce_s: float, resync_s: float, not_before: float = 0.0
-    ) -> None:
+        self, cycle: Callable[[], Awaitable[None]], debounce_s: float, resync_s: float, not_before: float = 0.0,
+        live_s: float = LIVE_S,
+    ) -> None:  # fmt: skip
         self._cycle = cycle
         self._not_before = not_before  # loop.time() before which no cycle starts (peering handover)
         self._debounce_s = debounce_s
         self._resync_s = resync_s
+        self._live_s = live_s
+        self._live_until = 0.0  # loop.time() until which a poke runs a cycle without any holder
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holders = 0
 
+    def seen_event(self) -> None:
+        """A watch event arrived: this replica is watching, so it may schedule for ``live_s`` more. Events
+        during the peering handover count until ``live_s`` after it: the jobs listed at start must get their
+        first cycle even when no further event comes (kopf starts a peered replica paused, so these events
+        mean it was let through)."""
+        now = asyncio.get_running_loop().time()
+        self._live_until = max(now, self._not_before) + self._live_s
+        self._start()
+
     def poke(self) -> None:
         self._wake.set()
+
+    def _active(self) -> bool:
+        return self.holders > 0 or asyncio.get_running_loop().time() < self._live_until
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="gpulane scheduling loop")
 
     async def hold(self, stopped: Any) -> None:
         self.holders += 1
         self.poke()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop(), name="gpulane scheduling loop")
+        self._start()
         try:
             await stopped.wait()
         finally:
             self.holders -= 1
 
     async def _loop(self) -> None:
-        while self.holders > 0:
+        loop = asyncio.get_running_loop()
+        while self._active():
+            timeout = self._resync_s if self.holders > 0 else max(0.01, self._live_until - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._resync_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            if not self._wake.is_set():
+                if self.holders > 0:
+                    self._wake.set()  # a resync: waiting jobs are looked at again
+                continue
             self._wake.clear()
-            loop = asyncio.get_running_loop()
             await asyncio.sleep(max(self._debounce_s, self._not_before - loop.time()))
-            if self.holders <= 0:
+            if not self._active():
                 break
             try:
                 await self._cycle()
@@ -111,10 +141,26 @@ class Runtime:
     # A NotReady node sends no more watch events: a loss sweep is scheduled for when its grace ends.
     sweep: Callable[[], Coroutine[Any, Any, None]] | None = None
     wakeups: dict[NodeName, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
+    status: StatusWriter = field(init=False)  # every job status write goes through it (coalesced)
+    events: EventPoster = field(init=False)  # every Event goes through it (rate-limited)
 
     def __post_init__(self) -> None:
         self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
         self.selector = parse_selector(self.settings.scope.node_selector)
+        self.status = StatusWriter(self.api, self.limit)
+        self.events = EventPoster(self.api)
+
+    def current(self, rec: JobRecord) -> JobRecord:
+        """``rec`` with the status this process has decided but not yet seen written."""
+        body = self.status.pending(rec.id)
+        return rec if body is None else overlay(rec, body)
+
+    def current_jobs(self, jobs: Mapping[JobId, JobRecord]) -> dict[JobId, JobRecord]:
+        out = dict(jobs)
+        for job in self.status.jobs():
+            if job in out:
+                out[job] = self.current(out[job])
+        return out
 
     def spawn(self, jobs: set[JobId], work: Coroutine[Any, Any, None]) -> None:
         """Run a cycle's API actions in the background: the next cycle need not wait for them,
@@ -133,9 +179,11 @@ class Runtime:
         task.add_done_callback(finished)
 
     async def drain(self) -> None:
-        """Wait for every background action (tests, shutdown)."""
+        """Wait for every background action, then write queued statuses and Events now (tests, shutdown)."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self.status.flush()
+        await self.events.flush()
 
     def assume(self, job: JobId, assignment: Assignment) -> None:
         self.assumed[job] = Assumed(assignment, self.clock())

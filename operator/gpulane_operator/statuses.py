@@ -6,13 +6,23 @@ show a phase, a reason and a message that agree.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gpulane_core.podcontract import Assignment
 from gpulane_core.quantity import format_mib
 
 from gpulane_operator.assignment import pod_name
-from gpulane_operator.crd import JobRecord, Phase, Reason, format_time, make_condition, merge_conditions
+from gpulane_operator.crd import (
+    JobRecord,
+    Phase,
+    Reason,
+    condition,
+    format_time,
+    make_condition,
+    merge_conditions,
+    parse_time,
+)
 
 SCHEDULED = "Scheduled"
 READY = "Ready"
@@ -126,3 +136,35 @@ def failed(rec: JobRecord, reason: Reason, message: str, now_s: float) -> dict[s
             ),
         }
     }
+
+
+def compose(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """One merge patch with the effect of writing ``first`` and then ``then`` (status writes coalesced).
+
+    Fields of ``then`` win (a None too: merge patch deletes the field); conditions, which a merge patch
+    replaces as a whole list, are merged by type so a condition only ``first`` wrote is kept.
+    """
+    a, b = first["status"], then["status"]
+    status = {**a, **b}
+    if "conditions" in a and "conditions" in b:
+        later = {c["type"] for c in b["conditions"]}
+        status["conditions"] = [c for c in a["conditions"] if c["type"] not in later] + list(b["conditions"])
+    return {"status": status}
+
+
+def overlay(rec: JobRecord, patch: dict[str, Any]) -> JobRecord:
+    """``rec`` as it will read once ``patch`` (not yet written) is applied: decisions made meanwhile
+    must see the phase and conditions the operator has already chosen, not the older ones the watch shows."""
+    s = patch["status"]
+    conditions = tuple(s["conditions"]) if "conditions" in s else rec.conditions
+    scheduled = condition(conditions, SCHEDULED)
+    return replace(
+        rec,
+        phase=Phase(s["phase"]) if s.get("phase") else rec.phase,
+        conditions=conditions,
+        queue_position=s.get("queuePosition", rec.queue_position),
+        scheduled_reason=str(scheduled.get("reason", "")) if scheduled else "",
+        scheduled_message=str(scheduled.get("message", "")) if scheduled else "",
+        preemptions=int(s.get("preemptions", rec.preemptions) or 0),
+        queued_s=parse_time(s["queuedTime"]) if s.get("queuedTime") else rec.queued_s,
+    )

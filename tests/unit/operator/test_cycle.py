@@ -81,7 +81,10 @@ async def test_crash_between_create_and_bind_is_finished_after_restart(api: Fake
     api.fail["bind_pod"] = ApiError(500, "etcd timeout")
     await run(runtime(api), views(api, bodies))
     (pod,) = api.pods.values()
-    assert not pod["spec"].get("nodeName") and api.patches == []
+    assert not pod["spec"].get("nodeName")
+    # The job says it waits and why (so it is a waiting job, held for resyncs), nothing more.
+    (status,) = (patch["status"] for _, _, patch in api.patches)
+    assert status["phase"] == "Pending" and "500: etcd timeout" in status["message"]
     fresh = runtime(api)  # a restarted operator: nothing assumed, state only from the API
     await run(fresh, views(api, bodies))
     assert len(api.pods) == 1 and api.binds == [("ns", "a-gpulane", pod["metadata"]["annotations"]["gpulane.dev/node"])]
@@ -120,6 +123,7 @@ async def test_lost_node_requeues_its_jobs(api: FakeKubeApi) -> None:
     gone = cycle.Views(v.jobs, v.pods, {k: i for k, i in v.inventory.items() if k != node})
     rt = runtime(api)
     await cycle.sweep_losses(rt, gone)
+    await rt.drain()  # status writes and Events are queued
     assert api.pods == {} and rt.deleting[JobId("ns/a")][0].value == "NodeLost"
     assert api.deleted == [("ns", "a-gpulane", 0)]  # the Node object is gone: force, like pod GC
     assert applied_statuses(api)["a"]["phase"] == "Pending"
@@ -134,7 +138,9 @@ async def test_unhealthy_gpu_on_a_live_node_deletes_gracefully(api: FakeKubeApi)
     inv = dict(v.inventory)
     sick = inv[node].node
     inv[node] = replace(inv[node], node=replace(sick, gpus=tuple(replace(g, healthy=False) for g in sick.gpus)))
-    await cycle.sweep_losses(runtime(api), cycle.Views(v.jobs, v.pods, inv, frozenset({"n1", "n2"})))
+    rt = runtime(api)
+    await cycle.sweep_losses(rt, cycle.Views(v.jobs, v.pods, inv, frozenset({"n1", "n2"})))
+    await rt.drain()  # status writes and Events are queued
     assert api.deleted == [("ns", "a-gpulane", None)]
     assert applied_statuses(api)["a"]["conditions"][0]["reason"] == "GPULost"
 
