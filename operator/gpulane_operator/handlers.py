@@ -69,7 +69,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         v = indexes.views(live, rt.selector)
         return cycle.Views(rt.current_jobs(v.jobs), v.pods, v.inventory, v.nodes)
 
-    rt.runner = CycleRunner(lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before)
+    rt.runner = CycleRunner(
+        lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before, live_s=config.peering.live_s()
+    )
     rt.sweep = lambda: cycle.sweep_losses(rt, views_now())
     memo["runtime"] = rt
     if not config.peering.standalone:

@@ -25,11 +25,10 @@ from gpulane_operator.k8s.api import KubeApi
 from gpulane_operator.k8s.events import EventPoster
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
-from gpulane_operator.settings import OperatorSettings
+from gpulane_operator.settings import LIVE_S, OperatorSettings
 from gpulane_operator.statuses import overlay
 
 log = logging.getLogger(__name__)
-LIVE_S = 2.0  # a replica schedules new jobs this long after its last watch event (see CycleRunner)
 ASSUMED_TTL_S = 60.0  # an unconfirmed pod creation is forgotten after this (the watch shows real ones sooner)
 
 

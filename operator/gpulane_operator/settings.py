@@ -20,6 +20,9 @@ from gpulane_core.settings import SettingsError
 
 from gpulane_operator.inventory import SelectorError, parse_selector
 
+LIVE_S = 2.0  # a standalone replica schedules new jobs this long after its last watch event
+MIN_HANDOVER_S = 0.5  # with peering (see PeeringSettings.live_s)
+
 COMPONENT = "operator"
 ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_OPERATOR_CONFIG
 NODE_LOSS_ACTIONS = ("reschedule", "fail")
@@ -58,6 +61,12 @@ class PeeringSettings:
     priority: int = 0
     handover_s: float = 3.0  # with peering: wait this long after start before the first cycle
 
+    def live_s(self) -> float:
+        """How long after its last watch event a replica keeps scheduling new jobs (runtime.CycleRunner).
+        With peering it is under half the handover: a replica that peering paused (kopf closes its watch
+        streams) has stopped before a replica that started with it, or after it, may place anything."""
+        return LIVE_S if self.standalone else min(LIVE_S, 0.5 * self.handover_s)
+
 
 @dataclass(frozen=True, slots=True)
 class OperatorSettings:
@@ -94,6 +103,11 @@ class OperatorSettings:
             problems.append(f"scope.node_selector: {exc}")
         if self.peering.handover_s < 0:
             problems.append(f"peering.handover_s: must not be negative, got {self.peering.handover_s}")
+        elif not self.peering.standalone and self.peering.handover_s < MIN_HANDOVER_S:
+            problems.append(
+                f"peering.handover_s: must be at least {MIN_HANDOVER_S} s with peering (a paused replica stops"
+                f" scheduling within half of it), got {self.peering.handover_s}"
+            )
         if not self.peering.name:
             problems.append("peering.name: must not be empty")
         return problems

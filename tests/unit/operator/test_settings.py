@@ -27,6 +27,7 @@ def test_flag_beats_env_beats_file_beats_default() -> None:
         ("", {"GPULANE_OPERATOR_SCOPE_NODE_SELECTOR": "=x"}, "scope.node_selector"),
         ("scheduling: {node_loss_grace_s: -1}", {}, "scheduling.node_loss_grace_s: must not be negative, got -1"),
         ("", {"GPULANE_METRICS_PORT": "http"}, "metrics.port (from env GPULANE_METRICS_PORT): expected an integer"),
+        ("peering: {handover_s: 0.2}", {}, "peering.handover_s: must be at least 0.5 s with peering"),
     ],
 )
 def test_bad_settings_name_key_and_source(text: str, env: dict[str, str], needle: str) -> None:
@@ -68,3 +69,10 @@ def test_kubernetes_service_link_variables_are_ignored() -> None:
     # a Service named <release>-gpulane-operator-metrics injects GPULANE_OPERATOR_METRICS_SERVICE_HOST & co.
     env = {"GPULANE_OPERATOR_METRICS_SERVICE_HOST": "10.0.0.1", "GPULANE_OPERATOR_METRICS_PORT_8080_TCP": "tcp://x"}
     assert load(None, env).metrics.port == 8080
+
+
+def test_a_paused_replica_stops_scheduling_within_half_the_handover() -> None:
+    assert load("peering: {handover_s: 3.0}").peering.live_s() == 1.5
+    assert load("peering: {handover_s: 10.0}").peering.live_s() == 2.0
+    standalone = load("peering: {standalone: true, handover_s: 0}")  # no peers: the handover is moot
+    assert standalone.peering.live_s() == 2.0
