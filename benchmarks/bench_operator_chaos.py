@@ -12,10 +12,10 @@ from the pods' annotations alone (on every watch event and at the end). Any viol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from gpulane_core import podcontract as pc
-from gpulane_dev import binaries, crds, fakenodes
+from gpulane_dev import binaries, crds, fakenodes, procs
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client, watch
@@ -158,20 +158,19 @@ class PodLog:
 
 
 class Operator:
-    """One replica, in its own process group so SIGKILL takes anything it started along."""
+    """One replica in its own process group (SIGKILL takes all of it), dying with the bench if that dies."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-        argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", NAMESPACE,
-                "--node-selector", f"{POOL}=yes", "--metrics-port", "0"]  # fmt: skip
-        with log.open("ab") as out:
-            self.started = time.monotonic()
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+        argv = (sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", NAMESPACE,
+                "--node-selector", f"{POOL}=yes", "--metrics-port", "0")  # fmt: skip
+        self.started = time.monotonic()
+        self.proc = procs.start(procs.ProcessSpec("operator", argv, log, env), die_with_parent=True)
 
-    def signal(self, sig: signal.Signals) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-        self.proc.wait(timeout=30)
+    def kill9(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.stop()  # reaps it
 
 
 def _sleep_until(t: float) -> None:
@@ -190,16 +189,18 @@ def chaos(log: PodLog, kubeconfig: Path, workdir: Path, jobs: int, kills: int) -
         since = int(listed.metadata.resource_version)
         op = Operator(kubeconfig, workdir / f"operator-{k:02d}.log")
         point = "startup"
-        if k % 2 == 0:
-            _sleep_until(op.started + delay)
-        else:
-            bind = None
-            while bind is None and log.bound_count() < jobs and time.monotonic() < op.started + BIND_WAIT_S:
-                time.sleep(0.01)
-                bind = log.first_bind_after(since)
-            point = "mid-placement" if bind is not None else ("all bound" if log.bound_count() >= jobs else "no bind")
-            _sleep_until((bind if bind is not None else time.monotonic()) + delay)
-        op.signal(signal.SIGKILL)
+        try:
+            if k % 2 == 0:
+                _sleep_until(op.started + delay)
+            else:
+                bind = None
+                while bind is None and log.bound_count() < jobs and time.monotonic() < op.started + BIND_WAIT_S:
+                    time.sleep(0.01)
+                    bind = log.first_bind_after(since)
+                point = "mid-placement" if bind else ("all bound" if log.bound_count() >= jobs else "no bind")
+                _sleep_until((bind if bind is not None else time.monotonic()) + delay)
+        finally:
+            op.kill9()
         points.append(Kill(k, point, time.monotonic() - op.started, log.bound_count()))
     return points
 
@@ -213,7 +214,7 @@ def final_violations(custom: client.CustomObjectsApi, core: client.CoreV1Api, lo
     with log.lock:
         uids = {job: set(u) for job, u in log.uids.items()}
         problems += [f"pod {name} has no {pc.LABEL_JOB} label" for name in sorted(log.unlabelled)]
-        problems += [f"live: {v}" for v in sorted(log.live_violations)]
+        live = [f"live: {v}" for v in sorted(log.live_violations)]
     for name in sorted(jobs):
         if len(uids.get(name, ())) != 1:
             problems.append(f"job {name}: {len(uids.get(name, ()))} pods ever ({sorted(uids.get(name, ()))})")
@@ -221,6 +222,8 @@ def final_violations(custom: client.CustomObjectsApi, core: client.CoreV1Api, lo
         if phase != "Running":
             problems.append(f"job {name}: phase {phase}")
     problems += [f"pods of unknown job {job}" for job in sorted(set(uids) - set(jobs))]
+    with_pod = {(p.metadata.labels or {}).get(pc.LABEL_JOB) for p in pods}
+    problems += [f"job {name}: no pod now" for name in sorted(set(jobs) - with_pod)]
     on_gpu: dict[Gpu, list[Member]] = defaultdict(list)
     for pod in pods:
         job = jobs.get((pod.metadata.labels or {}).get(pc.LABEL_JOB, ""))
@@ -234,7 +237,7 @@ def final_violations(custom: client.CustomObjectsApi, core: client.CoreV1Api, lo
             on_gpu[key].append(member)
     for key, members in sorted(on_gpu.items()):
         problems += gpu_violations(members, key)
-    return problems
+    return problems + live
 
 
 def _settled(custom: client.CustomObjectsApi, core: client.CoreV1Api, jobs: int) -> bool:
@@ -245,7 +248,8 @@ def _settled(custom: client.CustomObjectsApi, core: client.CoreV1Api, jobs: int)
     return running == jobs and bound >= jobs
 
 
-def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, kills: int, workdir: Path) -> dict[str, Any]:
+def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, kills: int, workdir: Path,
+            settle_s: float) -> dict[str, Any]:  # fmt: skip
     api = api_client(plane.kubeconfig)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     names = fakenodes.create(api, fakenodes.fleet(nodes, "chaos", gpus=gpus, gpu_memory_mib=GPU_MIB))
@@ -261,30 +265,30 @@ def measure(plane: ControlPlane, jobs: int, nodes: int, gpus: int, kills: int, w
         points = chaos(log, plane.kubeconfig, workdir, jobs, kills)
         last = Operator(plane.kubeconfig, workdir / "operator-final.log")
         try:
-            deadline = time.monotonic() + 600
-            while not _settled(custom, core, jobs):
-                if time.monotonic() > deadline or last.proc.poll() is not None:
-                    tail = (workdir / "operator-final.log").read_text(errors="replace")[-3000:]
-                    raise ChaosFailed(f"not every job bound and Running after the last restart:\n{tail}")
+            deadline = time.monotonic() + settle_s
+            while not (done := _settled(custom, core, jobs)) and time.monotonic() < deadline and last.proc.alive():
                 time.sleep(0.5)
             settled = time.monotonic()
             time.sleep(2.0)  # a late cycle that would create or delete a pod shows itself in the checks
             problems = final_violations(custom, core, log)
+            if not done:  # the checks above say which jobs; the replica's last words say why
+                tail = procs.log_tail(workdir / "operator-final.log")[-1500:]
+                problems.insert(0, f"not every job bound and Running {settle_s:.0f} s after the last restart:\n{tail}")
         finally:
-            last.signal(signal.SIGTERM)
+            last.proc.stop()
         restarts = log.restarts
     return {"kills": points, "wall": settled - start, "recovery": settled - last.started,
             "problems": problems, "watch_restarts": restarts}  # fmt: skip
 
 
 def run(quick: bool) -> str:
-    jobs, nodes, gpus, kills = (60, 10, 8, 4) if quick else (500, 100, 8, 20)
+    jobs, nodes, gpus, kills, settle_s = (60, 10, 8, 4, 120.0) if quick else (500, 100, 8, 20, 600.0)
     with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp:
         workdir = Path(tmp)
         options = ControlPlaneOptions.from_binaries(binaries.locate(), workdir / "cp", with_kwok=True)
         with ControlPlane.start(options) as plane:
             crds.install_directory(api_client(plane.kubeconfig), ROOT / "crds")
-            r = measure(plane, jobs, nodes, gpus, kills, workdir)
+            r = measure(plane, jobs, nodes, gpus, kills, workdir, settle_s)
     points: list[Kill] = r["kills"]
     counts = {p: sum(1 for k in points if k.point == p) for p in dict.fromkeys(k.point for k in points)}
     problems: list[str] = r["problems"]
