@@ -1,13 +1,9 @@
-"""Operator chaos: kill -9 the operator at seeded-random points while it places jobs; nothing lost.
+"""Operator chaos (issue 12): kill -9 `gpulane operator --standalone` at seeded-random points while it places.
 
-Starts etcd + kube-apiserver + kwok (gpulane_dev.controlplane), installs crds/, creates fake GPU nodes,
-creates every GPUShareJob, then runs `gpulane operator --standalone` and SIGKILLs it `kills` times:
-even-numbered kills 0.2-3 s after exec (startup and recovery), odd ones 0-1.5 s after that replica's
-first observed bind (mid-placement). Each kill is followed by a restart; after the last one the bench
-waits until every job's pod is bound and every job is Running, then checks, from a pod watch that ran
-the whole time and from a final listing: no job ever had two pods (pod uids per job), no pod lacks its
-job, every job is Running, and on every GPU sum(persistent) + sum(lane sizes) <= GPU memory, recomputed
-from the pods' annotations alone (on every watch event and at the end). Any violation fails the run.
+Real etcd + kube-apiserver + kwok; all jobs created first; even-numbered kills 0.2-3 s after exec, odd
+ones 0-1.5 s after that replica's first bind (pod watch); a restart after each. After the last one every
+job must be bound and Running, no job may ever have had two pods, no pod may lack its job, and every GPU
+must keep sum(persistent) + sum(lane sizes) <= its memory, from pod annotations alone. Violations fail.
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from gpulane_core import podcontract as pc
 from gpulane_dev import binaries, crds, fakenodes, procs
@@ -45,9 +40,8 @@ class ChaosFailed(RuntimeError):
     """A check failed; the message is the full report section."""
 
 
-@dataclass(frozen=True, slots=True)
-class Kill:
-    index: int
+class Kill(NamedTuple):  # not a dataclass: run_all loads this module without registering it in sys.modules
+    number: int
     point: str  # "startup", "mid-placement" or why no bind was seen
     after_exec_s: float
     bound_at_kill: int
@@ -296,13 +290,11 @@ def run(quick: bool) -> str:
         [
             "## Operator chaos: kill -9 while placing",
             "",
-            f"{jobs} GPUShareJobs (1Gi persistent + 6Gi ephemeral) created, then `gpulane operator --standalone`",
-            f"SIGKILLed {len(points)} times at seeded-random points (seed {SEED}) and restarted after each: even kills",
-            "0.2-3 s after exec, odd kills 0-1.5 s after that replica's first observed bind. Real kube-apiserver + etcd +",
-            f"kwok, {nodes} fake nodes x {gpus} GPUs x 16Gi, {os.cpu_count()} cores shared by everything. Checks: every",
-            "job had exactly one pod uid over the whole run (pod watch), every pod is owned by its job and bound where",
-            "its annotations say, every job Running, and sum(persistent) + sum(lane sizes) <= GPU memory on every GPU,",
-            "recomputed from pod annotations on every watch event and at the end.",
+            f"{jobs} GPUShareJobs (1Gi + 6Gi) created, then `gpulane operator --standalone` SIGKILLed {len(points)} times",
+            f"(seed {SEED}), restarted after each: even kills 0.2-3 s after exec, odd 0-1.5 s after that replica's first bind.",
+            f"kube-apiserver + etcd + kwok, {nodes} fake nodes x {gpus} GPUs x 16Gi, {os.cpu_count()} cores shared by all. Checks:",
+            "one pod uid per job over the run (pod watch), each pod owned by its job and bound where its annotations say,",
+            "every job Running, sum(persistent) + sum(lane sizes) <= GPU memory per GPU from annotations (every event, end).",
             "",
             "| jobs | nodes x GPUs | kills | kill points | wall (s) | last restart to all Running (s) | violations |",
             "|---|---|---|---|---|---|---|",
@@ -310,7 +302,7 @@ def run(quick: bool) -> str:
             f"| {r['wall']:.1f} | {r['recovery']:.1f} | {len(problems)} |",
             "",
             "Kills (index: point, seconds after exec, pods bound so far): "
-            + "; ".join(f"{k.index}: {k.point} {k.after_exec_s:.2f} s {k.bound_at_kill}" for k in points) + ".",
+            + "; ".join(f"{k.number}: {k.point} {k.after_exec_s:.2f} s {k.bound_at_kill}" for k in points) + ".",
             f"Pod-watch restarts (resumed from the last resourceVersion): {r['watch_restarts']}.",
         ]
         + ([""] + [f"- {p}" for p in problems[:50]] if problems else [])
