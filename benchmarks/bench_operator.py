@@ -3,7 +3,8 @@
 Starts its own etcd + kube-apiserver + kwok (gpulane_dev.controlplane), installs crds/, creates fake
 GPU nodes (gpulane_dev.fakenodes), runs `gpulane operator --standalone` as a subprocess, creates the
 jobs from a thread pool and watches pods: a job's latency is from the create call's response to the
-watch event that shows its pod bound (spec.nodeName set). Jobs are sized to share GPUs.
+watch event that shows its pod bound (spec.nodeName set). Jobs are sized to share GPUs. In the same run
+and on the same nodes, kube-scheduler (default settings) then binds as many plain pods, measured alike.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from gpulane_dev import apirequests, binaries, crds, fakenodes
+from gpulane_dev import apirequests, binaries, crds, fakenodes, procs, realnodes
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
 from kubernetes import client, watch
@@ -112,6 +113,97 @@ def measure(
     }, requests
 
 
+def _plain_pod(name: str) -> dict[str, Any]:
+    """A default-scheduler pod asking for what a job would hold without lane sharing: 7Gi of GPU memory."""
+    units = str((1024 + 6144) // fakenodes.DEFAULT_MEMORY_UNIT_MIB)
+    resources = {"requests": {fakenodes.GPU_MEMORY_RESOURCE: units}, "limits": {fakenodes.GPU_MEMORY_RESOURCE: units}}
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench-pod": name}},
+        "spec": {"nodeSelector": {POOL: "yes"}, "restartPolicy": "Never",
+                 "containers": [{"name": "train", "image": "python:3.11-slim", "resources": resources}]},
+    }  # fmt: skip
+
+
+def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path) -> dict[str, float]:
+    """kube-scheduler (default settings, as the dev cluster runs it) binding plain pods on the same nodes.
+
+    Run after `measure` (its operator stopped, its pods still bound) in namespace bench-kube: the same
+    8 client threads, the same created-response-to-bound-watch-event latency and rate.
+    """
+    api = api_client(plane.kubeconfig)
+    core = client.CoreV1Api(api)
+    namespace = "bench-kube"
+    core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
+    _lift_not_ready_taint(core)
+    argv = realnodes.scheduler_argv(binaries.locate().kube_scheduler, plane)
+    scheduler = procs.start(procs.ProcessSpec("kube-scheduler", argv, workdir / "kube-scheduler.log"), die_with_parent=True)
+    created: dict[str, float] = {}
+    bound: dict[str, float] = {}
+    done = threading.Event()
+    stream = watch.Watch()  # type: ignore[no-untyped-call]
+
+    def watch_pods() -> None:
+        events = stream.stream(core.list_namespaced_pod, namespace, label_selector="bench-pod", timeout_seconds=900)  # type: ignore[no-untyped-call]
+        for event in events:
+            pod = event["object"]
+            name = pod.metadata.name
+            if name != "probe" and pod.spec.node_name and name not in bound:
+                bound[name] = time.monotonic()
+                if len(bound) == jobs:
+                    done.set()
+                    return
+
+    try:
+        # Not part of the measurement: the scheduler's startup and informer sync, shown by one bound probe pod.
+        core.create_namespaced_pod(namespace, cast(Any, _plain_pod("probe")))
+        procs.wait_until(lambda: _bound(core, namespace, "probe"),
+                         what="kube-scheduler to bind a probe pod", timeout=120, watch=[scheduler])  # fmt: skip
+        watcher = threading.Thread(target=watch_pods, daemon=True)
+        watcher.start()
+        time.sleep(0.5)  # the watch is open before the first create
+
+        def create(i: int) -> None:
+            name = f"pod-{i:04d}"
+            core.create_namespaced_pod(namespace, cast(Any, _plain_pod(name)))
+            created[name] = time.monotonic()
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(create, range(jobs)))
+        if not done.wait(timeout=600):
+            raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'kube-scheduler.log'}")
+        end = max(bound.values())
+        cpu_s = _cpu_seconds(scheduler.pid)
+    finally:
+        stream.stop()  # type: ignore[no-untyped-call]
+        scheduler.stop()
+    latencies = [max(0.0, bound[p] - created[p]) for p in created]
+    return {"p50": statistics.median(latencies), "p99": _pct(latencies, 0.99), "max": max(latencies),
+            "rate": jobs / (end - start), "wall": end - start, "cpu": cpu_s}  # fmt: skip
+
+
+def _lift_not_ready_taint(core: client.CoreV1Api) -> None:
+    """Do for the Ready kwok nodes what kube-controller-manager's node lifecycle controller would.
+
+    The apiserver taints every new node node.kubernetes.io/not-ready:NoSchedule (TaintNodesByCondition)
+    and that controller lifts it once the node is Ready; there is none here, and kube-scheduler honours it.
+    """
+    nodes: Any = core.list_node(label_selector=f"{POOL}=yes")
+    for node in nodes.items:
+        taints = [t.to_dict() for t in node.spec.taints or () if t.key != "node.kubernetes.io/not-ready"]
+        core.patch_node(node.metadata.name, {"spec": {"taints": taints}})
+
+
+def _bound(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    pod: Any = core.read_namespaced_pod(name, namespace)
+    return bool(pod.spec.node_name)
+
+
+def _version(binary: Path) -> str:
+    """What the binary says it is (`Kubernetes v1.37.2`), so the report names the peer that ran."""
+    return subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU the operator process used so far (Linux /proc), startup included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -127,8 +219,12 @@ def run(quick: bool) -> str:
             api = api_client(plane.kubeconfig)
             crds.install_directory(api, ROOT / "crds")
             r, requests = measure(plane, jobs, nodes, gpus, workdir)
+            before = apirequests.scrape(plane)
+            k = measure_kube_scheduler(plane, jobs, workdir)
+            peer_requests = apirequests.delta(before, apirequests.scrape(plane))
     owners = apirequests.by_owner(requests)
     per_job = owners.get(apirequests.OPERATOR, 0.0) / jobs
+    peer_per_pod = _scheduler_writes(peer_requests) / jobs
     return "\n".join(
         [
             "## Operator: GPUShareJob created to pod bound",
@@ -139,13 +235,32 @@ def run(quick: bool) -> str:
             "event showing the pod bound; rate: jobs / (first create to last bind); operator CPU: user + system",
             "seconds of the operator process (startup included). apiserver, etcd, kwok, client and operator share",
             f"one machine ({os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at the end).",
+            "Peer, same run and same kwok nodes, gpulane operator stopped: kube-scheduler "
+            f"({_version(binaries.locate().kube_scheduler)}, default settings) binding {jobs} plain pods",
+            f"that each request {(1024 + 6144) // fakenodes.DEFAULT_MEMORY_UNIT_MIB} x {fakenodes.GPU_MEMORY_RESOURCE} "
+            "(7Gi, a job's memory without lane sharing), same 8 client threads, same latency and rate; its CPU column",
+            "is the kube-scheduler process's.",
             "",
-            "| jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | operator CPU (s) | operator API requests/job |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['rate']:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
+            "API requests/job: the operator's, as the table below attributes them; kube-scheduler's are its",
+            "Bindings and Events (the pod creates are the bench client's; watches and leases excluded for both).",
+            "",
+            "| scheduler | jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | scheduler CPU (s) | API requests/job |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| gpulane | {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['rate']:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
+            f"| kube-scheduler | {jobs} | {nodes} x {gpus} | {k['p50']:.2f} | {k['p99']:.2f} | {k['max']:.2f} | {k['rate']:.1f} | {k['wall']:.1f} | {k['cpu']:.1f} | {peer_per_pod:.2f} |",
+            f"| gpulane / kube-scheduler | | | {r['p50'] / k['p50']:.2f}x | {r['p99'] / k['p99']:.2f}x | | {r['rate'] / k['rate']:.2f}x | | | |",
             *_request_table(requests, jobs),
         ]
     )
+
+
+def _scheduler_writes(requests: dict[apirequests.RequestKey, float]) -> float:
+    """kube-scheduler's own writes in its run: Bindings and Events."""
+    return sum(
+        n for key, n in requests.items()
+        if (key.resource == "pods" and key.subresource == "binding")
+        or (key.resource in ("events", "events.k8s.io/events") and key.verb != "WATCH" and key.verb != "LIST")
+    )  # fmt: skip
 
 
 def _request_table(requests: dict[apirequests.RequestKey, float], jobs: int) -> list[str]:
