@@ -19,10 +19,17 @@ from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
 from gpulane_core.scheduler import Preemption, schedule_cycle
 
-from gpulane_operator import statuses
+from gpulane_operator import lifecycle, statuses
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Reason, split_job_id
-from gpulane_operator.decide import job_counts, live_assignments, lost_to_handle, plan, prepare
+from gpulane_operator.decide import (
+    job_counts,
+    live_assignments,
+    lost_to_handle,
+    plan,
+    pods_lost_while_away,
+    prepare,
+)
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.k8s import binding, pods
 from gpulane_operator.k8s.api import ApiError
@@ -85,6 +92,10 @@ async def _run(rt: Runtime, views: Views) -> None:
         log.error("lane invariant broken in observed state: %s", problem)
     await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, prepared.snapshot.lost, views)])
     await _gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
+    if not rt.swept_at_start:
+        rt.swept_at_start = True
+        for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.inflight | set(rt.deleting)):
+            _requeue_without_pod(rt, rec, now)
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
     decided = plan(prepared, result, views.jobs, views.pods, assumed)
     rt.waiting = dict(decided.waiting)
@@ -115,6 +126,16 @@ async def _run(rt: Runtime, views: Views) -> None:
             len(prepared.pending), len(decided.creates), len(prepared.resumes), len(decided.preemptions),
             len(result.unschedulable), time.monotonic() - started,
         )  # fmt: skip
+
+
+def _requeue_without_pod(rt: Runtime, rec: JobRecord, now: float) -> None:
+    patch = lifecycle.after_pod_gone(rec, now)
+    if patch is None:
+        return
+    log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
+                rec.id, rec.phase.value)  # fmt: skip
+    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0)  # nothing else would rebuild it
+    rt.events.post(ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
 
 
 def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:

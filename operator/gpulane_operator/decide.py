@@ -21,7 +21,7 @@ from gpulane_core.scheduler import CycleResult, PendingJob, Preemption
 from gpulane_core.status import Code
 
 from gpulane_operator.assignment import PodRecord, from_placement
-from gpulane_operator.crd import JobRecord, Reason
+from gpulane_operator.crd import JobRecord, Phase, Reason
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.podspec import charge_units
 from gpulane_operator.snapshot import Lost, Snapshot, build
@@ -102,6 +102,27 @@ def prepare(
             continue
         pending.append(PendingJob(rec.job, arrival(rec, (seen or {}).get(rec.id))))
     return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting)
+
+
+def pods_lost_while_away(
+    jobs: Mapping[JobId, JobRecord],
+    pods: Mapping[JobId, PodRecord],
+    assumed: Collection[JobId],
+    busy: Collection[JobId],
+) -> list[JobRecord]:
+    """Scheduled or Running jobs with no pod, as a replica's first cycle finds them: the pod was deleted
+    while no operator watched, so no DELETED event will ever requeue them. Only at startup (after the
+    handover): then the pod listing is complete and no predecessor is still writing. Should the pod
+    show up after all, the job is Pending with a pod, which a cycle resumes (binds and reports)."""
+    return [
+        rec
+        for job, rec in sorted(jobs.items())
+        if rec.phase in (Phase.SCHEDULED, Phase.RUNNING)
+        and not rec.deleting
+        and job not in pods
+        and job not in assumed
+        and job not in busy
+    ]
 
 
 def arrival(rec: JobRecord, seen_s: float | None) -> float:

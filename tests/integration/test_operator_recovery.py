@@ -157,3 +157,32 @@ def test_a_peered_operator_without_its_peering_object_says_so_and_schedules_once
             {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "gpulane"}},
         )  # fmt: skip
         wait_for("the job placed once the peering object exists", lambda: _settled(kube_api, namespace, 1), timeout=60)
+
+
+def test_a_pod_deleted_while_no_operator_ran_is_replaced_after_the_restart(
+    crds: list[str], kubeconfig: Path, kube_api: client.ApiClient, namespace: str,
+    fake_gpu_nodes: Callable[..., list[str]], tmp_path: Path,
+) -> None:  # fmt: skip
+    pool = _pool(kube_api, fake_gpu_nodes, 1, 2)
+    for i in range(2):
+        create_job(kube_api, namespace, job_manifest(f"job-{i}", "512Mi", "2Gi"))
+    core = client.CoreV1Api(kube_api)
+    first = OperatorProcess(namespace, pool, tmp_path / "first.log", "--standalone").start()
+    try:
+        wait_for("both placed", lambda: _settled(kube_api, namespace, 2), timeout=60)
+    finally:
+        first.kill9()
+    before = {job: p[0].metadata.uid for job, p in pods_by_job(kube_api, namespace).items()}
+    core.delete_namespaced_pod(pods_by_job(kube_api, namespace)["job-0"][0].metadata.name, namespace, grace_period_seconds=0)
+    wait_for("job-0's pod gone", lambda: "job-0" not in pods_by_job(kube_api, namespace), timeout=30)
+    assert phase(list_jobs(kube_api, namespace)["job-0"]) in PLACED  # nobody watched: the status still says so
+    with OperatorProcess(namespace, pool, tmp_path / "second.log", "--standalone") as second:
+
+        def replaced() -> bool:
+            pods = pods_by_job(kube_api, namespace)
+            return "job-0" in pods and pods["job-0"][0].metadata.uid != before["job-0"] and _settled(kube_api, namespace, 2)
+
+        wait_for("job-0 placed again with a new pod", replaced, timeout=60)
+        _check_exactly_once(kube_api, namespace, 2)
+        assert pods_by_job(kube_api, namespace)["job-1"][0].metadata.uid == before["job-1"]  # untouched
+        assert "its pod is gone" in second.tail(), second.tail()

@@ -74,3 +74,22 @@ def test_fifo_ties_within_a_second_follow_the_order_the_watch_delivered() -> Non
     prepared = prepare(js, {}, {}, inventory("n1"), {}, (), seen)
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, SchedulerConfig(), base + 1)
     assert [p.job for p in result.placements] == ["ns/b-first"]
+
+
+def test_placed_jobs_without_a_pod_are_found_unless_this_process_is_busy_with_them() -> None:
+    from gpulane_operator.decide import pods_lost_while_away
+
+    running = {"phase": "Running"}
+    js = jobs(
+        job_body("gone", status=running), job_body("has-pod", status=running), job_body("assumed", status=running),
+        job_body("busy", status={"phase": "Scheduled"}), job_body("queued"), job_body("done", status={"phase": "Succeeded"}),
+    )  # fmt: skip
+    rec = js[JobId("ns/has-pod")]
+    assert rec.job is not None
+    inv = inventory("n1")
+    from gpulane_core.cluster import ClusterState
+
+    placement = next(ClusterState.of([inv[NodeName("n1")].node]).candidates(rec.job, NodeName("n1")))
+    pod = PodRecord("ns", "has-pod-gpulane", rec.id, "Running", "n1", False, False, from_placement(rec.job, placement, 24))
+    lost = pods_lost_while_away(js, {rec.id: pod}, {JobId("ns/assumed")}, {JobId("ns/busy")})
+    assert [r.id for r in lost] == ["ns/gone"]
