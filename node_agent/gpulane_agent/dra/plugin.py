@@ -18,7 +18,7 @@ from typing import Any
 
 from gpulane_agent.dra import cdi, claims
 from gpulane_agent.dra._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
-from gpulane_agent.dra.kube import DraKube
+from gpulane_agent.dra.api import DraKube
 from gpulane_agent.gpu.backend import GpuBackend
 from gpulane_agent.kube.api import KubeError
 

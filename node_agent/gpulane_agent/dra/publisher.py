@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpulane_agent.dra import slices
-from gpulane_agent.dra.kube import DraKube
+from gpulane_agent.dra.api import DraKube
 from gpulane_agent.gpu.backend import GpuBackend
 from gpulane_agent.health import HealthBoard
 from gpulane_agent.kube.api import KubeError
