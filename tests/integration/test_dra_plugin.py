@@ -16,7 +16,7 @@ import secrets
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from gpulane_agent.kube.client import AsyncDraKube, connect
 from gpulane_agent.settings import load_config
 from gpulane_agent.stats import AgentStats
 from gpulane_dev.controlplane import ControlPlane
+from gpulane_dev.kubeclient import connected
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -136,23 +137,25 @@ def _custom(kube_api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)
 
 
-def ensure_device_class(kube_api: client.ApiClient) -> None:
+@pytest.fixture(scope="module")
+def device_class(control_plane: ControlPlane) -> Iterator[None]:
+    """The chart's DeviceClass, for the duration of this module (the chart test creates and deletes its own)."""
     body = {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "DeviceClass", "metadata": {"name": DRIVER},
         "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{DRIVER}"'}}]},
     }  # fmt: skip
-    try:
-        _custom(kube_api).create_cluster_custom_object(GROUP, VERSION, "deviceclasses", body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    with connected(control_plane.kubeconfig) as api:
+        _custom(api).create_cluster_custom_object(GROUP, VERSION, "deviceclasses", body)
+        try:
+            yield
+        finally:
+            _custom(api).delete_cluster_custom_object(GROUP, VERSION, "deviceclasses", DRIVER)
 
 
 def allocated_claim(
     kube_api: client.ApiClient, namespace: str, name: str, node: str, driver: str = DRIVER, memory: str = "2Gi"
 ) -> tuple[str, str]:
     """Create a claim for ``memory`` of a gpulane GPU and allocate it gpu-0 as the operator will; -> (uid, shareID)."""
-    ensure_device_class(kube_api)
     custom = _custom(kube_api)
     body = {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourceClaim", "metadata": {"name": name},
@@ -238,6 +241,7 @@ async def test_the_resource_slice_is_published_read_back_and_follows_gpu_health(
     await dra.publisher.delete()  # already gone: not an error
 
 
+@pytest.mark.usefixtures("device_class")
 async def test_prepare_writes_the_cdi_spec_with_the_lane_env_and_unprepare_removes_it(
     dra: Setup, kube_api: client.ApiClient, namespace: str
 ) -> None:
@@ -274,6 +278,7 @@ async def test_prepare_writes_the_cdi_spec_with_the_lane_env_and_unprepare_remov
             assert not spec_path.exists()
 
 
+@pytest.mark.usefixtures("device_class")
 async def test_bad_claims_get_their_own_error_and_nothing_is_written_for_them(
     dra: Setup, kube_api: client.ApiClient, namespace: str
 ) -> None:
