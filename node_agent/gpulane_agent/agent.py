@@ -82,11 +82,12 @@ class Agent:
         self.dra_driver = DraDriver(
             DriverContext(config.node_name, Path(dra.cdi_dir), config.coordinator.socket, fake_dir),
             backend, lambda: self.dra_kube)  # fmt: skip
-        self.dra_plugin = DraPluginRunner(
-            self.dra_driver, SocketPaths.under(dra.plugins_dir, dra.registry_dir), dra.socket_poll_s)
         self.slice_publisher = SlicePublisher(
             config.node_name, backend, self.board, lambda: self.dra_kube, config.device_plugin.memory_unit_mib,
             dra.slice_resync_s)  # fmt: skip
+        # A (re)registration may follow a kubelet restart, which deleted the node's slices: republish.
+        self.dra_plugin = DraPluginRunner(self.dra_driver, SocketPaths.under(dra.plugins_dir, dra.registry_dir),
+                                          dra.socket_poll_s, on_registered=self.slice_publisher.nudge)  # fmt: skip
         self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)
         self.coordinator: CoordinatorServer | None = None
         self._last_published: tuple[int, NodeView] | None = None

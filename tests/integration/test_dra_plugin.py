@@ -333,6 +333,13 @@ async def test_the_agent_with_dra_enabled_serves_the_plugin_and_publishes_its_no
         node_uid = client.CoreV1Api(kube_api).read_node(node).metadata.uid
         assert (owner["kind"], owner["name"], owner["uid"]) == ("Node", node, node_uid)
         assert len(published["spec"]["devices"]) == 4
+        # A restarted kubelet deletes the node's slices, then registers the plugin again: the agent
+        # republishes on that registration, long before its 60 s resync.
+        _custom(kube_api).delete_cluster_custom_object(GROUP, VERSION, "resourceslices", name)
+        assert read_slice(kube_api, name) is None
+        await PluginWatcher(root / "registry").register()
+        again = await _wait_for(lambda: read_slice(kube_api, name))
+        assert again["metadata"]["uid"] != published["metadata"]["uid"]
     finally:
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError):

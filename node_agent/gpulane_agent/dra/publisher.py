@@ -3,8 +3,9 @@
 Read, compare, then create or replace with the read ``resourceVersion``: the pool generation must grow
 with every change (allocators trust only a pool's newest generation), and a server-side apply could not
 bump it without reading first anyway. A replace that loses a race (409) is simply retried on the next
-pass. Passes run on every health change and every ``resync_s`` (the kubelet deletes a node's slices when
-it restarts, and somebody may edit or delete ours).
+pass. Passes run on every health change, on every ``nudge`` (the agent nudges when the kubelet registers
+the plugin: a kubelet that restarted has deleted the node's slices) and every ``resync_s`` (somebody may
+edit or delete ours).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class SlicePublisher:
         self._unit_mib = unit_mib
         self._resync_s = resync_s
         self.name = slices.slice_name(node_name)
+        self._nudged = asyncio.Event()
 
     def desired(self) -> dict[str, Any]:
         gpus = self._backend.gpus()
@@ -77,11 +79,16 @@ class SlicePublisher:
         await self._require_kube().delete_slice(self.name)
         log.info("deleted ResourceSlice %s", self.name)
 
+    def nudge(self) -> None:
+        """Publish again soon (without waiting for the resync tick)."""
+        self._nudged.set()
+
     async def run(self) -> None:
-        """Publish now, then on each health change or resync tick; API errors are logged and retried."""
+        """Publish now, then on each health change, nudge or resync tick; API errors are logged and retried."""
         seen = self._board.version
         last_error = ""
         while True:
+            self._nudged.clear()
             try:
                 await self.publish()
                 last_error = ""
@@ -89,8 +96,20 @@ class SlicePublisher:
                 if str(exc) != last_error:  # retried every tick; said once per distinct failure
                     log.warning("publishing ResourceSlice %s failed: %s (retrying)", self.name, exc)
                     last_error = str(exc)
-            with contextlib.suppress(TimeoutError):
-                seen = await asyncio.wait_for(self._board.wait_newer(seen), timeout=self._resync_s)
+            seen = await self._wait(seen)
+
+    async def _wait(self, seen: int) -> int:
+        """Until the board moves past ``seen``, a nudge or the resync timeout; the board version seen then."""
+        health = asyncio.ensure_future(self._board.wait_newer(seen))
+        nudge = asyncio.ensure_future(self._nudged.wait())
+        try:
+            await asyncio.wait((health, nudge), timeout=self._resync_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (health, nudge):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(health, nudge, return_exceptions=True)
+        return self._board.version
 
     def _require_kube(self) -> DraKube:
         kube = self._kube()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,9 @@ class SocketPaths:
 class RegistrationService(registration_v1_pb2_grpc.RegistrationServicer):
     """What the plugin watcher asks; remembers the kubelet's verdict for logs and tests."""
 
-    def __init__(self, endpoint: Path) -> None:
+    def __init__(self, endpoint: Path, on_registered: Callable[[], None] = lambda: None) -> None:
         self._endpoint = endpoint
+        self._on_registered = on_registered
         self.registered = asyncio.Event()
         self.last_error = ""
 
@@ -66,6 +68,7 @@ class RegistrationService(registration_v1_pb2_grpc.RegistrationServicer):
             log.info("the kubelet registered DRA driver %s (endpoint %s)", DRIVER, self._endpoint)
             self.last_error = ""
             self.registered.set()
+            self._on_registered()
         else:
             log.warning("the kubelet refused DRA driver %s: %s", DRIVER, request.error)
             self.last_error = request.error
@@ -87,11 +90,13 @@ async def _serve(path: Path, add: list[tuple[Any, Any]]) -> grpc.aio.Server:
 
 
 class DraPluginRunner:
-    def __init__(self, driver: DraDriver, paths: SocketPaths, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, driver: DraDriver, paths: SocketPaths, poll_s: float = 1.0, on_registered: Callable[[], None] = lambda: None
+    ) -> None:
         self._driver = driver
         self.paths = paths
         self._poll_s = poll_s
-        self.registration = RegistrationService(paths.plugin)
+        self.registration = RegistrationService(paths.plugin, on_registered)
         self._plugin_server: grpc.aio.Server | None = None
         self._registration_server: grpc.aio.Server | None = None
         self.serves = 0  # how many times the sockets were (re)created
