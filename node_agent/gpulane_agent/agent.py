@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING
 
 from gpulane_agent import inventory
 from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
+from gpulane_agent.dra.api import DraKube
+from gpulane_agent.dra.plugin import DraDriver, DriverContext
+from gpulane_agent.dra.publisher import SlicePublisher
+from gpulane_agent.dra.runner import DraPluginRunner, SocketPaths
 from gpulane_agent.enforcement.attribution import ProcReader
 from gpulane_agent.enforcement.enforcer import Enforcer
 from gpulane_agent.exporter.collector import GpuCollector
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KubeFactory = Callable[[], Awaitable[KubeApi]]
+# The DRA port on the same connection (production: AsyncDraKube over AsyncKube's client); None: no DRA API.
+DraKubeOf = Callable[[KubeApi], DraKube | None]
 
 
 def agent_version() -> str:
@@ -47,7 +53,13 @@ def agent_version() -> str:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, backend: GpuBackend, kube_factory: KubeFactory | None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        backend: GpuBackend,
+        kube_factory: KubeFactory | None,
+        dra_kube_of: DraKubeOf = lambda kube: None,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.stats = AgentStats()
@@ -64,6 +76,18 @@ class Agent:
         ctx = PluginContext(config.node_name, config.coordinator.socket, config.device_plugin, fake_dir)
         self.plugin_service = DevicePluginService(ctx, backend, self.board, lambda: self.kube, self.stats)
         self.plugin = DevicePluginRunner(self.plugin_service, config.device_plugin)
+        self.dra_kube: DraKube | None = None
+        self._dra_kube_of = dra_kube_of
+        dra = config.dra
+        self.dra_driver = DraDriver(
+            DriverContext(config.node_name, Path(dra.cdi_dir), config.coordinator.socket, fake_dir),
+            backend, lambda: self.dra_kube)  # fmt: skip
+        self.slice_publisher = SlicePublisher(
+            config.node_name, backend, self.board, lambda: self.dra_kube, config.device_plugin.memory_unit_mib,
+            dra.slice_resync_s)  # fmt: skip
+        # A (re)registration may follow a kubelet restart, which deleted the node's slices: republish.
+        self.dra_plugin = DraPluginRunner(self.dra_driver, SocketPaths.under(dra.plugins_dir, dra.registry_dir),
+                                          dra.socket_poll_s, on_registered=self.slice_publisher.nudge)  # fmt: skip
         self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)
         self.coordinator: CoordinatorServer | None = None
         self._last_published: tuple[int, NodeView] | None = None
@@ -86,6 +110,9 @@ class Agent:
                 name="health"))
             if self.config.device_plugin.enabled:
                 tasks.append(asyncio.create_task(self._serve_plugin(), name="device-plugin"))
+            if self.config.dra.enabled:
+                tasks.append(asyncio.create_task(self.dra_plugin.run(), name="dra-plugin"))
+                tasks.append(asyncio.create_task(self._publish_slices(), name="dra-slices"))
             tasks.append(asyncio.create_task(self._tick_forever(), name="node-loop"))
             await asyncio.gather(*tasks)
         finally:
@@ -163,6 +190,13 @@ class Agent:
             await self._inventory_published.wait()
         await self.plugin.run()
 
+    async def _publish_slices(self) -> None:
+        """Once the API is reachable; the slice is left in place on shutdown, so an agent restart does not
+        make the node's GPUs unallocatable (the kubelet removes a node's slices when it restarts itself)."""
+        while self.dra_kube is None:
+            await asyncio.sleep(self.config.dra.socket_poll_s)
+        await self.slice_publisher.run()
+
     async def _tick_forever(self) -> None:
         while True:
             await self.tick()
@@ -180,6 +214,7 @@ class Agent:
                 kube = await self._kube_factory()
                 await kube.list_node_pods(self.config.node_name)  # proves reachability and RBAC
                 self.kube = kube
+                self.dra_kube = self._dra_kube_of(kube)
                 log.info("connected to the Kubernetes API server")
             except KubeError as exc:
                 if not told:
@@ -206,6 +241,7 @@ class Agent:
         if self.coordinator is not None:
             await self.coordinator.stop()
         await self.plugin.stop()
+        await self.dra_plugin.stop()
         self.metrics.stop()
         if self.kube is not None:
             await self.kube.close()

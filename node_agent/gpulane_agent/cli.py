@@ -91,14 +91,17 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"gpulane agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from gpulane_agent.agent import Agent
-    from gpulane_agent.kube.client import connect
+    from gpulane_agent.kube.client import AsyncDraKube, AsyncKube, connect
 
     kubeconfig = config.kubernetes.kubeconfig
 
     async def factory() -> Any:
         return await connect(kubeconfig)
 
-    agent = Agent(config, backend, factory)
+    def dra_kube_of(kube: Any) -> AsyncDraKube | None:
+        return AsyncDraKube(kube.api_client) if isinstance(kube, AsyncKube) else None
+
+    agent = Agent(config, backend, factory, dra_kube_of)
 
     async def main() -> None:
         import signal

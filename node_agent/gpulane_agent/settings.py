@@ -28,6 +28,9 @@ from gpulane_agent.coordinator.settings import CoordinatorSettings, TurnSettings
 COMPONENT = "agent"
 ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_AGENT_CONFIG
 DEFAULT_DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins/"
+DEFAULT_DRA_PLUGINS_DIR = "/var/lib/kubelet/plugins"
+DEFAULT_DRA_REGISTRY_DIR = "/var/lib/kubelet/plugins_registry"
+DEFAULT_CDI_DIR = "/var/run/cdi"
 
 __all__ = ["DEFAULT_COORDINATOR_SOCKET", "AgentConfig", "SettingsError", "load_config"]
 
@@ -62,6 +65,20 @@ class DevicePluginConfig:
     resource_name: str = RESOURCE
     memory_unit_mib: int = 256
     health_poll_s: float = 1.0
+    socket_poll_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DraConfig:
+    """The DRA kubelet plugin (gpulane_agent.dra); off by default, like the chart's allocation mode."""
+
+    enabled: bool = False
+    # The plugin serves <plugins_dir>/gpu.gpulane.dev/dra.sock and registers it through a socket in
+    # registry_dir, which the kubelet's plugin watcher scans.
+    plugins_dir: str = DEFAULT_DRA_PLUGINS_DIR
+    registry_dir: str = DEFAULT_DRA_REGISTRY_DIR
+    cdi_dir: str = DEFAULT_CDI_DIR  # where NodePrepareResources writes one CDI spec per claim
+    slice_resync_s: float = 60.0  # republish the ResourceSlice this often even without a health change
     socket_poll_s: float = 1.0
 
 
@@ -115,6 +132,7 @@ class AgentConfig:
     node_name: str = field(default_factory=socket.gethostname)
     backend: BackendConfig = field(default_factory=BackendConfig)
     device_plugin: DevicePluginConfig = field(default_factory=DevicePluginConfig)
+    dra: DraConfig = field(default_factory=DraConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     inventory: InventoryConfig = field(default_factory=InventoryConfig)
@@ -138,6 +156,11 @@ class AgentConfig:
              f"device_plugin.socket_name: must be a file name ending in .sock, got {dp.socket_name!r}"),
             (dp.health_poll_s > 0, "device_plugin.health_poll_s: must be positive"),
             (dp.socket_poll_s > 0, "device_plugin.socket_poll_s: must be positive"),
+            (self.dra.plugins_dir.startswith("/"), "dra.plugins_dir: must be an absolute path"),
+            (self.dra.registry_dir.startswith("/"), "dra.registry_dir: must be an absolute path"),
+            (self.dra.cdi_dir.startswith("/"), "dra.cdi_dir: must be an absolute path"),
+            (self.dra.slice_resync_s > 0, "dra.slice_resync_s: must be positive"),
+            (self.dra.socket_poll_s > 0, "dra.socket_poll_s: must be positive"),
             (0 <= metrics.port <= 65535, f"metrics.port: must be 0..65535, got {metrics.port}"),
             (self.inventory.heartbeat_s > 0, "inventory.heartbeat_s: must be positive"),
             (enf.interval_s > 0, "enforcement.interval_s: must be positive"),

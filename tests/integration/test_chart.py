@@ -36,8 +36,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "monitoring": ("-f", str(KIND_VALUES), *MONITORING),
     "namespaced-ha": ("--set", "operator.replicas=2", "--set", "operator.watchNamespaces={NAMESPACE}"),
     "dcgm-compat": ("--set", "nodeAgent.metrics.dcgmCompat=true"),
+    "dra": ("--set", "nodeAgent.allocation=dra"),
 }
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition", "DeviceClass"}
 WORKLOADS = {"Deployment", "StatefulSet"}
 
 
@@ -183,6 +184,25 @@ def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Pat
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
     }
+
+
+def test_dra_mode_renders_the_device_class_mounts_and_rbac_and_turns_the_device_plugin_off(helm_bin: Path) -> None:
+    docs = render(helm_bin, "gl", "gpulane", VARIANTS["dra"])
+    [device_class] = [d for d in docs if d["kind"] == "DeviceClass"]
+    assert device_class["metadata"]["name"] == "gpu.gpulane.dev"
+    assert device_class["spec"]["selectors"] == [{"cel": {"expression": 'device.driver == "gpu.gpulane.dev"'}}]
+    assert not [d for d in render(helm_bin, "gl", "gpulane", VARIANTS["default"]) if d["kind"] == "DeviceClass"]
+    [daemonset] = [d for d in docs if d["kind"] == "DaemonSet"]
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["GPULANE_AGENT_DRA_ENABLED"], env["GPULANE_AGENT_DEVICE_PLUGIN_ENABLED"]) == ("true", "false")
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/var/lib/kubelet/plugins", "/var/lib/kubelet/plugins_registry", "/var/run/cdi"} <= mounts
+    [role] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "gl-gpulane-node-agent"]
+    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules[("resource.k8s.io", "resourceclaims")] == {"get"}
+    assert rules[("resource.k8s.io", "resourceslices")] == {"get", "create", "update", "delete"}
+    assert rules[("", "nodes")] == {"get"}
 
 
 @pytest.mark.usefixtures("crds", "monitoring_crds")

@@ -97,9 +97,14 @@ def container_grant(allocation: Allocation, coordinator_socket: str, fake_gpu_di
     ``fake_gpu_dir`` (only when the agent runs the fake backend) is where the container's processes
     report the GPU memory they use: mounted read-write at the same path and named in the environment.
     """
-    assignment = allocation.assignment
+    return grant_for(allocation.assignment, allocation.memory_limit_mib, coordinator_socket, fake_gpu_dir)
+
+
+def grant_for(
+    assignment: ann.Assignment, limit: int, coordinator_socket: str, fake_gpu_dir: str = ""
+) -> ContainerGrant:
+    """The grant itself, shared by Allocate and the DRA plugin's CDI specs so the two cannot drift apart."""
     uuids = ",".join(assignment.gpu_uuids)
-    limit = allocation.memory_limit_mib
     # MPS numbers devices as the container sees them (0..n-1), each pinned to the lane limit.
     pinned = ",".join(f"{i}={limit}M" for i in range(len(assignment.gpu_uuids)))
     envs = {

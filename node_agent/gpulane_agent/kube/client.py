@@ -55,6 +55,11 @@ class AsyncKube:
         self._custom = client.CustomObjectsApi(api_client)
         self._host = component_host
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The connection, for adapters of other API groups on the same credentials (``dra.kube``)."""
+        return self._api
+
     async def list_node_pods(self, node_name: str) -> list[PodView]:
         body = await self._call(
             self._core.list_pod_for_all_namespaces(
@@ -123,13 +128,69 @@ class AsyncKube:
         await self._api.close()
 
     async def _call(self, awaitable: Any) -> Any:
+        return await _call(awaitable)
+
+
+async def _call(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except ApiException as exc:
+        body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+        raise KubeError(f"API error {exc.status} {exc.reason}: {body}", status=int(exc.status or 0)) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise KubeError(f"API server unreachable: {exc}") from exc
+
+
+_G, _V = "resource.k8s.io", "v1"  # the DRA API group, GA since Kubernetes 1.34
+_CLAIMS, _SLICES = "resourceclaims", "resourceslices"
+
+
+class AsyncDraKube:
+    """``gpulane_agent.dra.api.DraKube`` over CustomObjectsApi, which builds the same
+    ``/apis/<group>/<version>/...`` paths for built-in groups and keeps the objects as the apiserver sends
+    them: the typed models of a client generated for an older Kubernetes would silently drop the fields
+    they do not know (``consumedCapacity``, ``shareID``, ``allowMultipleAllocations``...)."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    async def get_claim(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return await self._get(self._custom.get_namespaced_custom_object(_G, _V, namespace, _CLAIMS, name))
+
+    async def get_slice(self, name: str) -> Mapping[str, Any] | None:
+        return await self._get(self._custom.get_cluster_custom_object(_G, _V, _SLICES, name))
+
+    async def create_slice(self, body: Mapping[str, Any]) -> None:
+        await _call(self._custom.create_cluster_custom_object(_G, _V, _SLICES, dict(body)))
+
+    async def replace_slice(self, name: str, body: Mapping[str, Any]) -> None:
+        await _call(self._custom.replace_cluster_custom_object(_G, _V, _SLICES, name, dict(body)))
+
+    async def delete_slice(self, name: str) -> None:
         try:
-            return await awaitable
-        except ApiException as exc:
-            body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
-            raise KubeError(f"API error {exc.status} {exc.reason}: {body}", status=int(exc.status or 0)) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise KubeError(f"API server unreachable: {exc}") from exc
+            await _call(self._custom.delete_cluster_custom_object(_G, _V, _SLICES, name))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    async def node_uid(self, name: str) -> str:
+        try:
+            node = await _call(self._core.read_node(name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return ""
+            raise
+        return str(node.metadata.uid or "")
+
+    async def _get(self, awaitable: Any) -> Mapping[str, Any] | None:
+        try:
+            result = await _call(awaitable)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(result)
 
 
 def pod_view(pod: Any) -> PodView:

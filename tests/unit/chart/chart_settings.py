@@ -10,6 +10,7 @@ AGENT_FROM_CHART = frozenset({
     "device_plugin.memory_unit_mib", "coordinator.socket", "enforcement.policy", "enforcement.proc_root",
     "metrics.dcgm_compat",
     "pod_resources.socket",
+    "dra.enabled",  # from nodeAgent.allocation, with device_plugin.enabled=false (env in the DaemonSet)
 })  # fmt: skip
 
 # The settings ConfigMap renders these from operator.ordering, .placement, ...; peering.priority comes
