@@ -26,7 +26,7 @@ from gpulane_operator.k8s.events import EventPoster
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.settings import LIVE_S, OperatorSettings
-from gpulane_operator.statuses import overlay
+from gpulane_operator.statuses import compose, overlay
 
 log = logging.getLogger(__name__)
 ASSUMED_TTL_S = 60.0  # an unconfirmed pod creation is forgotten after this (the watch shows real ones sooner)
@@ -147,7 +147,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
         self.selector = parse_selector(self.settings.scope.node_selector)
-        self.status = StatusWriter(self.api, self.limit)
+        self.status = StatusWriter(self.api, self.limit, compose)
         self.events = EventPoster(self.api)
 
     def current(self, rec: JobRecord) -> JobRecord:

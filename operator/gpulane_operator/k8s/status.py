@@ -16,13 +16,14 @@ from typing import Any
 
 from gpulane_core.model import JobId
 
-from gpulane_operator.crd import job_id
 from gpulane_operator.k8s.api import ApiError, KubeApi
-from gpulane_operator.statuses import compose
 
 WINDOW_S = 1.0  # a job's status changes within this long after the first are written together
 RETRY_S = 1.0  # after a failed write (it is merged with any newer change and tried again)
 log = logging.getLogger(__name__)
+# How two queued patches of one job become one (statuses.compose): the operator's rule, handed in, so
+# this layer only queues and writes.
+Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 async def patch(api: KubeApi, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
@@ -40,9 +41,10 @@ class StatusWriter:
     """Per-job status patches, deferred ``window_s`` and merged (later changes win)."""
 
     def __init__(
-        self, api: KubeApi, limit: asyncio.Semaphore, window_s: float = WINDOW_S,
+        self, api: KubeApi, limit: asyncio.Semaphore, merge: Merge, window_s: float = WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
+        self._merge = merge
         self._api = api
         self._limit = limit
         self._window_s = window_s
@@ -55,13 +57,13 @@ class StatusWriter:
     def put(self, namespace: str, name: str, body: dict[str, Any], window_s: float | None = None) -> None:
         """Queue ``body``; it is written within ``window_s`` (default: the writer's), or sooner when an
         earlier change of the same job is due sooner."""
-        job = job_id(namespace, name)
+        job = JobId(f"{namespace}/{name}")  # crd.job_id's form
         due = self._clock() + (self._window_s if window_s is None else window_s)
         known = self._queued.get(job)
         if known is None:
             self._queued[job] = (due, body)
         else:
-            self._queued[job] = (min(known[0], due), compose(known[1], body))
+            self._queued[job] = (min(known[0], due), self._merge(known[1], body))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="gpulane status writer")
         self._wake.set()
@@ -72,7 +74,7 @@ class StatusWriter:
         writing = self._writing.get(job)
         if queued is None:
             return writing
-        return queued[1] if writing is None else compose(writing, queued[1])
+        return queued[1] if writing is None else self._merge(writing, queued[1])
 
     def discard(self, job: JobId) -> None:
         """Forget queued changes of a job that is gone."""
@@ -113,7 +115,7 @@ class StatusWriter:
             else:
                 log.warning("status of %s not written (%s); retried in %.0fs", job, exc, RETRY_S)
                 newer = self._queued.get(job)
-                merged = body if newer is None else compose(body, newer[1])
+                merged = body if newer is None else self._merge(body, newer[1])
                 self._queued[job] = (self._clock() + RETRY_S, merged)
         finally:
             self._writing.pop(job, None)

@@ -70,7 +70,7 @@ def test_token_bucket_allows_the_burst_then_the_rate() -> None:
 
 async def test_a_jobs_changes_within_the_window_are_one_write() -> None:
     api = FakeKubeApi()
-    writer = StatusWriter(api, asyncio.Semaphore(4), window_s=0.05)
+    writer = StatusWriter(api, asyncio.Semaphore(4), statuses.compose, window_s=0.05)
     rec = parse_job(job_body("a"))
     placed = statuses.scheduled(rec, A, NOW)
     writer.put("ns", "a", placed)
@@ -86,7 +86,7 @@ async def test_a_jobs_changes_within_the_window_are_one_write() -> None:
 
 async def test_a_failed_write_is_merged_with_newer_changes_and_retried() -> None:
     api = FakeKubeApi()
-    writer = StatusWriter(api, asyncio.Semaphore(4), window_s=0.0)
+    writer = StatusWriter(api, asyncio.Semaphore(4), statuses.compose, window_s=0.0)
     rec = parse_job(job_body("a"))
     api.fail["patch_job_status"] = ApiError(503, "unavailable")
     placed = statuses.scheduled(rec, A, NOW)
@@ -134,7 +134,7 @@ async def test_cycles_run_after_watch_events_without_holders_and_stop_when_event
 async def test_a_position_only_change_waits_longer_but_a_real_change_is_not_held_back_by_it() -> None:
     now = [0.0]
     api = FakeKubeApi()
-    writer = StatusWriter(api, asyncio.Semaphore(4), window_s=0.05, clock=lambda: now[0])
+    writer = StatusWriter(api, asyncio.Semaphore(4), statuses.compose, window_s=0.05, clock=lambda: now[0])
     rec = parse_job(job_body("a"))
     writer.put("ns", "a", statuses.pending(rec, Reason.QUEUED, "wait", 0.0, 3), window_s=10.0)
     await asyncio.sleep(0.1)
