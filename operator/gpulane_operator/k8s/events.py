@@ -9,6 +9,7 @@ background task posts them under a token bucket (client-go's event broadcaster d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -78,6 +79,7 @@ class EventPoster:
         self._queue: deque[dict[str, Any]] = deque()
         self._bucket = TokenBucket.full(RATE_PER_S, BURST, clock())
         self._wake = asyncio.Event()
+        self._closing = asyncio.Event()  # set by close(): post what is queued without waiting for tokens
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -93,17 +95,20 @@ class EventPoster:
             self._task = asyncio.create_task(self._run(), name="gpulane event poster")
 
     async def _run(self) -> None:
-        while True:
+        # Never cancelled (close() lets it finish): an Event taken off the queue is always sent.
+        while not (self._closing.is_set() and not self._queue):
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 batch: list[dict[str, Any]] = []
                 while self._queue and len(batch) < BATCH:
                     self._bucket, wait_s = self._bucket.take(self._clock())
-                    if wait_s > 0:  # the token is reserved: post what is ready, then wait for it
+                    if wait_s > 0 and not self._closing.is_set():
+                        # The token is reserved: post what is ready, then wait for it (or for close()).
                         await self._send_all(batch)
                         batch = []
-                        await asyncio.sleep(wait_s)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._closing.wait(), wait_s)
                         if not self._queue:
                             break  # flushed meanwhile
                     batch.append(self._queue.popleft())
@@ -119,8 +124,11 @@ class EventPoster:
             await self._send_all(batch)
 
     async def close(self) -> None:
+        """Post everything still queued, then stop; the task is let finish, not cancelled, because a
+        cancel in the middle of a batch lost the Events it had taken off the queue."""
+        self._closing.set()
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
 

@@ -52,6 +52,7 @@ class StatusWriter:
         self._queued: dict[JobId, tuple[float, dict[str, Any]]] = {}  # job -> (due, patch)
         self._writing: dict[JobId, dict[str, Any]] = {}  # written now, not confirmed yet
         self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def put(self, namespace: str, name: str, body: dict[str, Any], window_s: float | None = None) -> None:
@@ -84,7 +85,8 @@ class StatusWriter:
         return set(self._queued) | set(self._writing)
 
     async def _run(self) -> None:
-        while True:
+        # Never cancelled (close() lets it finish its batch): a change taken off the queue is written.
+        while not self._closing:
             if not self._queued:
                 self._wake.clear()
                 await self._wake.wait()
@@ -127,7 +129,9 @@ class StatusWriter:
         await self._write(batch)
 
     async def close(self) -> None:
+        """Let the batch in flight finish (a cancel lost it), then write everything queued once."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from gpulane_core.model import JobClass, JobId, LaneId, NodeName
 from gpulane_core.podcontract import Assignment
@@ -10,7 +13,7 @@ from gpulane_operator import lifecycle, statuses
 from gpulane_operator.assignment import parse_pod
 from gpulane_operator.crd import Phase, Reason, parse_job
 from gpulane_operator.k8s.api import ApiError
-from gpulane_operator.k8s.events import BURST, EventPoster, JobRef
+from gpulane_operator.k8s.events import BURST, RATE_PER_S, EventPoster, JobRef
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.ratelimit import TokenBucket
 from gpulane_operator.runtime import CycleRunner
@@ -84,6 +87,28 @@ async def test_a_jobs_changes_within_the_window_are_one_write() -> None:
     await writer.close()
 
 
+class SlowStatusApi(FakeKubeApi):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+
+    async def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.started += 1
+        await asyncio.sleep(0.05)  # an apiserver round trip: the writes are in flight when close() comes
+        await super().patch_job_status(namespace, name, patch)
+
+
+async def test_close_finishes_the_writes_in_flight_and_writes_the_queued_ones() -> None:
+    api = SlowStatusApi()
+    writer = StatusWriter(api, asyncio.Semaphore(4), statuses.compose, window_s=0.0)
+    for name in ("a", "b", "c"):
+        writer.put("ns", name, statuses.scheduled(parse_job(job_body(name)), A, NOW))
+    await _until(lambda: api.started == 3)
+    writer.put("ns", "d", statuses.scheduled(parse_job(job_body("d")), A, NOW), window_s=60.0)
+    await writer.close()
+    assert sorted(name for _, name, _ in api.patches) == ["a", "b", "c", "d"]
+
+
 async def test_a_failed_write_is_merged_with_newer_changes_and_retried() -> None:
     api = FakeKubeApi()
     writer = StatusWriter(api, asyncio.Semaphore(4), statuses.compose, window_s=0.0)
@@ -101,13 +126,38 @@ async def test_a_failed_write_is_merged_with_newer_changes_and_retried() -> None
 async def test_events_are_posted_in_the_background_within_the_burst() -> None:
     api = FakeKubeApi()
     poster = EventPoster(api)
+    started = time.monotonic()
     for i in range(int(BURST) + 20):
         poster.post(JobRef("ns", f"j{i}", "u"), "Placed", "bound", NOW)
     assert api.events == []  # posting never blocks the caller
-    await asyncio.sleep(0.1)
-    assert int(BURST) <= len(api.events) < int(BURST) + 20  # the burst at once, the rest at 50/s
+    await _until(lambda: len(api.events) == int(BURST) + 20)
+    # Past the burst every Event waits for its token (real sleeps, which load only makes longer):
+    # 20 at 50/s take at least 0.4 s.
+    assert time.monotonic() - started >= 20 / RATE_PER_S - 0.05
     await poster.close()
+
+
+class SlowEventsApi(FakeKubeApi):
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0.02)  # an apiserver round trip: a batch is in flight when close() comes
+        await super().create_event(namespace, body)
+
+
+async def test_close_posts_what_still_waits_for_tokens_and_the_batch_in_flight() -> None:
+    api = SlowEventsApi()
+    poster = EventPoster(api)
+    for i in range(int(BURST) + 20):
+        poster.post(JobRef("ns", f"j{i}", "u"), "Placed", "bound", NOW)
+    await _until(lambda: len(api.events) >= 30)  # mid-burst: the poster is awaiting a batch's requests
+    await poster.close()  # neither waits for tokens nor drops the batch it had taken off the queue
     assert len(api.events) == int(BURST) + 20
+
+
+async def _until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
 
 
 async def test_cycles_run_after_watch_events_without_holders_and_stop_when_events_stop() -> None:
