@@ -55,9 +55,10 @@ class Placement:
 class NodeView:
     node: Node
     lanes: Mapping[int, GpuLanes]  # by GPU index
-    # gpulane_core.facts.measure's result for this view, kept on first use: a view never changes
-    # (changes make a new one), and a scheduling pass re-measures every node it is given.
-    measured: object = field(default=None, init=False, repr=False, compare=False)
+    # Values derived from this view alone, by kind (facts.measure's, occupancy's node totals), kept
+    # on first use: a view never changes (a change makes a new view, with an empty memo), and
+    # scheduling passes and score plugins ask for them again and again.
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @staticmethod
     def empty(node: Node, time_shared: bool = False) -> NodeView:

@@ -73,11 +73,10 @@ class NodeFacts:
 
 def measure(view: NodeView) -> NodeFacts:
     """The view's facts; computed once per view (views are immutable) and kept on it."""
-    kept = view.measured
+    kept = view.derived.get("facts")
     if isinstance(kept, NodeFacts):
         return kept
-    facts = _measure(view)
-    object.__setattr__(view, "measured", facts)
+    facts = view.derived["facts"] = _measure(view)
     return facts
 
 

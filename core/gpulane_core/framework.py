@@ -36,15 +36,13 @@ class CycleContext:
     """What plugins may read during one decision: the state as it is now and the clock.
 
     ``memo`` is scratch space for one decision (one job, one state), so plugins can share derived
-    values instead of recomputing them for every option. ``node_memo`` holds values derived from one
-    node's view alone (such as its committed memory), by node: they outlive the decision, and whoever
-    changes a node in ``state`` drops its entry (the scheduler's cycle does, through its search).
+    values instead of recomputing them for every option; values derived from one node's view alone
+    belong in that view's ``NodeView.derived``, which outlives the decision.
     """
 
     state: ClusterState
     now_s: float = 0.0
     memo: dict[object, object] = field(default_factory=dict, compare=False, hash=False)
-    node_memo: dict[NodeName, dict[str, object]] = field(default_factory=dict, compare=False, hash=False)
 
 
 @runtime_checkable

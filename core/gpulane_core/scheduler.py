@@ -182,7 +182,7 @@ class _Cycle:
     def choose(self, job: Job) -> Placement | None:
         if not self.search.names:
             return None
-        option, seen = self.search.choose(CycleContext(self.state, self.now_s, node_memo=self.search.node_memo), job)
+        option, seen = self.search.choose(CycleContext(self.state, self.now_s), job)
         if not seen:
             self.failed.append(_shape(job))
         return option
@@ -196,8 +196,7 @@ class _Cycle:
             self.jobs[job.name] = job
         else:
             self._adopt(self.profile.reserve.reserve(self.state, job, option))
-            self.search.node_memo.clear()  # a reserve plugin of its own may change any node
-        self.search.refresh(self.state, option.node)
+        self.search.index.refresh(self.state, option.node)
 
     def release(self, job: JobId) -> None:
         placement = self.state.placements.get(job)
@@ -205,9 +204,8 @@ class _Cycle:
         # Room was freed: what failed before may fit now.
         self.failed.clear()
         self.explained.clear()
-        self.search.node_memo.clear()
         if placement is not None:
-            self.search.refresh(self.state, placement.node)
+            self.search.index.refresh(self.state, placement.node)
 
     def explain(self, job: Job) -> Status:
         shape = _shape(job)

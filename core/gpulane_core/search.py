@@ -148,12 +148,6 @@ class Search:
         self.start = 0  # rotation over all nodes (profiles that are not symmetric)
         self.cursor: NodeName | None = None  # last occupied node examined (symmetric rotation)
         self.bounders: Bounders | None = profile.bounders() if profile.symmetric else None
-        self.node_memo: dict[NodeName, dict[str, object]] = {}  # CycleContext.node_memo, kept across jobs
-
-    def refresh(self, state: ClusterState, name: NodeName) -> None:
-        """The node changed in ``state``: re-measure it and forget what plugins derived from it."""
-        self.index.refresh(state, name)
-        self.node_memo.pop(name, None)
 
     def choose(self, ctx: CycleContext, job: Job) -> tuple[Placement | None, bool]:
         """The selected option, and whether the job had any option at all."""

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
@@ -21,7 +22,7 @@ from gpulane_core.scheduler import Preemption, schedule_cycle
 
 from gpulane_operator import lifecycle, statuses
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
-from gpulane_operator.crd import JobRecord, Reason, split_job_id
+from gpulane_operator.crd import JobRecord, Phase, Reason, split_job_id
 from gpulane_operator.decide import (
     job_counts,
     live_assignments,
@@ -95,7 +96,9 @@ async def _run(rt: Runtime, views: Views) -> None:
     if not rt.swept_at_start:
         rt.swept_at_start = True
         for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.inflight | set(rt.deleting)):
-            _requeue_without_pod(rt, rec, now)
+            log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
+                        rec.id, rec.phase.value)  # fmt: skip
+            apply_sync(rt, rec, lifecycle.after_pod_gone(rec, now))
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
     decided = plan(prepared, result, views.jobs, views.pods, assumed)
     rt.waiting = dict(decided.waiting)
@@ -128,14 +131,20 @@ async def _run(rt: Runtime, views: Views) -> None:
         )  # fmt: skip
 
 
-def _requeue_without_pod(rt: Runtime, rec: JobRecord, now: float) -> None:
-    patch = lifecycle.after_pod_gone(rec, now)
+def apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
+    """Write a lifecycle patch (the job agreeing with its pod) and the Event that goes with it."""
     if patch is None:
         return
-    log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
-                rec.id, rec.phase.value)  # fmt: skip
-    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0)  # nothing else would rebuild it
-    rt.events.post(ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
+    phase = patch["status"].get("phase")
+    # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
+    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if phase == Phase.PENDING.value else None)
+    now = rt.clock()
+    if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
+        rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
+        reason = Reason.SUCCEEDED if phase == Phase.SUCCEEDED.value else Reason.FAILED
+        rt.events.post(ref(rec), reason.value, patch["status"]["message"], now)
+    elif phase == Phase.PENDING.value:
+        rt.events.post(ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
 
 
 def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:

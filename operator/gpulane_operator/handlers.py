@@ -135,7 +135,7 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.deleting:
         _job_gone(rt, rec, True)  # another finalizer holds the job: its pod need not wait for that
         return
-    _apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
+    cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
 
 
 def _seen_event(rt: Runtime) -> None:
@@ -197,24 +197,9 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     if type == "DELETED":
         if rt.deleting.pop(pod.job, None) is not None:
             return  # the operator deleted it and has already re-queued or failed the job
-        _apply_sync(rt, rec, lifecycle.after_pod_gone(rt.current(rec), rt.clock()))
+        cycle.apply_sync(rt, rec, lifecycle.after_pod_gone(rt.current(rec), rt.clock()))
         return
-    _apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
-
-
-def _apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
-    if patch is None:
-        return
-    phase = patch["status"].get("phase")
-    # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
-    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if phase == Phase.PENDING.value else None)
-    now = rt.clock()
-    if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
-        rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
-        reason = Reason.SUCCEEDED if phase == Phase.SUCCEEDED.value else Reason.FAILED
-        rt.events.post(cycle.ref(rec), reason.value, patch["status"]["message"], now)
-    elif phase == Phase.PENDING.value:
-        rt.events.post(cycle.ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
+    cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
 
 
 @kopf.on.event("", "v1", "nodes")

@@ -1,6 +1,6 @@
 """Shared arithmetic for score plugins: how full a GPU and a node are after an option is applied.
 
-Node totals are computed once per node state and kept in the context's node memo: every option on a
+Node totals are computed once per node view and kept on it (``NodeView.derived``): every option on a
 node needs them, and recomputing them per option made scoring quadratic in the GPUs of a node (and
 per decision, a tenth of a scheduling cycle).
 """
@@ -23,14 +23,11 @@ class NodeSummary:
 
 
 def node_summary(ctx: CycleContext, node: NodeName) -> NodeSummary:
-    per_node = ctx.node_memo.get(node)
-    if per_node is None:
-        per_node = ctx.node_memo[node] = {}
-    cached = per_node.get("summary")
+    derived = ctx.state.nodes[node].derived
+    cached = derived.get("summary")
     if isinstance(cached, NodeSummary):
         return cached
-    summary = _summarize(ctx.state, node)
-    per_node["summary"] = summary
+    summary = derived["summary"] = _summarize(ctx.state, node)
     return summary
 
 
