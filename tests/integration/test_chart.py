@@ -38,7 +38,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "dcgm-compat": ("--set", "nodeAgent.metrics.dcgmCompat=true"),
     "dra": ("--set", "nodeAgent.allocation=dra"),
 }
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition", "DeviceClass"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition", "DeviceClass",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}  # fmt: skip
 WORKLOADS = {"Deployment", "StatefulSet"}
 
 
@@ -191,7 +192,14 @@ def test_dra_mode_renders_the_device_class_mounts_and_rbac_and_turns_the_device_
     [device_class] = [d for d in docs if d["kind"] == "DeviceClass"]
     assert device_class["metadata"]["name"] == "gpu.gpulane.dev"
     assert device_class["spec"]["selectors"] == [{"cel": {"expression": 'device.driver == "gpu.gpulane.dev"'}}]
-    assert not [d for d in render(helm_bin, "gl", "gpulane", VARIANTS["default"]) if d["kind"] == "DeviceClass"]
+    default_kinds = {d["kind"] for d in render(helm_bin, "gl", "gpulane", VARIANTS["default"])}
+    assert not default_kinds & {"DeviceClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    # Only the operator allocates gpu.gpulane.dev devices (its behaviour: test_dra_ownership.py).
+    [policy] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    [binding] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert (binding["spec"]["policyName"], binding["spec"]["validationActions"]) == (policy["metadata"]["name"], ["Deny"])
+    assert policy["spec"]["variables"][2]["expression"] == (
+        'request.userInfo.username in ["system:serviceaccount:gpulane:gl-gpulane-operator"]')
     [daemonset] = [d for d in docs if d["kind"] == "DaemonSet"]
     container = daemonset["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
