@@ -60,6 +60,7 @@ class Cluster:
     node: str
     policy: dict[str, Any]
     binding: dict[str, Any]
+    probe_ns: str  # holds the claim "probe" that _policy_enforced writes to
 
     def as_user(self, user: str) -> client.CustomObjectsApi:
         """``user`` impersonated in system:masters: RBAC allows everything, only admission can refuse."""
@@ -102,6 +103,9 @@ def cluster(
                           "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
                                      "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
                                      "conditions": [{"type": "Ready", "status": "True"}]}})  # fmt: skip
+        probe_ns = f"draown-probe-{uuid.uuid4().hex[:6]}"
+        core.create_namespace({"metadata": {"name": probe_ns}})
+        _claim(custom, probe_ns, "probe", "256Mi")
         uid = core.read_node(node).metadata.uid
         gpus = FakeBackend.default(node).gpus()
         custom.create_cluster_custom_object(GROUP, VERSION, "resourceslices",
@@ -122,13 +126,18 @@ def cluster(
                 ("kube-controller-manager", manager_argv),
             )
         ]
+        cluster = Cluster(admin, control_plane.kubeconfig, node, policy, binding, probe_ns)
         try:
-            yield Cluster(admin, control_plane.kubeconfig, node, policy, binding)
+            yield cluster
         finally:
             for proc in started:
                 proc.stop()
             _delete(custom, ADM, "validatingadmissionpolicybindings", binding["metadata"]["name"])
             _delete(custom, ADM, "validatingadmissionpolicies", policy["metadata"]["name"])
+            # The apiserver drops the policy from its informer a moment later; later modules (the DRA
+            # plugin's allocate claims as the admin) must not meet it.
+            _policy_enforced(cluster, on=False)
+            core.delete_namespace(probe_ns)
             _delete(custom, (GROUP, VERSION), "deviceclasses", DRIVER)
             _delete(custom, (GROUP, VERSION), "resourceslices", slices.slice_name(node))
             core.delete_node(node)
@@ -176,9 +185,10 @@ def _denied(call: Callable[[], Any]) -> str:
     raise AssertionError("the write was allowed")
 
 
-def _policy_enforced(cluster: Cluster, namespace: str, probe: str, on: bool) -> None:
+def _policy_enforced(cluster: Cluster, on: bool) -> None:
     """Wait until the apiserver's policy informer has (on) or no longer has (off) the binding."""
     stranger = cluster.as_user("probe-user")
+    namespace, probe = cluster.probe_ns, "probe"
 
     def settled() -> bool:
         try:
@@ -222,8 +232,7 @@ def test_kube_scheduler_is_refused_a_plain_pods_claim_until_the_binding_is_remov
     cluster: Cluster, namespace: str
 ) -> None:
     core, custom = client.CoreV1Api(cluster.admin), client.CustomObjectsApi(cluster.admin)
-    _claim(custom, namespace, "probe", "256Mi")
-    _policy_enforced(cluster, namespace, "probe", on=True)
+    _policy_enforced(cluster, on=True)
     _claim(custom, namespace, "plain")
     core.create_namespaced_pod(namespace, _pod("plain", "plain"))
 
@@ -245,7 +254,7 @@ def test_kube_scheduler_is_refused_a_plain_pods_claim_until_the_binding_is_remov
         *ADM, "validatingadmissionpolicybindings", cluster.binding["metadata"]["name"]
     )
     try:
-        _policy_enforced(cluster, namespace, "probe", on=False)
+        _policy_enforced(cluster, on=False)
         _wait(
             lambda: core.read_namespaced_pod("plain", namespace).spec.node_name,
             "kube-scheduler to bind the pod",
@@ -256,7 +265,7 @@ def test_kube_scheduler_is_refused_a_plain_pods_claim_until_the_binding_is_remov
         assert result["consumedCapacity"] == {"memory": "2Gi"}
     finally:
         _install_binding(custom, cluster.binding)
-    _policy_enforced(cluster, namespace, "probe", on=True)
+    _policy_enforced(cluster, on=True)
 
     # (d) What kube-controller-manager's resourceclaim controller does to that claim stays allowed:
     # reservedFor emptied (allocation unchanged), then the allocation removed; putting it back is not.
@@ -275,8 +284,7 @@ def test_only_the_operator_and_the_configured_allocators_may_allocate(
     cluster: Cluster, namespace: str
 ) -> None:
     custom = client.CustomObjectsApi(cluster.admin)
-    _claim(custom, namespace, "probe", "256Mi")
-    _policy_enforced(cluster, namespace, "probe", on=True)
+    _policy_enforced(cluster, on=True)
     for name in ("by-operator", "by-dev-admin", "by-stranger"):
         _claim(custom, namespace, name)
 
