@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gpulane_agent import inventory
 from gpulane_agent.deviceplugin.server import DevicePluginRunner, DevicePluginService, PluginContext
+from gpulane_agent.dra import cdi
 from gpulane_agent.dra.api import DraKube
 from gpulane_agent.dra.plugin import DraDriver, DriverContext
 from gpulane_agent.dra.publisher import SlicePublisher
@@ -90,7 +91,7 @@ class Agent:
                                           dra.socket_poll_s, on_registered=self.slice_publisher.nudge)  # fmt: skip
         self.pod_resources = PodResourcesCheck(config.pod_resources, config.device_plugin.resource_name)
         self.coordinator: CoordinatorServer | None = None
-        self._last_published: tuple[int, NodeView] | None = None
+        self._last_published: tuple[int, NodeView, tuple[cdi.PreparedClaim, ...] | None] | None = None
         self._last_heartbeat = 0.0
         self._list_failing = False
         self._inventory_error = ""
@@ -150,7 +151,13 @@ class Agent:
         if self.kube is None:
             return
         loop = asyncio.get_running_loop()
-        state = (self.board.version, NodeView(view.pod_lanes, (), view.lanes))
+        dra_claims = (
+            await asyncio.to_thread(cdi.read_prepared, Path(self.config.dra.cdi_dir))
+            if self.config.dra.enabled
+            else None
+        )
+        # A claim prepared or unprepared is published at the next tick, not at the next heartbeat.
+        state = (self.board.version, NodeView(view.pod_lanes, (), view.lanes), dra_claims)
         due = loop.time() - self._last_heartbeat >= self.config.inventory.heartbeat_s
         if not due and state == self._last_published:
             return
@@ -163,6 +170,7 @@ class Agent:
             dt.datetime.now(dt.UTC),
             agent_version(),
             self.config.device_plugin.memory_unit_mib,
+            dra_claims,
         )
         try:
             await self.kube.apply_gpunode(self.config.node_name, {inventory.NODE_LABEL: self.config.node_name}, status)

@@ -1,7 +1,8 @@
 """The GPUNode object: a pure builder of its status and a publisher that heartbeats it.
 
 Status shape follows crds/gpunodes.gpulane.dev.yaml: ``gpus[]`` (index, uuid, model, memoryMiB, health,
-usedMiB, lanes[] with id/sizeMiB/usedMiB/jobs), ``heartbeatTime``, ``agentVersion``, ``memoryUnitMiB``.
+usedMiB, lanes[] with id/sizeMiB/usedMiB/jobs; in DRA mode also draClaims[] and freeMiB),
+``heartbeatTime``, ``agentVersion``, ``memoryUnitMiB``.
 Publishing is create-or-update plus a status patch, so it reconciles after any agent restart.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from gpulane_core.quantity import MIB
 
+from gpulane_agent.dra.cdi import PreparedClaim
 from gpulane_agent.gpu.backend import GpuBackend, GpuError, GpuInfo
 from gpulane_agent.lanes import LaneView
 from gpulane_agent.stats import AgentStats
@@ -28,8 +30,15 @@ def gpunode_status(
     now: dt.datetime,
     agent_version: str,
     memory_unit_mib: int,
+    dra_claims: tuple[PreparedClaim, ...] | None = None,
 ) -> dict[str, Any]:
-    """Pure: the GPUNode status for this moment."""
+    """Pure: the GPUNode status for this moment.
+
+    ``dra_claims`` (DRA mode only; None otherwise) are the claims prepared on this node: each GPU lists
+    its own and ``freeMiB`` is its memory less theirs. In DRA mode the device plugin is off, so these
+    claims are every allocation the GPU has; in device-plugin mode no free figure is published, because
+    the lanes' persistent memory is known only to the operator (its pod annotations are authoritative).
+    """
     entries = []
     for gpu in gpus:
         entry: dict[str, Any] = {
@@ -46,6 +55,13 @@ def gpunode_status(
         }
         if gpu.index in used_bytes:  # unknown (reading failed) is omitted rather than published as 0
             entry["usedMiB"] = used_bytes[gpu.index] // MIB
+        if dra_claims is not None:
+            mine = [c for c in dra_claims if c.gpu_index == gpu.index]
+            entry["draClaims"] = [
+                {"namespace": c.namespace, "name": c.name, "uid": c.uid, "memoryMiB": c.memory_mib} for c in mine
+            ]
+            # Floored: claims allocated before a GPU was replaced by a smaller one must not publish < 0.
+            entry["freeMiB"] = max(0, entry["memoryMiB"] - sum(c.memory_mib for c in mine))
         entries.append(entry)
     return {
         "gpus": entries,

@@ -25,6 +25,7 @@ from gpulane_dev.kubeclient import connected
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "dcgm-compat": ("--set", "nodeAgent.metrics.dcgmCompat=true"),
     "dra": ("--set", "nodeAgent.allocation=dra"),
 }
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition", "DeviceClass"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition", "DeviceClass",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}  # fmt: skip
 WORKLOADS = {"Deployment", "StatefulSet"}
 
 
@@ -191,7 +193,15 @@ def test_dra_mode_renders_the_device_class_mounts_and_rbac_and_turns_the_device_
     [device_class] = [d for d in docs if d["kind"] == "DeviceClass"]
     assert device_class["metadata"]["name"] == "gpu.gpulane.dev"
     assert device_class["spec"]["selectors"] == [{"cel": {"expression": 'device.driver == "gpu.gpulane.dev"'}}]
-    assert not [d for d in render(helm_bin, "gl", "gpulane", VARIANTS["default"]) if d["kind"] == "DeviceClass"]
+    default_kinds = {d["kind"] for d in render(helm_bin, "gl", "gpulane", VARIANTS["default"])}
+    assert not default_kinds & {"DeviceClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    # Only the operator allocates gpu.gpulane.dev devices (its behaviour: test_dra_ownership.py).
+    [policy] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    [binding] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert (binding["spec"]["policyName"], binding["spec"]["validationActions"]) == (policy["metadata"]["name"], ["Deny"])
+    [validation] = policy["spec"]["validations"]
+    assert validation["expression"].endswith(
+        'request.userInfo.username in ["system:serviceaccount:gpulane:gl-gpulane-operator"]')
     [daemonset] = [d for d in docs if d["kind"] == "DaemonSet"]
     container = daemonset["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -220,6 +230,14 @@ def test_rendered_objects_are_created_on_the_apiserver(
         for doc in (d for d in docs if d["kind"] != "CustomResourceDefinition"):
             resource = resource_for(dyn, doc)
             ns = doc["metadata"].get("namespace", namespace) if resource.namespaced else None
+            if doc["kind"] == "ValidatingAdmissionPolicyBinding":
+                # Validated but not stored: a binding in force would refuse the admin's claim allocations in
+                # later modules until the apiserver noticed its deletion (test_dra_ownership.py enforces it).
+                resource.create(body=doc, namespace=ns, dry_run="All")
+                created.append((resource, doc))
+                with pytest.raises(NotFoundError):
+                    resource.get(name=doc["metadata"]["name"])
+                continue
             resource.create(body=doc, namespace=ns)
             created.append((resource, doc))
             got = resource.get(name=doc["metadata"]["name"], namespace=ns)
@@ -227,7 +245,7 @@ def test_rendered_objects_are_created_on_the_apiserver(
         assert len(created) == len(docs) - sum(d["kind"] == "CustomResourceDefinition" for d in docs)
     finally:
         for resource, doc in reversed(created):
-            if doc["kind"] in CLUSTER_SCOPED:
+            if doc["kind"] in CLUSTER_SCOPED and doc["kind"] != "ValidatingAdmissionPolicyBinding":
                 resource.delete(name=doc["metadata"]["name"])
 
 

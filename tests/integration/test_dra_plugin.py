@@ -348,3 +348,61 @@ async def test_the_agent_with_dra_enabled_serves_the_plugin_and_publishes_its_no
         _custom(kube_api).delete_cluster_custom_object(GROUP, VERSION, "resourceslices", name)
         shutil.rmtree(root, ignore_errors=True)
     assert sockets == []  # the agent's shutdown removed both sockets (the slice stays: see Agent._publish_slices)
+
+
+@pytest.mark.usefixtures("device_class")
+async def test_the_agents_gpunode_lists_a_prepared_claim_with_its_memory_until_it_is_unprepared(
+    control_plane: ControlPlane, kube_api: client.ApiClient, fake_gpu_nodes: Any, namespace: str, crds: list[str]
+) -> None:
+    node = fake_gpu_nodes(1)[0]
+    uid, _ = allocated_claim(kube_api, namespace, "trainer", node, memory="3Gi")
+    root = Path(tempfile.mkdtemp(prefix="gl-dra-", dir="/tmp"))
+    config = load_config(None, {}, {
+        "node_name": node, "device_plugin.enabled": False, "coordinator.serve": False, "metrics.port": 0,
+        "kubernetes.kubeconfig": str(control_plane.kubeconfig), "enforcement.proc_root": str(root),
+        "enforcement.interval_s": 0.1, "inventory.heartbeat_s": 3600,  # a change, not the heartbeat, publishes
+        "dra.enabled": True, "dra.plugins_dir": str(root / "plugins"), "dra.registry_dir": str(root / "registry"),
+        "dra.cdi_dir": str(root / "cdi"), "dra.socket_poll_s": 0.05,
+    })  # fmt: skip
+
+    async def factory() -> Any:
+        return await connect(str(control_plane.kubeconfig))
+
+    agent = Agent(config, FakeBackend.default(node), factory, lambda k: AsyncDraKube(k.api_client))
+    run = asyncio.create_task(agent.run())
+    custom = _custom(kube_api)
+
+    def gpu0() -> dict[str, Any]:
+        try:
+            obj = custom.get_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", node)
+        except ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return dict(((obj.get("status") or {}).get("gpus") or [{}])[0])
+
+    claim = dra_v1_pb2.Claim(namespace=namespace, uid=uid, name="trainer")
+    try:
+        info, error = await PluginWatcher(root / "registry").register()
+        assert error == ""
+        assert (await _wait_for(gpu0))["draClaims"] == [] and gpu0()["freeMiB"] == 16384
+        async with grpc.aio.insecure_channel(f"unix://{info.endpoint}") as channel:
+            stub = dra_v1_pb2_grpc.DRAPluginStub(channel)
+            prepared = await stub.NodePrepareResources(dra_v1_pb2.NodePrepareResourcesRequest(claims=[claim]))
+            assert prepared.claims[uid].error == ""
+            await _wait_for(lambda: gpu0().get("draClaims"))
+            assert gpu0()["draClaims"] == [{"namespace": namespace, "name": "trainer", "uid": uid, "memoryMiB": 3072}]
+            assert gpu0()["freeMiB"] == 16384 - 3072
+            gone = await stub.NodeUnprepareResources(dra_v1_pb2.NodeUnprepareResourcesRequest(claims=[claim]))
+            assert gone.claims[uid].error == ""
+            await _wait_for(lambda: gpu0().get("draClaims") == [])
+            assert gpu0()["freeMiB"] == 16384
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        with contextlib.suppress(ApiException):
+            custom.delete_cluster_custom_object("gpulane.dev", "v1alpha1", "gpunodes", node)
+        with contextlib.suppress(ApiException):
+            custom.delete_cluster_custom_object(GROUP, VERSION, "resourceslices", f"{node}-{DRIVER}")
+        shutil.rmtree(root, ignore_errors=True)

@@ -123,15 +123,20 @@ def our_results(claim: ClaimView, node_name: str) -> tuple[DeviceResult, ...]:
     return ours
 
 
+def gpu_index(device: str) -> int:
+    """The GPU index of a device name ``gpu-<index>``; -1 for any other name."""
+    m = _DEVICE.match(device)
+    return int(m.group("index")) if m else -1
+
+
 def _gpu(claim: ClaimView, result: DeviceResult, gpus: Mapping[int, GpuInfo]) -> GpuInfo:
-    m = _DEVICE.match(result.device)
-    if not m or int(m.group("index")) not in gpus:
+    if gpu_index(result.device) not in gpus:
         known = ", ".join(device_name(i) for i in sorted(gpus)) or "none"
         raise PrepareRefused(f"claim {claim.key}: device {result.device!r} is not a GPU of this node (devices: {known})")
-    return gpus[int(m.group("index"))]
+    return gpus[gpu_index(result.device)]
 
 
-def _consumed_mib(claim: ClaimView, result: DeviceResult) -> int:
+def consumed_mib(claim: ClaimView, result: DeviceResult) -> int:
     text = result.consumed.get(MEMORY)
     if text is None:
         raise PrepareRefused(
@@ -200,6 +205,6 @@ def claim_grant(
     indices = tuple(g.index for g in chosen)
     if len(set(indices)) != len(indices):
         raise PrepareRefused(f"claim {claim.key}: one GPU is allocated to it twice ({', '.join(r.device for r in results)})")
-    limit = min(_consumed_mib(claim, r) for r in results)
+    limit = min(consumed_mib(claim, r) for r in results)
     assignment = assignment_of(claim, node_name, gpus, limit, indices)
     return ClaimGrant(claim.uid, results, grant_for(assignment, limit, coordinator_socket, fake_gpu_dir))

@@ -91,8 +91,9 @@ class DraDriver:
 
     async def _prepare_one(self, ref: ClaimRef) -> Outcome:
         try:
-            grant = await self._decide(ref)
-            cdi.write_spec(self._ctx.cdi_dir, ref.uid, cdi.spec(ref.uid, grant.grant))
+            view, grant = await self._decide(ref)
+            notes = cdi.spec_annotations(view, grant.results)
+            cdi.write_spec(self._ctx.cdi_dir, ref.uid, cdi.spec(ref.uid, grant.grant, notes))
         except claims.PrepareRefused as exc:
             log.warning("NodePrepareResources refused: %s", exc)
             return Outcome(error=str(exc))
@@ -105,7 +106,7 @@ class DraDriver:
         log.info("prepared claim %s: %s", ref.key, ", ".join(r.device for r in grant.results))
         return Outcome(devices=prepared_devices(grant))
 
-    async def _decide(self, ref: ClaimRef) -> claims.ClaimGrant:
+    async def _decide(self, ref: ClaimRef) -> tuple[claims.ClaimView, claims.ClaimGrant]:
         if not _UID.match(ref.uid):
             raise claims.PrepareRefused(f"claim {ref.key}: the uid is not a Kubernetes UID")
         kube = self._kube()
@@ -119,7 +120,7 @@ class DraDriver:
             raise claims.PrepareRefused(
                 f"claim {ref.key}: the ResourceClaim of that name has uid {view.uid} (it was replaced)"
             )
-        return claims.claim_grant(
+        return view, claims.claim_grant(
             view, self._ctx.node_name, self._backend.gpus(), self._ctx.coordinator_socket, self._ctx.fake_gpu_dir
         )
 
