@@ -17,6 +17,7 @@ from typing import Any
 import celpy
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
+from celpy.celtypes import BoolType
 from celpy.evaluation import CELEvalError
 from gpulane_core.model import Gpu
 
@@ -53,7 +54,7 @@ class Selectors:
                 value = program.evaluate(activation)
             except CELEvalError as exc:
                 raise SelectorError(f"{_where(i, text)}: cannot be evaluated: {exc.args[0]}") from None
-            if not isinstance(value, bool):  # celpy's BoolType is a bool
+            if not isinstance(value, BoolType):
                 raise SelectorError(f"{_where(i, text)}: must be a boolean expression, got {type(value).__name__}")
             if not value:
                 return False
