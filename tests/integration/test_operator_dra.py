@@ -6,6 +6,7 @@ inventory (node labels here), so none is needed."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -132,15 +133,19 @@ def test_eight_dra_jobs_share_two_gpus_each_with_its_own_allocated_claim(
     assert all(mib <= GPU_MIB for mib in device_use(all_claims).values()), device_use(all_claims)
 
 
-def test_deleting_a_dra_job_removes_its_pod_and_claim(
+def test_kubectl_shows_the_claim_and_deleting_the_job_removes_its_pod_and_claim(
     pool: Callable[..., tuple[str, list[str]]], operator: Callable[..., OperatorProcess],
-    kube_api: client.ApiClient, namespace: str,
+    kube_api: client.ApiClient, namespace: str, dev_binaries: Any, kubeconfig: Path,
 ) -> None:  # fmt: skip
     name, _ = pool(1, 1)
     operator(name)
     create_job(kube_api, namespace, dra_job("gone", "2Gi", "2Gi"))
     wait_for("placed", lambda: placed(kube_api, namespace, ["gone"]))
     assert list(claims(kube_api, namespace)) == ["gone-gpulane"]
+    table = subprocess.run([str(dev_binaries.kubectl), "--kubeconfig", str(kubeconfig), "get", "gsj", "-n", namespace],
+                           capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    header, row = table[0].split(), table[1].split()
+    assert "CLAIM" in header and row[header.index("CLAIM")] == "gone-gpulane", table
     delete_job(kube_api, namespace, "gone")
     wait_for("pod and claim gone", lambda: (
         True if not pods_by_job(kube_api, namespace) and not claims(kube_api, namespace) else None))  # fmt: skip
