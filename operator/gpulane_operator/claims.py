@@ -74,9 +74,9 @@ def build_claim(
                 EPHEMERAL_MIB: str(a.ephemeral_mib),
                 LABEL_JOB: rec.name,
             },
-            "ownerReferences": [
-                {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": pod_uid, "controller": True, "blockOwnerDeletion": True}
-            ],
+            # No blockOwnerDeletion: it would need update on pods/finalizers (OwnerReferencesPermissionEnforcement),
+            # and nothing deletes a gpulane pod in the foreground.
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": pod_uid, "controller": True}],
         },
         "spec": {"devices": {"requests": [{"name": REQUEST, "exactly": exactly}]}},
     }

@@ -220,3 +220,20 @@ def test_device_plugin_and_dra_jobs_and_a_foreign_claim_share_one_invariant(
     modes = {j["metadata"]["name"]: j["status"]["placement"]["allocation"] for j in jobs.values()}
     assert sorted(modes.values()) == ["device-plugin"] * 3 + ["dra"] * 2
     assert set(claims(kube_api, namespace)) == {"theirs"} | {f"{n}-gpulane" for n in names[1::2]}
+
+
+def test_a_two_gpu_dra_job_gets_one_result_per_gpu(
+    pool: Callable[..., tuple[str, list[str]]], operator: Callable[..., OperatorProcess],
+    kube_api: client.ApiClient, namespace: str,
+) -> None:  # fmt: skip
+    name, _ = pool(1, 2)
+    operator(name)
+    manifest = dra_job("pair", "4Gi", "4Gi")
+    manifest["spec"]["gpus"] = 2
+    create_job(kube_api, namespace, manifest)
+    jobs = wait_for("placed", lambda: placed(kube_api, namespace, ["pair"]))
+    (pod,) = pods_by_job(kube_api, namespace)["pair"]
+    claim = claims(kube_api, namespace)["pair-gpulane"]
+    check_claim_of(jobs["pair"], pod, claim)
+    assert claim["spec"]["devices"]["requests"][0]["exactly"]["count"] == 2
+    assert sorted(r["device"] for r in claim["status"]["allocation"]["devices"]["results"]) == ["gpu-0", "gpu-1"]

@@ -74,7 +74,7 @@ def test_the_claim_is_owned_by_the_pod_and_carries_the_lane() -> None:
     meta = claim["metadata"]
     assert meta["name"] == "a-gpulane" and meta["namespace"] == "ns"
     assert meta["ownerReferences"] == [{"apiVersion": "v1", "kind": "Pod", "name": "a-gpulane", "uid": "pod-uid",
-                                        "controller": True, "blockOwnerDeletion": True}]  # fmt: skip
+                                        "controller": True}]  # fmt: skip
     assert meta["annotations"] == {"gpulane.dev/lane": "lane-0", "gpulane.dev/persistent-mib": "1024",
                                    "gpulane.dev/ephemeral-mib": "2048", "gpulane.dev/job": "a"}  # fmt: skip
     assert claim["spec"]["devices"]["requests"] == [{"name": "gpu", "exactly": {
