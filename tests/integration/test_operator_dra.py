@@ -174,23 +174,47 @@ def test_bad_claims_leave_no_pod_and_no_claim_and_say_why(
     assert any(e.involved_object.name == "huge" and "exceeds the largest" in e.message for e in events)
 
 
+def foreign_claim(api: client.ApiClient, namespace: str, name: str, node: str, memory: str) -> None:
+    """A claim of our driver allocated by someone else (no gpulane.dev/job annotation) on ``node``'s gpu-0."""
+    body = {"apiVersion": f"{DRA_GROUP}/{DRA_VERSION}", "kind": "ResourceClaim", "metadata": {"name": name},
+            "spec": {"devices": {"requests": [{"name": "r", "exactly": {"deviceClassName": DRIVER,
+                     "capacity": {"requests": {"memory": memory}}}}]}}}  # fmt: skip
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(DRA_GROUP, DRA_VERSION, namespace, CLAIMS, body)
+    allocation = {"devices": {"results": [{"request": "r", "driver": DRIVER, "pool": node, "device": "gpu-0",
+                                           "consumedCapacity": {"memory": memory}, "shareID": str(uuid.uuid4())}]},
+                  "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+                      {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}  # fmt: skip
+    custom.patch_namespaced_custom_object_status(DRA_GROUP, DRA_VERSION, namespace, CLAIMS, name,
+                                                 {"status": {"allocation": allocation}})  # fmt: skip
+
+
+def test_a_job_waits_for_memory_a_foreign_claim_holds_and_runs_once_it_is_released(
+    pool: Callable[..., tuple[str, list[str]]], operator: Callable[..., OperatorProcess],
+    kube_api: client.ApiClient, namespace: str,
+) -> None:  # fmt: skip
+    name, (node,) = pool(1, 1)
+    # Before the operator starts: kopf fills its indexes before any handler runs, so the first cycle knows
+    # the claim (a claim allocated while the operator runs reaches it on another watch stream than the job).
+    foreign_claim(kube_api, namespace, "theirs", node, "12Gi")
+    proc = operator(name)
+    create_job(kube_api, namespace, dra_job("waits", "2Gi", "4Gi"))
+    job = wait_for("unschedulable", lambda: (
+        j if (j := get_job(kube_api, namespace, "waits")).get("status", {}).get("conditions") and
+        j["status"]["conditions"][0].get("reason") == "Unschedulable" else None))  # fmt: skip
+    assert "largest free is 4Gi" in job["status"]["message"], job["status"]
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(DRA_GROUP, DRA_VERSION, namespace, CLAIMS, "theirs")
+    wait_for("placed once the claim is gone", lambda: placed(kube_api, namespace, ["waits"]), timeout=30)
+    assert "Traceback" not in proc.tail(20000), proc.tail()
+
+
 def test_device_plugin_and_dra_jobs_and_a_foreign_claim_share_one_invariant(
     pool: Callable[..., tuple[str, list[str]]], operator: Callable[..., OperatorProcess],
     kube_api: client.ApiClient, namespace: str,
 ) -> None:  # fmt: skip
     name, (node,) = pool(1, 2)
     # Someone else's claim holds 12Gi of gpu-0: gpulane must count it, though it did not allocate it.
-    foreign = {"apiVersion": f"{DRA_GROUP}/{DRA_VERSION}", "kind": "ResourceClaim", "metadata": {"name": "theirs"},
-               "spec": {"devices": {"requests": [{"name": "r", "exactly": {"deviceClassName": DRIVER,
-                        "capacity": {"requests": {"memory": "12Gi"}}}}]}}}  # fmt: skip
-    custom = client.CustomObjectsApi(kube_api)
-    custom.create_namespaced_custom_object(DRA_GROUP, DRA_VERSION, namespace, CLAIMS, foreign)
-    allocation = {"devices": {"results": [{"request": "r", "driver": DRIVER, "pool": node, "device": "gpu-0",
-                                           "consumedCapacity": {"memory": "12Gi"}, "shareID": str(uuid.uuid4())}]},
-                  "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
-                      {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}  # fmt: skip
-    custom.patch_namespaced_custom_object_status(DRA_GROUP, DRA_VERSION, namespace, CLAIMS, "theirs",
-                                                 {"status": {"allocation": allocation}})  # fmt: skip
+    foreign_claim(kube_api, namespace, "theirs", node, "12Gi")
     names = [f"mix-{i}" for i in range(5)]
     with InvariantWatcher(kube_api, namespace, GPU_MIB) as watcher:
         proc = operator(name)
