@@ -7,6 +7,7 @@ inventory (node labels here), so none is needed."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -261,3 +262,37 @@ def test_a_two_gpu_dra_job_gets_one_result_per_gpu(
     check_claim_of(jobs["pair"], pod, claim)
     assert claim["spec"]["devices"]["requests"][0]["exactly"]["count"] == 2
     assert sorted(r["device"] for r in claim["status"]["allocation"]["devices"]["results"]) == ["gpu-0", "gpu-1"]
+
+
+def test_kill_9_while_allocating_then_restart_allocates_each_claim_once_where_its_pod_says(
+    pool: Callable[..., tuple[str, list[str]]], kube_api: client.ApiClient, namespace: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    name, _ = pool(2, 2)
+    names = [f"k-{i}" for i in range(16)]
+    for job in names:  # 16 x (1Gi + 4Gi) = 80Gi alone, 64Gi of GPUs: needs shared lanes
+        create_job(kube_api, namespace, dra_job(job, "1Gi", "4Gi"))
+    core = client.CoreV1Api(kube_api)
+    with InvariantWatcher(kube_api, namespace, GPU_MIB) as watcher:
+        slow = {"GPULANE_OPERATOR_SCHEDULING_MAX_CONCURRENT_REQUESTS": "1"}  # cut the placements in the middle
+        first = OperatorProcess(namespace, name, tmp_path / "first.log", "--standalone", env=slow).start()
+        try:
+            wait_for("4 pods", lambda: len(core.list_namespaced_pod(namespace).items) >= 4, timeout=60, every=0.02)
+        finally:
+            first.kill9()
+        at_kill = core.list_namespaced_pod(namespace).items
+        claims_at_kill = claims(kube_api, namespace).values()
+        with OperatorProcess(namespace, name, tmp_path / "second.log", "--standalone") as second:
+            jobs = wait_for("all placed after the restart", lambda: placed(kube_api, namespace, names), timeout=90)
+            time.sleep(1.0)  # a late cycle would show itself here
+            pods = pods_by_job(kube_api, namespace)
+            all_claims = claims(kube_api, namespace)
+            assert "Traceback" not in second.tail(20000), second.tail()
+    assert watcher.violations == [], watcher.violations
+    assert {job: len(p) for job, p in pods.items()} == dict.fromkeys(names, 1)
+    assert sorted(all_claims) == sorted(f"{j}-gpulane" for j in names)
+    for job in names:
+        check_claim_of(jobs[job], pods[job][0], all_claims[f"{job}-gpulane"])
+    assert all(mib <= GPU_MIB for mib in device_use(all_claims).values())
+    allocated = sum(1 for c in claims_at_kill if (c.get("status") or {}).get("allocation"))
+    print(f"killed with {len(at_kill)} pods ({sum(1 for p in at_kill if p.spec.node_name)} bound), "
+          f"{len(claims_at_kill)} claims ({allocated} allocated)")
