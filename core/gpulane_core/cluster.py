@@ -97,7 +97,7 @@ class ClusterState:
         be scored alike by a symmetric profile, and lose the tie on their index).
         """
         view = self.nodes[node]
-        if job.gpu_types:
+        if job.restricted:
             usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
         else:
             usable = [g for g in view.node.gpus if g.healthy]

@@ -54,7 +54,9 @@ class Job:
 
     ``gpus > 1`` means whole GPUs on one node. ``working_set_mib`` is what must be brought back
     onto the GPU before the job's turn when it was evicted (the penalty in seed 000's weight).
-    ``gpu_types`` empty means any GPU model is acceptable.
+    ``gpu_types`` empty means any GPU model is acceptable. ``allowed_gpus`` (GPU UUIDs) narrows the
+    choice further when set: the operator computes it from a DRA job's device selectors, so the core
+    only sees which GPUs are eligible, never the selector language. None means every GPU.
     """
 
     name: JobId
@@ -68,6 +70,12 @@ class Job:
     job_class: JobClass = JobClass.GUARANTEED
     priority: int = 0
     gpu_types: frozenset[str] = frozenset()
+    allowed_gpus: frozenset[str] | None = None
+
+    @property
+    def restricted(self) -> bool:
+        """Whether some GPUs are refused (by model or by eligibility): the fast paths cannot be taken."""
+        return bool(self.gpu_types) or self.allowed_gpus is not None
 
     @property
     def footprint_mib(self) -> int:
@@ -79,6 +87,8 @@ class Job:
         return self.iteration_s * self.iterations
 
     def accepts(self, gpu: Gpu) -> bool:
+        if self.allowed_gpus is not None and gpu.uuid not in self.allowed_gpus:
+            return False
         return not self.gpu_types or gpu.model in self.gpu_types
 
 

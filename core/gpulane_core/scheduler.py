@@ -131,11 +131,11 @@ def order_pending(pending: Sequence[PendingJob], ordering: str, now_s: float) ->
     ]
 
 
-Shape = tuple[int, int, int, frozenset[str], JobClass]
+Shape = tuple[int, int, int, frozenset[str], JobClass, frozenset[str] | None]
 
 
 def _shape(job: Job) -> Shape:
-    return (job.persistent_mib, job.ephemeral_mib, job.gpus, job.gpu_types, job.job_class)
+    return (job.persistent_mib, job.ephemeral_mib, job.gpus, job.gpu_types, job.job_class, job.allowed_gpus)
 
 
 def _dominates(shape: Shape, failed: Shape) -> bool:
@@ -143,6 +143,7 @@ def _dominates(shape: Shape, failed: Shape) -> bool:
     return (
         shape[3] == failed[3]
         and shape[4] == failed[4]
+        and shape[5] == failed[5]
         and shape[0] >= failed[0]
         and shape[1] >= failed[1]
         and shape[2] >= failed[2]
@@ -219,6 +220,8 @@ def explain(state: ClusterState, job: Job) -> Status:
     need = f"{format_mib(job.persistent_mib)} persistent + {format_mib(job.ephemeral_mib)} ephemeral"
     gpus = [(name, g) for name, v in state.nodes.items() for g in v.node.gpus]
     typed = [(name, g) for name, g in gpus if job.accepts(g)]
+    if not typed and job.allowed_gpus is not None:
+        return Status.unschedulable("no GPU matches the job's device selectors", PLUGIN, resolvable=False)
     if not typed:
         have = ", ".join(sorted({g.model for _, g in gpus})) or "none"
         wanted = ", ".join(sorted(job.gpu_types))

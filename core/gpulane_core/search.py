@@ -111,7 +111,7 @@ class NodeIndex:
     def fits(self, state: ClusterState, name: NodeName, job: Job) -> bool:
         """Whether ``state.candidates(job, name)`` yields anything, given :meth:`may_fit`."""
         facts = self.facts[name]
-        if job.gpus == 1 and not job.gpu_types:
+        if job.gpus == 1 and not job.restricted:
             if facts.max_free_mib >= job.footprint_mib:
                 return True
             if facts.max_headroom_mib < job.footprint_mib:
@@ -120,7 +120,7 @@ class NodeIndex:
 
     def all_fit(self, job: Job) -> bool:
         """Every occupied node admits ``job`` (false when the facts cannot tell)."""
-        if job.gpu_types or not self.occupied_names:
+        if job.restricted or not self.occupied_names:
             return False
         env = self.envelope()
         if job.gpus == 1:
@@ -208,11 +208,15 @@ class Search:
     def _symmetric(self, ctx: CycleContext, job: Job) -> tuple[Placement | None, bool]:
         """Score the lowest-named empty node of each shape, then the window of occupied nodes."""
         state, index, profile = ctx.state, self.index, self.profile
+        # Empty nodes of one shape are alike, unless the job may use only some GPUs (allowed_gpus names
+        # GPUs, not shapes): then each such node is a different option.
+        every = job.allowed_gpus is not None
         options = [
             option
             for names in index.empty_by_shape.values()
-            if names and index.may_fit(names[0], job)
-            for option in state.candidates(job, names[0], distinct=True)
+            for name in (names if every else names[:1])
+            if index.may_fit(name, job)
+            for option in state.candidates(job, name, distinct=True)
         ]
         window = self._window(state, job)
         seen = bool(options or window)

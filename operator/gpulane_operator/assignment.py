@@ -27,6 +27,7 @@ from gpulane_operator.crd import job_id
 from gpulane_operator.names import KIND
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+CLAIM_MIB = "gpulane.dev/claim-mib"  # on a DRA pod: its claim's memory per GPU (written by podspec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class PodRecord:
     assignment: Assignment | None
     error: str = ""
     owner_uid: str = ""  # the GPUShareJob it was created for (ownerReferences): tells incarnations apart
+    uid: str = ""
+    claim_mib: int | None = None  # a DRA pod: its claim's memory per GPU (annotation gpulane.dev/claim-mib)
 
     @property
     def terminal(self) -> bool:
@@ -98,7 +101,16 @@ def parse_pod(body: Mapping[str, Any]) -> PodRecord | None:
         assignment=assignment,
         error=error,
         owner_uid=next((str(o.get("uid", "")) for o in meta.get("ownerReferences") or () if o.get("kind") == KIND), ""),
+        uid=str(meta.get("uid", "")),
+        claim_mib=_claim_mib(annotations.get(CLAIM_MIB)),
     )
+
+
+def _claim_mib(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def pod_name(job_name: str) -> str:

@@ -80,6 +80,8 @@ class JobRecord:
     conditions: tuple[Mapping[str, Any], ...] = ()
     queued_s: float = 0.0
     template: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    allocation: str = ""  # spec.allocation: device-plugin | dra; empty: the operator's scheduling.allocation
+    selectors: tuple[str, ...] = ()  # spec.deviceSelectors (CEL, DRA only; checked when the mode is known)
 
     @property
     def pending(self) -> bool:
@@ -141,6 +143,22 @@ def parse_spec(jid: JobId, spec: Mapping[str, Any], created_s: float) -> Job:
     return job
 
 
+ALLOCATIONS = ("device-plugin", "dra")
+
+
+def parse_allocation(spec: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(spec.allocation or "", spec.deviceSelectors); SpecError naming the field when malformed."""
+    allocation = spec.get("allocation") or ""
+    if allocation and allocation not in ALLOCATIONS:
+        raise SpecError(f"spec.allocation: must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
+    selectors = spec.get("deviceSelectors") or ()
+    if not isinstance(selectors, list | tuple) or not all(isinstance(e, str) and e.strip() for e in selectors):
+        raise SpecError("spec.deviceSelectors: must be a list of non-empty CEL expressions")
+    if selectors and allocation == "device-plugin":
+        raise SpecError("spec.deviceSelectors: only DRA jobs (spec.allocation: dra) can select devices")
+    return str(allocation), tuple(selectors)
+
+
 def parse_job(body: Mapping[str, Any]) -> JobRecord:
     """A GPUShareJob body (from a watch event or index) to a JobRecord; never raises for bad specs."""
     meta = body.get("metadata") or {}
@@ -153,8 +171,10 @@ def parse_job(body: Mapping[str, Any]) -> JobRecord:
     except ValueError:
         phase = Phase.PENDING
     job: Job | None
+    allocation, selectors = "", tuple[str, ...]()
     try:
         job, error = parse_spec(jid, body.get("spec") or {}, created_s), ""
+        allocation, selectors = parse_allocation(body.get("spec") or {})
     except (SpecError, TypeError, ValueError) as exc:
         job, error = None, str(exc)
     scheduled = condition(status.get("conditions") or (), "Scheduled")
@@ -176,6 +196,8 @@ def parse_job(body: Mapping[str, Any]) -> JobRecord:
         conditions=tuple(status.get("conditions") or ()),
         queued_s=parse_time(status.get("queuedTime")) or created_s,
         template=(body.get("spec") or {}).get("template") or {},
+        allocation=allocation,
+        selectors=selectors,
     )
 
 

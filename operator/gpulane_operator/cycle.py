@@ -5,69 +5,51 @@ assumption, create the pod carrying its assignment (the durable record), bind it
 job's status. A restart finds the pod, counts its lane, and finishes binding and status.
 Status writes and Events are queued (rt.status coalesces a job's writes within a second, rt.events
 posts rate-limited), so a placement costs a pod create, a Binding, one status write and one Event.
+A DRA job's placement adds its ResourceClaim between the pod and the Binding (draapply): a create
+and one status write. Removals of pods (losses, preemption, orphans) live in removals.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
-from gpulane_core.scheduler import Preemption, schedule_cycle
+from gpulane_core.scheduler import schedule_cycle
 
-from gpulane_operator import lifecycle, statuses
+from gpulane_operator import draapply, lifecycle, statuses
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
-from gpulane_operator.crd import JobRecord, Phase, Reason, split_job_id
+from gpulane_operator.crd import JobRecord, Phase, Reason
 from gpulane_operator.decide import (
     job_counts,
-    live_assignments,
-    lost_to_handle,
     plan,
     pods_lost_while_away,
     prepare,
 )
-from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.k8s import binding, pods
 from gpulane_operator.k8s.api import ApiError
-from gpulane_operator.k8s.events import JobRef
 from gpulane_operator.podspec import build_pod, same_assignment
+from gpulane_operator.removals import (
+    delete_orphan,
+    evict,
+    gather,
+    lose,
+    lost,
+    orphan_pods,
+    preempt,
+    ref,
+    sweep_losses,
+)
 from gpulane_operator.runtime import Runtime
-from gpulane_operator.snapshot import Lost, build
+from gpulane_operator.views import Views
 
+__all__ = ["Views", "apply_sync", "delete_orphan", "orphan_pods", "run", "sweep_losses"]
 log = logging.getLogger(__name__)
 # A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
 # most such waits end sooner, and their Queued status would be one more write per job.
 QUEUED_WINDOW_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Views:
-    """Plain snapshots of kopf's indexes, taken at the start of a cycle."""
-
-    jobs: Mapping[JobId, JobRecord]
-    pods: Mapping[JobId, PodRecord]
-    inventory: Mapping[NodeName, NodeInventory]
-    nodes: frozenset[str] = frozenset()  # every Node object that exists, GPU or not
-
-
-def ref(rec: JobRecord) -> JobRef:
-    return JobRef(rec.namespace, rec.name, rec.uid)
-
-
-async def _gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
-    async def one(call: Awaitable[None]) -> None:
-        async with rt.limit:
-            try:
-                await call
-            except ApiError as exc:
-                log.warning("API call failed (retried next cycle): %s", exc)
-
-    await asyncio.gather(*(one(c) for c in calls))
 
 
 async def run(rt: Runtime, views: Callable[[], Views]) -> None:
@@ -86,13 +68,14 @@ async def _run(rt: Runtime, views: Views) -> None:
     prepared = prepare(
         views.jobs, views.pods, assumed, views.inventory, rt.waiting, rt.inflight, rt.seen,
         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
+        foreign=views.foreign(), allocation=rt.settings.scheduling.allocation, selectors=rt.selectors,
     )  # fmt: skip
     rt.wake_at(prepared.snapshot.loss_deadlines)
     now = rt.clock()
     for problem in prepared.snapshot.problems:
         log.error("lane invariant broken in observed state: %s", problem)
-    await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, prepared.snapshot.lost, views)])
-    await _gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
+    await gather(rt, [lose(rt, item, views) for item in lost(rt, prepared.snapshot.lost, views)])
+    await gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
     if not rt.swept_at_start:
         rt.swept_at_start = True
         for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.inflight | set(rt.deleting)):
@@ -104,12 +87,13 @@ async def _run(rt: Runtime, views: Views) -> None:
     rt.waiting = dict(decided.waiting)
     for job, a in ((rec.id, a) for rec, a in decided.creates):
         rt.assume(job, a)  # before any await: the next cycle must already count these lanes
-    calls: list[Awaitable[None]] = [_preempt(rt, p, views) for p in decided.preemptions]
-    calls += [_place(rt, rec, a) for rec, a in decided.creates]
+    calls: list[Awaitable[None]] = [preempt(rt, p, views) for p in decided.preemptions]
+    calls += [_place(rt, rec, a, decided.claims.get(rec.id)) for rec, a in decided.creates]
     calls += [_resume(rt, rec, pod) for rec, pod in prepared.resumes]
-    calls += [_invalid(rt, rec) for rec in prepared.invalid]
+    calls += [_reject(rt, rec, Reason.INVALID) for rec in prepared.invalid]
+    calls += [_reject(rt, rec, Reason.UNSCHEDULABLE) for rec in prepared.unfit]
     touched = {rec.id for rec, _ in decided.creates} | {rec.id for rec, _ in prepared.resumes}
-    touched |= {rec.id for rec in prepared.invalid} | {p.victim for p in decided.preemptions}
+    touched |= {rec.id for rec in (*prepared.invalid, *prepared.unfit)} | {p.victim for p in decided.preemptions}
     for u in decided.unschedulable:
         if u.record.id in rt.inflight:
             continue
@@ -117,7 +101,7 @@ async def _run(rt: Runtime, views: Views) -> None:
         calls.append(_queue(rt, u.record, u.reason, u.message, u.position))
         rt.metrics.unschedulable.labels(reason=u.reason.value).inc()
     if calls:
-        rt.spawn(touched, _gather(rt, calls))
+        rt.spawn(touched, gather(rt, calls))
     if now - rt.state_observed_at >= 1.0:  # per-GPU gauges cost ~10 ms at 800 GPUs: once a second is enough
         rt.state_observed_at = now
         rt.metrics.observe_state(result.state)
@@ -147,71 +131,9 @@ def apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> Non
         rt.events.post(ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
 
 
-def _lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:
-    return [item for item in lost_to_handle(lost, views.jobs) if item.job not in rt.deleting]
-
-
-async def sweep_losses(rt: Runtime, views: Views) -> None:
-    """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
-    async with rt.lock:  # assumptions are only dropped by scheduling cycles
-        snapshot = build(views.inventory, live_assignments(views.pods, rt.assumed_assignments()).values(),
-                         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
-                         existing_nodes=views.nodes)  # fmt: skip
-        rt.wake_at(snapshot.loss_deadlines)
-        await _gather(rt, [_lose(rt, item, views) for item in _lost(rt, snapshot.lost, views)])
-
-
-def orphan_pods(views: Views) -> list[PodRecord]:
-    """Pods whose GPUShareJob is gone (force-deleted past its finalizer): they must not keep a lane."""
-    return [pod for job, pod in views.pods.items() if job not in views.jobs and not pod.deleting]
-
-
-async def delete_orphan(rt: Runtime, pod: PodRecord) -> None:
-    """Delete a pod whose GPUShareJob is gone (what the garbage collector does with owner references)."""
-    log.warning("deleting pod %s/%s: its GPUShareJob %s is gone", pod.namespace, pod.name, pod.job)
-    await pods.delete_if_present(rt.api, pod.namespace, pod.name)
-
-
-async def _evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False) -> None:
-    """Delete a job's pod, remembering why, so the pod-deleted handler leaves the job to us."""
-    rt.mark_deleting(job, reason)
-    namespace, name = split_job_id(job)
-    await pods.delete_if_present(rt.api, namespace, pod_name(name), force=force)
-
-
-async def _lose(rt: Runtime, item: Lost, views: Views) -> None:
-    rec = views.jobs[item.job]
-    log.warning("evicting %s from %s: %s (%s)", item.job, item.node, item.message, item.reason.value)
-    # The snapshot decided whether a kubelet will ever confirm the pod's end (force_delete); on a live
-    # node the pod's memory stays counted until its containers have really stopped.
-    await _evict(rt, item.job, item.reason, force=item.force_delete)
-    now = rt.clock()
-    if rt.settings.scheduling.on_node_loss == "fail":
-        body = statuses.failed(rec, item.reason, item.message, now)
-    else:
-        body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)
-    # Written at once: after a crash no watch event would tell a restarted operator the pod was deleted.
-    rt.status.put(rec.namespace, rec.name, body, window_s=0.0)
-    rt.events.post(ref(rec), item.reason.value, item.message, now, warning=True)
-
-
-async def _preempt(rt: Runtime, p: Preemption, views: Views) -> None:
-    victim = views.jobs.get(p.victim)
-    await _evict(rt, p.victim, Reason.PREEMPTED)
-    rt.metrics.preemptions.inc()
-    now = rt.clock()
-    if victim is not None:
-        body = statuses.pending(victim, Reason.PREEMPTED, f"preempted: {p.reason}", now, preempted=True)
-        rt.status.put(victim.namespace, victim.name, body, window_s=0.0)  # as in _lose: its pod is gone
-        rt.events.post(ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
-    preemptor = views.jobs.get(p.for_job)
-    if preemptor is not None:
-        rt.events.post(ref(preemptor), Reason.PREEMPTING.value, f"preempting {p.victim}: {p.reason}", now)
-
-
-async def _place(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
+async def _place(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib: int | None) -> None:
     try:
-        await _create_and_bind(rt, rec, a)
+        await _create_and_bind(rt, rec, a, claim_mib)
     except (ApiError, OSError) as exc:
         _retry_later(rt, rec, f"placing the job failed ({exc}); it is tried again")
         raise
@@ -223,9 +145,9 @@ def _retry_later(rt: Runtime, rec: JobRecord, message: str) -> None:
     rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.RETRYING, message, rt.clock()))
 
 
-async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
+async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib: int | None) -> None:
     try:
-        pod, created = await pods.create_or_adopt(rt.api, build_pod(rec, a))
+        pod, created = await pods.create_or_adopt(rt.api, build_pod(rec, a, claim_mib))
     except ApiError as exc:
         if exc.definitive:
             rt.assumed.pop(rec.id, None)
@@ -244,20 +166,25 @@ async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment) -> None:
         if not same_assignment((pod.get("metadata") or {}).get("annotations") or {}, a):
             a = existing.assignment  # what the pod says wins; it is what the lanes are rebuilt from
             rt.assume(rec.id, a)
-    bound = existing.bound_node if existing is not None else ""
-    await _bind_and_report(rt, rec, a, bound)
+    if existing is None:
+        return  # not a gpulane pod: cannot happen for a body built by build_pod
+    await _bind_and_report(rt, rec, a, existing)
 
 
-async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, bound_node: str) -> None:
+async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodRecord) -> None:
+    """Allocate a DRA pod's claim (what the pod says decides whether it is one), bind, report."""
+    dra = pod.claim_mib is not None
+    if dra and not pod.bound_node and not await draapply.allocate(rt, rec, a, pod):
+        return
     try:
-        await binding.bind_if_unbound(rt.api, rec.namespace, pod_name(rec.name), a.node, bound_node)
+        await binding.bind_if_unbound(rt.api, rec.namespace, pod_name(rec.name), a.node, pod.bound_node)
     except binding.BindConflict as exc:
         log.error("%s; deleting the pod so the job is placed again", exc)
-        await _evict(rt, rec.id, Reason.POD_DELETED)
+        await evict(rt, rec.id, Reason.POD_DELETED, claim=dra)
         return
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
-    body = statuses.scheduled(rec, a, now)
+    body = statuses.scheduled(rec, a, now, pod.name if dra else None)
     rt.status.put(rec.namespace, rec.name, body)
     rt.reported[rec.id] = now
     rt.metrics.placements.labels(result="bound").inc()
@@ -272,16 +199,17 @@ async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
     if rec.id in rt.reported and pod.bound_node:
         return  # this process already wrote Scheduled; the job watch has not shown it yet
     try:
-        await _bind_and_report(rt, rec, pod.assignment, pod.bound_node)
+        await _bind_and_report(rt, rec, pod.assignment, pod)
     except (ApiError, OSError) as exc:
         _retry_later(rt, rec, f"binding its pod failed ({exc}); it is tried again")
         raise
 
 
-async def _invalid(rt: Runtime, rec: JobRecord) -> None:
+async def _reject(rt: Runtime, rec: JobRecord, reason: Reason) -> None:
+    """A job that can never run as specified (rec.error says why): Failed, nothing created."""
     now = rt.clock()
-    rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.INVALID, rec.error, now))
-    rt.events.post(ref(rec), Reason.INVALID.value, rec.error, now, warning=True)
+    rt.status.put(rec.namespace, rec.name, statuses.failed(rec, reason, rec.error, now))
+    rt.events.post(ref(rec), reason.value, rec.error, now, warning=True)
 
 
 async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:

@@ -13,17 +13,19 @@ and ``plan`` turns its result into API actions. Safety rules live here, not in t
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpulane_core.model import Job, JobClass, JobId, NodeName
 from gpulane_core.podcontract import Assignment
 from gpulane_core.scheduler import CycleResult, PendingJob, Preemption
 from gpulane_core.status import Code
 
-from gpulane_operator.assignment import PodRecord, from_placement
+from gpulane_operator.assignment import PodRecord, from_placement, pod_name
+from gpulane_operator.claims import DEVICE_PLUGIN, DRA, claim_mib, mode, oversized
 from gpulane_operator.crd import JobRecord, Phase, Reason
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.podspec import charge_units
+from gpulane_operator.selectors import SelectorCache, SelectorError
 from gpulane_operator.snapshot import Lost, Snapshot, build
 
 
@@ -34,6 +36,8 @@ class Prepared:
     resumes: tuple[tuple[JobRecord, PodRecord], ...]  # queued jobs whose pod exists: bind/finish them
     invalid: tuple[JobRecord, ...]  # queued jobs whose spec the core rejects
     waiting: Mapping[JobId, frozenset[JobId]]  # preemptors still waiting for victims' pods to end
+    unfit: tuple[JobRecord, ...] = ()  # DRA jobs whose claim no device can ever hold (error says why)
+    dra: frozenset[JobId] = frozenset()  # queued jobs that run with a ResourceClaim
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Unschedulable:
 @dataclass(frozen=True, slots=True)
 class CyclePlan:
     creates: tuple[tuple[JobRecord, Assignment], ...] = ()
+    claims: Mapping[JobId, int] = field(default_factory=dict)  # DRA creates: the claim's MiB per GPU
     preemptions: tuple[Preemption, ...] = ()
     unschedulable: tuple[Unschedulable, ...] = ()  # only those whose status must change
     waiting: Mapping[JobId, frozenset[JobId]] = field(default_factory=dict)
@@ -73,10 +78,19 @@ def prepare(
     now: float | None = None,
     loss_grace_s: float | None = None,
     existing_nodes: Collection[str] = frozenset(),
+    foreign: Collection[Assignment] = (),
+    allocation: str = DEVICE_PLUGIN,
+    selectors: SelectorCache | None = None,
 ) -> Prepared:
+    """``foreign``: memory of claims others allocated (claims.foreign_assignments); ``allocation``: the
+    mode of jobs that name none; ``selectors``: the runtime's cache (a fresh one when None)."""
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
-    snapshot = build(inventory, live_assignments(pods, assumed).values(), known, now=now, loss_grace_s=loss_grace_s,
-                     existing_nodes=existing_nodes)  # fmt: skip
+    snapshot = build(inventory, [*live_assignments(pods, assumed).values(), *foreign], known, now=now,
+                     loss_grace_s=loss_grace_s, existing_nodes=existing_nodes)  # fmt: skip
+    cache = selectors if selectors is not None else SelectorCache()
+    gpus = [g for inv in inventory.values() for g in inv.node.gpus]
+    unfit: list[JobRecord] = []
+    dra: set[JobId] = set()
     still_waiting = {
         job: victims
         for job, victims in waiting.items()
@@ -100,8 +114,27 @@ def prepare(
             continue
         if rec.id in still_waiting:
             continue
-        pending.append(PendingJob(rec.job, arrival(rec, (seen or {}).get(rec.id))))
-    return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting)
+        job = rec.job
+        if mode(rec, allocation) == DRA:
+            problem = oversized(pod_name(rec.name), job.footprint_mib, inventory)
+            if problem is not None:
+                unfit.append(replace(rec, error=problem))
+                continue
+            if rec.selectors:
+                try:
+                    job = replace(job, allowed_gpus=cache.eligible(rec.selectors, gpus))
+                except SelectorError as exc:
+                    invalid.append(replace(rec, job=None, error=str(exc)))
+                    continue
+            dra.add(rec.id)
+        elif rec.selectors:
+            invalid.append(replace(rec, job=None, error=(
+                "spec.deviceSelectors: only DRA jobs can select devices, and this one runs with the device plugin"
+                " (spec.allocation is unset and the operator's scheduling.allocation is device-plugin)")))  # fmt: skip
+            continue
+        pending.append(PendingJob(job, arrival(rec, (seen or {}).get(rec.id))))
+    return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting, tuple(unfit),
+                    frozenset(dra))  # fmt: skip
 
 
 def pods_lost_while_away(
@@ -173,6 +206,7 @@ def plan(
         waiting[job] = frozenset(p.victim for p in result.preemptions if p.for_job == job)
     taken, charged = taken_charges(pods, assumed)
     creates: list[tuple[JobRecord, Assignment]] = []
+    claims: dict[JobId, int] = {}
     held: list[JobId] = []
     no_room: dict[JobId, str] = {}
     for placement in result.placements:
@@ -182,6 +216,11 @@ def plan(
         rec = jobs[placement.job]
         assert rec.job is not None  # only parsed jobs are queued
         node = placement.node
+        if placement.job in prepared.dra:
+            # No device plugin count: the claim carries the memory, and the kubelet counts no units for it.
+            claims[placement.job] = claim_mib((c.plan.growth_mib for c in placement.gpus), snapshot.unit_mib.get(node, 256))
+            creates.append((rec, from_placement(rec.job, placement, 0)))
+            continue
         node_taken = taken.setdefault(node, set())
         capacity = snapshot.device_units.get(node)
         room = None if capacity is None else capacity - charged.get(node, 0)
@@ -222,7 +261,7 @@ def plan(
         pos = position.get(job)
         if rec.scheduled_reason != reason.value or rec.scheduled_message != msg or rec.queue_position != pos:
             changes.append(Unschedulable(rec, reason, msg, pos))
-    return CyclePlan(tuple(creates), result.preemptions, tuple(changes), waiting)
+    return CyclePlan(tuple(creates), claims, result.preemptions, tuple(changes), waiting)
 
 
 def lost_to_handle(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord]) -> list[Lost]:

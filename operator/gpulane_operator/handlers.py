@@ -22,17 +22,18 @@ from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
 from gpulane_operator import cycle, indexes, lifecycle, peering, peerwatch
 from gpulane_operator.assignment import parse_pod, pod_name
+from gpulane_operator.claims import parse_claim
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
 from gpulane_operator.decide import job_counts
-from gpulane_operator.indexes import gpunode_index, gsj_index, node_index, pod_index
-from gpulane_operator.k8s import pods
+from gpulane_operator.indexes import claim_index, gpunode_index, gsj_index, node_index, pod_index
+from gpulane_operator.k8s import claims, pods
 from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
 from gpulane_operator.runtime import CycleRunner, Runtime
 from gpulane_operator.settings import ENV_CONFIG_FILE, OperatorSettings, load
 
-__all__ = ["gpunode_index", "gsj_index", "node_index", "pod_index"]
+__all__ = ["claim_index", "gpunode_index", "gsj_index", "node_index", "pod_index"]
 STORAGE_PREFIX = "kopf.gpulane.dev"
 
 
@@ -67,7 +68,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     not_before = asyncio.get_running_loop().time() + handover
     def views_now() -> cycle.Views:
         v = indexes.views(live, rt.selector)
-        return cycle.Views(rt.current_jobs(v.jobs), v.pods, v.inventory, v.nodes)
+        return cycle.Views(rt.current_jobs(v.jobs), v.pods, v.inventory, v.nodes, v.claims)
 
     rt.runner = CycleRunner(
         lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before, live_s=config.peering.live_s()
@@ -125,15 +126,16 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     rec = parse_job(body)
     _seen_event(rt)
     pod = indexes.lookup(kwargs, "pod_index", rec.id)
+    claim = pod is not None and pod.claim_mib is not None
     if type == "DELETED":
-        _job_gone(rt, rec, pod is not None)
+        _job_gone(rt, rec, pod is not None, claim)
         return
     rt.seen.setdefault(rec.id, rt.clock())
     if rec.pending or rec.deleting:
         rt.poke()
     _refresh_counts(rt, kwargs)
     if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.deleting:
-        _job_gone(rt, rec, True)  # another finalizer holds the job: its pod need not wait for that
+        _job_gone(rt, rec, True, claim)  # another finalizer holds the job: its pod need not wait for that
         return
     cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
 
@@ -143,7 +145,7 @@ def _seen_event(rt: Runtime) -> None:
         rt.runner.seen_event()
 
 
-def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool) -> None:
+def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool, claim: bool = False) -> None:
     """The job is deleted: its pod goes, so its lane is freed. A failed delete is retried by the orphan
     cleanup (each cycle, and each pod event of a pod without a job), and on a restart by the pod listing;
     so is a pod whose create was still in flight (no pod in the index: no DELETE call now)."""
@@ -156,13 +158,15 @@ def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool) -> None:
     # The assumption stays until the watch shows the pod (or it expires): a create still in flight
     # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
     rt.mark_deleting(rec.id, Reason.POD_DELETED)
-    rt.spawn(set(), _delete_pod(rt, rec))
+    rt.spawn(set(), _delete_pod(rt, rec, claim))
 
 
-async def _delete_pod(rt: Runtime, rec: JobRecord) -> None:
+async def _delete_pod(rt: Runtime, rec: JobRecord, claim: bool) -> None:
     try:
         async with rt.limit:
             await pods.delete_if_present(rt.api, rec.namespace, pod_name(rec.name))
+            if claim:  # a DRA pod's claim: the garbage collector would take it too, if one runs
+                await claims.delete_if_present(rt.api, rec.namespace, pod_name(rec.name))
     except ApiError as exc:
         logging.getLogger(__name__).warning("pod of deleted job %s not deleted yet (%s): the orphan cleanup retries",
                                             rec.id, exc)  # fmt: skip
@@ -200,6 +204,16 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
         cycle.apply_sync(rt, rec, lifecycle.after_pod_gone(rt.current(rec), rt.clock()))
         return
     cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
+
+
+@kopf.on.event("resource.k8s.io", "v1", "resourceclaims")
+async def claim_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A claim of our driver that someone else allocated or released changes what the GPUs hold."""
+    rt: Runtime = memo["runtime"]
+    _seen_event(rt)
+    claim = parse_claim(body)
+    if not claim.ours and claim.results:
+        rt.poke()
 
 
 @kopf.on.event("", "v1", "nodes")

@@ -15,8 +15,8 @@ from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import LABEL_JOB, MANAGED_BY, MANAGER
 
 from gpulane_operator.assignment import PodRecord, parse_pod
+from gpulane_operator.claims import ClaimRecord, parse_claim
 from gpulane_operator.crd import JobRecord, parse_job
-from gpulane_operator.cycle import Views
 from gpulane_operator.inventory import (
     GpuNodeFacts,
     NodeFacts,
@@ -26,6 +26,7 @@ from gpulane_operator.inventory import (
     parse_node,
 )
 from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
+from gpulane_operator.views import Views
 
 T = TypeVar("T")
 
@@ -52,6 +53,13 @@ def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
 def gpunode_index(body: kopf.Body, **_: Any) -> dict[str, GpuNodeFacts]:
     facts = parse_gpunode(body)
     return {facts.name: facts}
+
+
+@kopf.index("resource.k8s.io", "v1", "resourceclaims")
+def claim_index(body: kopf.Body, **_: Any) -> dict[str, ClaimRecord]:
+    """Every claim: ours are deleted with their pods, others of gpu.gpulane.dev count in the lanes."""
+    claim = parse_claim(body)
+    return {f"{claim.namespace}/{claim.name}": claim}
 
 
 def _one(stores: Mapping[Any, Iterable[T]]) -> dict[Any, T]:
@@ -96,4 +104,5 @@ def views(
         pods=_one(kwargs["pod_index"]),
         inventory=inventory,
         nodes=frozenset(nodes),  # keys with objects (a key may keep an empty store)
+        claims=_one(kwargs["claim_index"]) if "claim_index" in kwargs else {},
     )

@@ -24,6 +24,7 @@ from gpulane_core.podcontract import (
 )
 
 from gpulane_operator.assignment import pod_name
+from gpulane_operator.claims import CLAIM_MIB, REQUEST
 from gpulane_operator.crd import JobRecord
 from gpulane_operator.names import API_VERSION, KIND
 
@@ -53,8 +54,12 @@ def charge_units(placement: Placement, unit_mib: int, taken: Collection[int], ro
     return next((u for u in range(top, 0, -1) if u not in taken), None)
 
 
-def build_pod(rec: JobRecord, assignment: Assignment) -> dict[str, Any]:
-    """The pod for the job ``rec`` placed as ``assignment``; the job's template is not modified."""
+def build_pod(rec: JobRecord, assignment: Assignment, claim_mib: int | None = None) -> dict[str, Any]:
+    """The pod for the job ``rec`` placed as ``assignment``; the job's template is not modified.
+
+    With ``claim_mib`` (a DRA job) the pod asks for no extended resource: its GPU comes from the
+    ResourceClaim named like the pod (claims.build_claim), and the claim's memory is written on the
+    pod so that a restarted operator builds the same claim again."""
     template = copy.deepcopy(dict(rec.template))  # a private copy: changed in place below
     tmeta = template.get("metadata") or {}
     spec = template.get("spec") or {}
@@ -64,9 +69,16 @@ def build_pod(rec: JobRecord, assignment: Assignment) -> dict[str, Any]:
     if not containers:
         raise ValueError("spec.template.spec.containers: at least one container is required")
     resources = containers[0].get("resources") or {}
-    units = str(assignment.charge_units)
-    resources["limits"] = {**(resources.get("limits") or {}), RESOURCE: units}
-    resources["requests"] = {**(resources.get("requests") or {}), RESOURCE: units}
+    if claim_mib is None:
+        units = str(assignment.charge_units)
+        resources["limits"] = {**(resources.get("limits") or {}), RESOURCE: units}
+        resources["requests"] = {**(resources.get("requests") or {}), RESOURCE: units}
+    else:
+        annotations[CLAIM_MIB] = str(claim_mib)
+        resources["claims"] = [*(resources.get("claims") or ()), {"name": REQUEST}]
+        spec["resourceClaims"] = [
+            *(spec.get("resourceClaims") or ()), {"name": REQUEST, "resourceClaimName": pod_name(rec.name)}
+        ]
     containers[0]["resources"] = resources
     spec["schedulerName"] = SCHEDULER_NAME
     spec.pop("nodeName", None)

@@ -25,6 +25,7 @@ from gpulane_operator.k8s.api import KubeApi
 from gpulane_operator.k8s.events import EventPoster
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.selectors import SelectorCache
 from gpulane_operator.settings import LIVE_S, OperatorSettings
 from gpulane_operator.statuses import compose, overlay
 
@@ -141,6 +142,7 @@ class Runtime:
     # A NotReady node sends no more watch events: a loss sweep is scheduled for when its grace ends.
     sweep: Callable[[], Coroutine[Any, Any, None]] | None = None
     wakeups: dict[NodeName, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
+    selectors: SelectorCache = field(default_factory=SelectorCache)  # DRA jobs' compiled device selectors
     status: StatusWriter = field(init=False)  # every job status write goes through it (coalesced)
     events: EventPoster = field(init=False)  # every Event goes through it (rate-limited)
 

@@ -26,6 +26,7 @@ MIN_HANDOVER_S = 0.5  # with peering (see PeeringSettings.live_s)
 COMPONENT = "operator"
 ENV_CONFIG_FILE = core_settings.config_env(COMPONENT)  # GPULANE_OPERATOR_CONFIG
 NODE_LOSS_ACTIONS = ("reschedule", "fail")
+ALLOCATION_MODES = ("device-plugin", "dra")
 
 __all__ = ["OperatorSettings", "SettingsError", "deprecated_env_names", "env_name", "keys", "load"]
 
@@ -41,6 +42,7 @@ class SchedulingSettings:
     on_node_loss: str = "reschedule"  # reschedule | fail
     node_loss_grace_s: float = 20.0  # a node NotReady this long is lost: its jobs follow on_node_loss
     max_concurrent_requests: int = 32  # API calls in flight per cycle
+    allocation: str = "device-plugin"  # device-plugin | dra: the mode of jobs without spec.allocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ class OperatorSettings:
             problems.append(f"scheduling.placement: unknown policy {s.placement!r} (known: {', '.join(placements)})")
         if s.on_node_loss not in NODE_LOSS_ACTIONS:
             problems.append(f"scheduling.on_node_loss: must be one of {NODE_LOSS_ACTIONS}, got {s.on_node_loss!r}")
+        if s.allocation not in ALLOCATION_MODES:
+            problems.append(f"scheduling.allocation: must be one of {ALLOCATION_MODES}, got {s.allocation!r}")
         if s.node_loss_grace_s < 0:
             problems.append(f"scheduling.node_loss_grace_s: must not be negative, got {s.node_loss_grace_s}")
         if s.debounce_s < 0:
@@ -123,7 +127,7 @@ def env_name(key: str) -> str:
 
 
 # Keys added after the 0.2 rename never had an unprefixed variable.
-NEWER_THAN_THE_RENAME = frozenset({"scheduling.node_loss_grace_s"})
+NEWER_THAN_THE_RENAME = frozenset({"scheduling.node_loss_grace_s", "scheduling.allocation"})
 
 
 def deprecated_env_names() -> dict[str, str]:

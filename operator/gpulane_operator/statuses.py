@@ -56,11 +56,14 @@ def pending(
     return {"status": status}
 
 
-def scheduled(rec: JobRecord, a: Assignment, now_s: float) -> dict[str, Any]:
+def scheduled(rec: JobRecord, a: Assignment, now_s: float, claim: str | None = None) -> dict[str, Any]:
+    """Bound; ``claim``: the ResourceClaim allocated for a DRA job's pod (None: the device plugin)."""
     message = (
         f"bound to {a.node} GPU {','.join(str(i) for i in a.gpu_indices)} in {a.lane}"
         f" (lane {format_mib(a.lane_size_mib)}, limit {format_mib(a.memory_limit_mib)})"
     )
+    if claim is not None:
+        message += f" with claim {claim}"
     return {
         "status": {
             "phase": Phase.SCHEDULED.value,
@@ -78,6 +81,8 @@ def scheduled(rec: JobRecord, a: Assignment, now_s: float) -> dict[str, Any]:
                 "laneSize": format_mib(a.lane_size_mib),
                 "laneSizeMiB": a.lane_size_mib,
                 "chargeUnits": a.charge_units,
+                "allocation": "device-plugin" if claim is None else "dra",
+                "claim": claim,
             },
             "conditions": merge_conditions(
                 rec.conditions, [make_condition(SCHEDULED, True, Reason.PLACED, message, now_s, rec.generation)]

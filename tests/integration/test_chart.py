@@ -183,6 +183,8 @@ def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Pat
         ("", "pods/binding"): {"create"},
         ("", "nodes"): {"list", "watch"},
         ("", "events"): {"create"},
+        ("resource.k8s.io", "resourceclaims"): {"create", "get", "list", "watch", "delete"},
+        ("resource.k8s.io", "resourceclaims/status"): {"patch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
     }

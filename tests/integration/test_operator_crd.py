@@ -48,6 +48,9 @@ CASES: list[tuple[str, Edit, str]] = [
     ("working-set", _set("spec.profile", {"workingSet": "9Gi"}), "profile.workingSet must not exceed memory.persistent + memory.ephemeral"),
     ("zero-iteration", _set("spec.profile", {"iterationSeconds": 0}), "spec.profile.iterationSeconds in body should be greater than 0"),
     ("long-name", _set("metadata.name", "x" * 64), "metadata.name must be at most 63 characters"),
+    ("bad-allocation", _set("spec.allocation", "cdi"), 'spec.allocation: Unsupported value: "cdi"'),
+    ("many-selectors", _set("spec.deviceSelectors", ["true"] * 9), "spec.deviceSelectors: Too many: 9: must have at most 8 items"),
+    ("empty-selector", _set("spec.deviceSelectors", [""]), "spec.deviceSelectors[0] in body should be at least 1 chars long"),
 ]  # fmt: skip
 
 

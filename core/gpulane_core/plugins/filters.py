@@ -1,4 +1,4 @@
-"""Filter plugins: re-check health and GPU type on every option.
+"""Filter plugins: re-check health, GPU type and eligibility (``Job.allowed_gpus``) on every option.
 
 ``ClusterState.candidates`` already skips unhealthy and unwanted GPUs; these filters keep that rule
 in the profile too, so a custom candidate source (or a state whose health changed between listing
@@ -34,11 +34,15 @@ class GpuType:
     name: str = "GpuType"
 
     def filter(self, ctx: CycleContext, job: Job, option: Placement) -> Status:
-        if not job.gpu_types:
+        if not job.restricted:
             return _OK
         node = ctx.state.nodes[option.node].node
         for choice in option.gpus:
             gpu = node.gpu(choice.index)
+            if job.allowed_gpus is not None and gpu.uuid not in job.allowed_gpus:
+                return Status.unschedulable(
+                    f"{option.node}/gpu{choice.index} matches none of the job's device selectors", self.name
+                )
             if not job.accepts(gpu):
                 wanted = ", ".join(sorted(job.gpu_types))
                 return Status.unschedulable(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from gpulane_operator.names import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+DRA_GROUP, DRA_VERSION, CLAIMS = "resource.k8s.io", "v1", "resourceclaims"
 
 
 class ApiError(Exception):
@@ -52,6 +53,14 @@ class KubeApi(Protocol):
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None: ...
 
     async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any]: ...
+
+    async def create_claim(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def read_claim(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def patch_claim_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete_claim(self, namespace: str, name: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -139,6 +148,27 @@ class AsyncKubeApi:
         return await self._call(
             self._custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", name
         )
+
+    # ResourceClaims (resource.k8s.io/v1) through the generic client: the same JSON either way, and no
+    # dependency on the client version having the DRA models.
+    async def create_claim(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._call(
+            self._custom.create_namespaced_custom_object, DRA_GROUP, DRA_VERSION, namespace, CLAIMS, dict(body)
+        )
+
+    async def read_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._call(
+            self._custom.get_namespaced_custom_object, DRA_GROUP, DRA_VERSION, namespace, CLAIMS, name
+        )
+
+    async def patch_claim_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._call(
+            self._custom.patch_namespaced_custom_object_status, DRA_GROUP, DRA_VERSION, namespace, CLAIMS, name,
+            dict(patch), _content_type=MERGE_PATCH,
+        )  # fmt: skip
+
+    async def delete_claim(self, namespace: str, name: str) -> None:
+        await self._call(self._custom.delete_namespaced_custom_object, DRA_GROUP, DRA_VERSION, namespace, CLAIMS, name)
 
     async def close(self) -> None:
         await self._client.close()

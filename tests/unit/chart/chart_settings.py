@@ -19,4 +19,5 @@ OPERATOR_FROM_CHART = frozenset({
     "scheduling.ordering", "scheduling.placement", "scheduling.preemption", "scheduling.backfill",
     "scheduling.on_node_loss", "scope.namespaces", "scope.node_selector", "metrics.port", "peering.standalone",
     "peering.name", "peering.priority",
+    "scheduling.allocation",  # from nodeAgent.allocation: jobs default to the mode the agents serve
 })  # fmt: skip

@@ -67,17 +67,27 @@ class FakeKubeApi:
         self.deleted: list[tuple[str, str, int | None]] = []
         self.fail: dict[str, ApiError] = {}
         self.peerings: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self.claims: dict[tuple[str, str], dict[str, Any]] = {}
+        self.claim_patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.calls: list[str] = []  # every call that reaches the API, in order
+        self._uids = 0
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail:
             raise self.fail.pop(op)
 
+    def _uid(self) -> str:
+        self._uids += 1
+        return f"00000000-0000-4000-8000-{self._uids:012d}"
+
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append("create_pod")
         self._maybe_fail("create_pod")
         key = (namespace, body["metadata"]["name"])
         if key in self.pods:
             raise ApiError(409, "already exists")
         self.pods[key] = copy.deepcopy(dict(body))
+        self.pods[key]["metadata"].setdefault("uid", self._uid())
         return copy.deepcopy(self.pods[key])
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
@@ -86,12 +96,14 @@ class FakeKubeApi:
         return copy.deepcopy(self.pods[(namespace, name)])
 
     async def delete_pod(self, namespace: str, name: str, grace_period_s: int | None = None) -> None:
+        self.calls.append("delete_pod")
         self._maybe_fail("delete_pod")
         if self.pods.pop((namespace, name), None) is None:
             raise ApiError(404, "not found")
         self.deleted.append((namespace, name, grace_period_s))
 
     async def bind_pod(self, namespace: str, name: str, node: str) -> None:
+        self.calls.append("bind_pod")
         self._maybe_fail("bind_pod")
         pod = self.pods[(namespace, name)]
         if pod["spec"].get("nodeName"):
@@ -111,6 +123,38 @@ class FakeKubeApi:
         if (name, namespace) not in self.peerings:
             raise ApiError(404, f"kopfpeerings.kopf.dev {name!r} not found")
         return copy.deepcopy(self.peerings[(name, namespace)])
+
+    async def create_claim(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append("create_claim")
+        self._maybe_fail("create_claim")
+        key = (namespace, body["metadata"]["name"])
+        if key in self.claims:
+            raise ApiError(409, "already exists")
+        self.claims[key] = copy.deepcopy(dict(body))
+        self.claims[key]["metadata"].setdefault("uid", self._uid())
+        return copy.deepcopy(self.claims[key])
+
+    async def read_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append("read_claim")
+        if (namespace, name) not in self.claims:
+            raise ApiError(404, "not found")
+        return copy.deepcopy(self.claims[(namespace, name)])
+
+    async def patch_claim_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append("patch_claim_status")
+        self._maybe_fail("patch_claim_status")
+        claim = self.claims[(namespace, name)]
+        status = claim.setdefault("status", {})
+        if "allocation" in patch["status"] and status.get("allocation") not in (None, patch["status"]["allocation"]):
+            raise ApiError(422, "status.allocation: field is immutable")
+        status.update(copy.deepcopy(dict(patch["status"])))
+        self.claim_patches.append((namespace, name, copy.deepcopy(dict(patch))))
+        return copy.deepcopy(claim)
+
+    async def delete_claim(self, namespace: str, name: str) -> None:
+        self.calls.append("delete_claim")
+        if self.claims.pop((namespace, name), None) is None:
+            raise ApiError(404, "not found")
 
     async def close(self) -> None:
         return None
