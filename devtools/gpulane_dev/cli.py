@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +107,7 @@ def _up(args: argparse.Namespace) -> int:
             agents=not args.no_agents, agent_metrics_base_port=args.agent_metrics_port,
             real_nodes=args.real_nodes, real_gpus_per_node=args.real_gpus_per_node, repo=repo_root(),
         )  # fmt: skip
-        settings = _settings(args)
-        options = replace(options, containerd=settings.containerd)
-        tools = binaries.ensure(settings)
+        tools = binaries.ensure(_settings(args))  # the dev setting `containerd` reaches the nodes through it
         state = devcluster.up(options, tools)
     except Exception as exc:  # every failure ends as one clear message and a non-zero exit
         print(f"gpulane dev-cluster up: {type(exc).__name__}: {exc}", file=sys.stderr)

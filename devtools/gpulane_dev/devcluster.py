@@ -54,7 +54,7 @@ class UpOptions:
     real_nodes: int = 0
     real_gpus_per_node: int = 2
     repo: Path = Path(".")
-    containerd: Path = nodehost.DEFAULT_CONTAINERD
+    containerd: Path | None = None  # None: the containerd in the tools (realnodes.node_runtime)
 
     def __post_init__(self) -> None:
         if not 0 <= self.real_nodes <= 16:
@@ -154,7 +154,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
     built: tuple[images.BuiltImage, ...] = ()
     if options.real_nodes:
         # Everything a real node needs is checked (and installed) before anything starts.
-        nodehost.ensure_packages(binaries_cache(binaries), reporter, options.containerd)
+        nodehost.ensure_packages(binaries_cache(binaries), reporter, realnodes.node_runtime(binaries, options.containerd))
         built = images.build_all(options.repo, binaries_cache(binaries), reporter)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
     # Detached: the processes must outlive this command.
@@ -182,7 +182,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
         if options.real_nodes:
             real_options = realnodes.RealNodeOptions(
                 options.real_nodes, options.real_gpus_per_node, options.gpu_memory_mib, agents=options.agents,
-                containerd=options.containerd)
+                runtime=realnodes.node_runtime(binaries, options.containerd))
             services = realnodes.start_cluster_services(binaries, plane, run_dir, die_with_parent=False)
             records += [s.record() for s in services]
             watch = list(services)

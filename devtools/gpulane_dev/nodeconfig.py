@@ -104,8 +104,46 @@ class NodeNetwork:
         return f"10.244.{self.index}.0/24"
 
 
-def containerd_config(layout: NodeLayout, network: NodeNetwork, sandbox_image: str) -> str:
-    """containerd 1.6 config (version 2) for this node; CRI on the standard socket path."""
+def containerd_config(layout: NodeLayout, network: NodeNetwork, sandbox_image: str, major: int = 2) -> str:
+    """This node's containerd config; CRI on the standard socket path. `major`: containerd 2.x (config
+    version 3, the CRI plugin split into images and runtime) or 1.x (Debian's 1.6, config version 2)."""
+    if major < 2:
+        return _containerd_1_config(layout, sandbox_image)
+    return f"""version = 3
+root = "{layout.containerd_root}"
+state = "{layout.containerd_state}"
+
+[grpc]
+  address = "{CONTAINERD_SOCKET}"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{sandbox_image}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # Required here: processes are root but lack CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj.
+  restrict_oom_score_adj = true
+  # CDI is always on in 2.x: DRA drivers' prepared devices reach the container through these specs.
+  cdi_spec_dirs = ["/etc/cdi", "{CDI_DIR}"]
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{CNI_BIN_DIR}"]
+    conf_dir = "{layout.cni_conf_dir}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+"""
+
+
+def _containerd_1_config(layout: NodeLayout, sandbox_image: str) -> str:
+    """containerd 1.6 (config version 2). It has no CDI: DRA-prepared devices do not reach containers."""
     return f"""version = 2
 root = "{layout.containerd_root}"
 state = "{layout.containerd_state}"
@@ -119,8 +157,6 @@ state = "{layout.containerd_state}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  enable_cdi = true
-  cdi_spec_dirs = ["/etc/cdi", "{CDI_DIR}"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

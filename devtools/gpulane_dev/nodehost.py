@@ -1,8 +1,9 @@
 """What a real node needs from this machine, and the namespaces each node lives in.
 
-Prerequisites (`check` / `ensure_packages`): containerd, runc, the CNI plugins, busybox and mmdebstrap
-from Debian, plus util-linux's unshare/nsenter, iproute2 and root. A missing piece is named in one
-error before anything starts.
+Prerequisites (`check` / `ensure_packages`): runc, the CNI plugins, busybox and mmdebstrap from Debian,
+containerd 2.x (built into the cache by `gpulane_dev.binaries`, or the dev setting `containerd`), plus
+util-linux's unshare/nsenter, iproute2 and root. A missing piece is named in one error before anything
+starts.
 
 Namespaces: every node gets a network namespace (`ip netns add`), with a veth pair to the root
 namespace (10.250.<i>.1 here, 10.250.<i>.2 in the node) and the `kubernetes` Service address 10.0.0.1
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -27,10 +29,9 @@ from gpulane_dev.commands import CommandFailed, Reporter, run
 from gpulane_dev.nodeconfig import NodeLayout, NodeNetwork
 from gpulane_dev.settings import CacheLayout
 
-NODE_PACKAGES: tuple[str, ...] = ("containerd", "runc", "containernetworking-plugins", "busybox-static", "mmdebstrap")
+NODE_PACKAGES: tuple[str, ...] = ("runc", "containernetworking-plugins", "busybox-static", "mmdebstrap")
 # What each package provides, checked after installing.
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
-    "containerd": ("/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr"),
     "runc": ("/usr/sbin/runc",),
     "containernetworking-plugins": ("/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback",
                                     "/usr/lib/cni/portmap"),
@@ -48,7 +49,26 @@ class NodeHostError(RuntimeError):
     """This machine cannot run a real node; the message names the missing piece."""
 
 
-DEFAULT_CONTAINERD = Path("/usr/bin/containerd")
+_CONTAINERD_VERSION = re.compile(r"\sv?(\d+)\.(\d+)\.\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRuntime:
+    """The containerd a real node runs: the daemon, the runc shim it starts (found on PATH: its directory
+    goes first there) and the ctr that imports the images."""
+
+    containerd: Path
+    shim: Path
+    ctr: Path
+
+    def path_env(self) -> dict[str, str]:
+        return {"PATH": f"{self.shim.parent}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
+
+
+def containerd_major(version_line: str) -> int | None:
+    """2 from `containerd github.com/containerd/containerd/v2 2.4.2+unknown`, 1 from Debian's `... 1.6.20~ds1`."""
+    match = _CONTAINERD_VERSION.search(version_line)
+    return int(match.group(1)) if match else None
 # Programs that must not only exist but start: a binary for another architecture or a broken install
 # fails here, before any process of the cluster starts.
 RUN_CHECKS: tuple[tuple[str, str], ...] = (("runc", "/usr/sbin/runc"),)
@@ -68,25 +88,25 @@ def runs(program: str, argv: Sequence[str]) -> str | None:
     return None
 
 
-def missing_pieces(containerd: Path = DEFAULT_CONTAINERD) -> list[str]:
+def missing_pieces(runtime: NodeRuntime) -> list[str]:
     """What is absent or broken for real nodes, each named with the package or setting that provides it."""
     problems = []
     if os.geteuid() != 0:
         problems.append("root (real nodes mount, create network namespaces and run containerd)")
     for package, files in REQUIRED_FILES.items():
-        wanted = [str(containerd) if f == str(DEFAULT_CONTAINERD) else f for f in files]
-        absent = [f for f in wanted if not Path(f).exists()]
+        absent = [f for f in files if not Path(f).exists()]
         if absent:
-            source = f"Debian package {package}"
-            if package == "containerd" and containerd != DEFAULT_CONTAINERD:
-                source += f", or the setting containerd = {containerd}"
-            problems.append(f"{', '.join(absent)} ({source})")
+            problems.append(f"{', '.join(absent)} (Debian package {package})")
+    for binary in (runtime.containerd, runtime.shim, runtime.ctr):
+        if not binary.exists():
+            problems.append(f"{binary} (`make binaries` builds containerd into the cache; or the dev setting "
+                            "containerd, GPULANE_DEV_CONTAINERD, names your own)")
     for tool in HOST_TOOLS:
         if shutil.which(tool) is None:
             problems.append(f"{tool} (util-linux / iproute2)")
     if not Path("/proc/filesystems").exists() or "overlay" not in Path("/proc/filesystems").read_text():
         problems.append("the overlay filesystem (containerd's overlayfs snapshotter; modprobe overlay)")
-    for program, path in (("containerd", str(containerd)), *RUN_CHECKS):
+    for program, path in (("containerd", str(runtime.containerd)), *RUN_CHECKS):
         if Path(path).exists():
             broken = runs(program, [path, "--version"])
             if broken:
@@ -94,12 +114,12 @@ def missing_pieces(containerd: Path = DEFAULT_CONTAINERD) -> list[str]:
     return problems
 
 
-def ensure_packages(cache: CacheLayout, reporter: Reporter, containerd: Path = DEFAULT_CONTAINERD) -> None:
+def ensure_packages(cache: CacheLayout, reporter: Reporter, runtime: NodeRuntime) -> None:
     """Install the Debian packages that are missing (root only), then check every piece (nothing runs yet)."""
     wanted = [p for p, files in REQUIRED_FILES.items() if not all(Path(f).exists() for f in files)]
     if wanted and os.geteuid() == 0 and shutil.which("apt-get"):
         aptget.install_packages(wanted, cache, reporter, why="real nodes need them")
-    problems = missing_pieces(containerd)
+    problems = missing_pieces(runtime)
     if problems:
         raise NodeHostError("--real-nodes cannot run on this machine; missing: " + "; ".join(problems))
 

@@ -44,7 +44,7 @@ class RealNodeOptions:
     prefix: str = "gpulane-real"
     agents: bool = True
     repo: Path = Path(".")
-    containerd: Path = nodehost.DEFAULT_CONTAINERD
+    runtime: nodehost.NodeRuntime | None = None  # None: the containerd in `Binaries`
 
     def __post_init__(self) -> None:
         if not 0 <= self.count <= 16:
@@ -79,6 +79,16 @@ def controller_manager_argv(binary: Path, plane: ControlPlane) -> tuple[str, ...
 
 def scheduler_argv(binary: Path, plane: ControlPlane) -> tuple[str, ...]:
     return (str(binary), f"--kubeconfig={plane.kubeconfig}", "--leader-elect=false", "--secure-port=0")
+
+
+def node_runtime(binaries: Binaries, containerd: Path | None = None) -> nodehost.NodeRuntime:
+    """The containerd real nodes run: `containerd` when given (a test's or a user's own), else the
+    tools' (the cache's 2.x build or the dev setting); its shim and ctr come from `binaries` either way
+    when none sits beside it."""
+    if containerd is None:
+        return nodehost.NodeRuntime(binaries.containerd, binaries.containerd_shim, binaries.ctr)
+    shim = containerd.parent / binaries.containerd_shim.name
+    return nodehost.NodeRuntime(containerd, shim if shim.exists() else binaries.containerd_shim, binaries.ctr)
 
 
 def start_cluster_services(binaries: Binaries, plane: ControlPlane, run_dir: Path, *,
@@ -151,17 +161,19 @@ def start_node(index: int, options: RealNodeOptions, binaries: Binaries, plane: 
                    str(plane.server.rsplit(":", 1)[1]))  # fmt: skip
         running.append(procs.start(node_process(layout, "apiserver-forward", forward), die_with_parent=die_with_parent))
         network = nodeconfig.NodeNetwork(net.index)
+        runtime = options.runtime or node_runtime(binaries)
+        major = nodehost.containerd_major(run([str(runtime.containerd), "--version"], timeout=20)) or 2
         containerd_toml = layout.config_dir / "containerd.toml"
-        containerd_toml.write_text(nodeconfig.containerd_config(layout, network, images.PAUSE_IMAGE))
+        containerd_toml.write_text(nodeconfig.containerd_config(layout, network, images.PAUSE_IMAGE, major))
         (layout.cni_conf_dir / "10-gpulane.conflist").write_text(nodeconfig.cni_conflist(network))
-        containerd = procs.start(node_process(layout, "containerd", nodehost.in_node(holder.pid, [str(options.containerd), "--config", str(containerd_toml)])),
-                                 die_with_parent=die_with_parent)  # fmt: skip
+        argv = nodehost.in_node(holder.pid, [str(runtime.containerd), "--config", str(containerd_toml)])
+        containerd = procs.start(node_process(layout, "containerd", argv, runtime.path_env()), die_with_parent=die_with_parent)
         running.append(containerd)
         procs.wait_until(lambda: (layout.containerd_run / "containerd.sock").exists(), what=f"{name}'s containerd socket",
                          timeout=60, watch=[containerd])  # fmt: skip
         started = time.monotonic()
         for image in built:
-            run(list(nodehost.in_node(holder.pid, ["ctr", "-n", "k8s.io", "images", "import", str(image.archive)])),
+            run(list(nodehost.in_node(holder.pid, [str(runtime.ctr), "-n", "k8s.io", "images", "import", str(image.archive)])),
                 log=layout.logs / "images.log", timeout=600)  # fmt: skip
         reporter.say(f"{name}: images imported into containerd in {time.monotonic() - started:.1f}s")
         kubelet_port = procs.free_port()

@@ -37,6 +37,9 @@ class Versions:
     helm: str = "v3.19.0"
     kubectl: str = "v1.34.5"
     prometheus_apt_package: str = "prometheus"
+    # Real nodes run containerd 2.x, built from the Go module proxy: CDI (which DRA's prepared devices reach
+    # containers through) is always on there, and Debian's 1.6 ignores CDI devices.
+    containerd: str = "v2.4.2"
 
     @property
     def staging(self) -> str:
@@ -73,6 +76,12 @@ class CacheLayout:
         return self.root / "src" / "k8s-wrapper"
 
     @property
+    def containerd_bin(self) -> Path:
+        """containerd, its runc shim and ctr: a directory of their own, put first on the node's PATH so that
+        containerd starts its own shim, not another installed one."""
+        return self.root / "containerd" / "bin"
+
+    @property
     def gomodcache(self) -> Path:
         return self.root / "go" / "mod"
 
@@ -105,8 +114,10 @@ class DevSettings:
     versions: Versions = field(default_factory=Versions)
     # A directory holding etcd and kube-apiserver that the user already has (envtest convention).
     kubebuilder_assets: Path | None = None
-    # The containerd every real node runs (Debian's by default; e.g. a newer build of your own).
-    containerd: Path = Path("/usr/bin/containerd")
+    # The containerd every real node runs; None: the one `ensure` builds into the cache (versions.containerd).
+    # A path of your own (e.g. Debian's /usr/bin/containerd 1.6) is used as it is; its shim and ctr are
+    # taken from the same directory, or from PATH.
+    containerd: Path | None = None
 
     @property
     def cache(self) -> CacheLayout:

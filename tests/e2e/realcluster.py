@@ -149,27 +149,38 @@ def workload_job(name: str, persistent: str, ephemeral: str, args: Sequence[str]
     return {"apiVersion": "gpulane.dev/v1alpha1", "kind": "GPUShareJob", "metadata": {"name": name}, "spec": spec}
 
 
-def install_chart(cluster: E2ECluster, extra: Sequence[str] = ()) -> float:
-    """helm install (or upgrade) the chart with values-local.yaml, --wait; returns the seconds it took."""
+def install_chart(cluster: E2ECluster, extra: Sequence[str] = (), *, wait_device_plugin: bool = True) -> float:
+    """helm install (or upgrade) the chart with values-local.yaml, --wait; returns the seconds it took.
+
+    `wait_device_plugin=False` (DRA mode, where the agent serves no device plugin): wait only for the agents."""
     started = time.monotonic()
     cluster.helm("upgrade", "--install", RELEASE, str(CHART), "-n", SYSTEM_NAMESPACE, "--create-namespace",
                  "-f", str(LOCAL_VALUES), "--wait", "--timeout", "240s", *extra)  # fmt: skip
     # helm's --wait can look at the DaemonSet before its controller counted the nodes (desired 0).
-    wait_agents_ready(cluster, timeout=240)
+    wait_agents_ready(cluster, timeout=240, device_plugin=wait_device_plugin)
     return time.monotonic() - started
 
 
-def wait_agents_ready(cluster: E2ECluster, timeout: float) -> None:
-    """One Ready agent pod per node, and each node advertising gpulane.dev/gpu-memory."""
+def wait_agents_ready(cluster: E2ECluster, timeout: float, *, device_plugin: bool = True) -> None:
+    """One Ready, current agent pod per node, and (device_plugin) each node advertising gpulane.dev/gpu-memory."""
 
     def ready() -> bool:
         ds = cluster.apps.read_namespaced_daemon_set("gpulane-node-agent", SYSTEM_NAMESPACE).status
         if ds.number_ready != len(cluster.nodes) or ds.desired_number_scheduled != len(cluster.nodes):
             return False
+        # After an upgrade the old pods may still count as ready: wait for the new template everywhere.
+        if (ds.updated_number_scheduled or 0) != len(cluster.nodes) or ds.observed_generation != ds_generation():
+            return False
+        if not device_plugin:
+            return True
         return all(int((cluster.core.read_node(n).status.allocatable or {}).get("gpulane.dev/gpu-memory", "0")) > 0
                    for n in cluster.nodes)  # fmt: skip
 
-    wait_for("an agent pod Ready on every node and its device plugin registered", ready, timeout=timeout)
+    def ds_generation() -> int:
+        return int(cluster.apps.read_namespaced_daemon_set("gpulane-node-agent", SYSTEM_NAMESPACE).metadata.generation)
+
+    what = "an agent pod Ready on every node" + (" and its device plugin registered" if device_plugin else "")
+    wait_for(what, ready, timeout=timeout)
 
 
 def dump(obj: Any) -> str:

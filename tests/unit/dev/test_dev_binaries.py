@@ -23,7 +23,11 @@ VERSION_OUTPUT = {
     "kubectl": "Client Version: v1.34.5\nKustomize Version: v5.7.1",
     "prometheus": "prometheus, version 2.42.0+ds",
     "promtool": "promtool, version 2.42.0+ds",
+    "containerd": "containerd github.com/containerd/containerd/v2 2.4.2+unknown",
+    "containerd-shim-runc-v2": "containerd-shim-runc-v2:\n  Version:  2.4.2+unknown",
+    "ctr": "ctr github.com/containerd/containerd/v2 2.4.2+unknown",
 }
+CONTAINERD_FILES = ("containerd", "containerd-shim-runc-v2", "ctr")
 
 
 def fake_tool(directory: Path, name: str, output: str) -> Path:
@@ -42,6 +46,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevSettings:
     system = tmp_path / "system-bin"
     for name in ("prometheus", "promtool"):
         fake_tool(system, name, VERSION_OUTPUT[name])
+    for name in CONTAINERD_FILES:
+        fake_tool(settings.cache.containerd_bin, name, VERSION_OUTPUT[name])
     monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
     return settings
 
@@ -135,3 +141,39 @@ def test_ensure_builds_only_the_stale_kubernetes_commands(cache: DevSettings, mo
     monkeypatch.setattr(gobuild, "install_kwok", no_build)
     ensure(cache, Reporter(None))
     assert asked == [["kubelet", "kube-scheduler"]]
+
+
+def test_ensure_builds_containerd_when_the_cached_one_is_another_version(
+    cache: DevSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_tool(cache.cache.containerd_bin, "containerd", "containerd github.com/containerd/containerd/v2 2.1.4")
+    built: list[str] = []
+
+    def install(go: Path, layout: CacheLayout, versions: Versions, reporter: Reporter) -> None:
+        built.append(versions.containerd)
+        for name in CONTAINERD_FILES:
+            fake_tool(layout.containerd_bin, name, VERSION_OUTPUT[name])
+
+    monkeypatch.setattr(gobuild, "find_go", lambda: Path("/usr/bin/go"))
+    monkeypatch.setattr(gobuild, "build_kubernetes", no_build)
+    monkeypatch.setattr(gobuild, "install_kwok", no_build)
+    monkeypatch.setattr(gobuild, "install_containerd", install)
+    found = ensure(cache, Reporter(None))
+    assert built == ["v2.4.2"]
+    assert found.containerd_shim == cache.cache.containerd_bin / "containerd-shim-runc-v2"
+
+
+def test_a_containerd_of_ones_own_is_used_with_its_shim_and_never_built(
+    cache: DevSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "own"
+    fake_tool(own, "containerd", "containerd github.com/containerd/containerd 1.7.27")
+    fake_tool(own, "containerd-shim-runc-v2", "containerd-shim-runc-v2:\n  Version:  1.7.27")
+    for name in CONTAINERD_FILES:
+        (cache.cache.containerd_bin / name).unlink()
+    fake_tool(tmp_path / "system-bin", "ctr", "ctr github.com/containerd/containerd 1.7.27")
+    settings = DevSettings(cache_root=cache.cache_root, containerd=own / "containerd")
+    monkeypatch.setattr(gobuild, "find_go", no_build)
+    found = ensure(settings, Reporter(None))
+    assert (found.containerd, found.containerd_shim) == (own / "containerd", own / "containerd-shim-runc-v2")
+    assert found.ctr == tmp_path / "system-bin" / "ctr"  # none beside it: the one on PATH
