@@ -82,40 +82,61 @@ def dra(e2e_cluster: E2ECluster) -> Iterator[E2ECluster]:
         install_chart(e2e_cluster)  # back to device-plugin mode for the other modules
 
 
+def gpunode_claims(cluster: E2ECluster, index: int) -> tuple[list[dict[str, Any]], int]:
+    gpu = next(g for g in cluster.gpunode(cluster.nodes[0])["status"]["gpus"] if g["index"] == index)
+    return list(gpu.get("draClaims") or []), int(gpu["freeMiB"])
+
+
 def test_a_claim_allocated_by_gpulane_is_prepared_by_the_kubelet_and_freed_with_the_pod(dra: E2ECluster, ns: str) -> None:
     node = dra.nodes[0]
-    script = "env | grep -E '^(GPULANE|CUDA|NVIDIA)_' | sort"
+    script = "env | grep -E '^(GPULANE|CUDA|NVIDIA)_' | sort; echo READY; sleep 600"
     create_job(dra.api, ns, dra_job("claimed", "1Gi", "2Gi", [script], command=("sh", "-c")))
-    wait_phases(dra, ns, ["claimed"], "Succeeded", 120)
+    wait_phases(dra, ns, ["claimed"], "Running", 120)
     job = get_job(dra.api, ns, "claimed")
     claim_name = job["status"]["placement"]["claim"]
     claim = claims(dra, ns)[claim_name]
     pod = job_pods(dra, ns)["claimed"]
-    # gpulane wrote the allocation, consistent with its lane decision, and owns the claim through the pod.
-    assert claim["metadata"]["annotations"]["gpulane.dev/job"] == f"{ns}/claimed"
+    # gpulane wrote the allocation, consistent with its lane decision, reserved it for the pod, and owns
+    # the claim through the pod.
+    annotations = claim["metadata"]["annotations"]
+    assert annotations["gpulane.dev/job"] == "claimed"
+    assert annotations["gpulane.dev/lane"] == job["status"]["placement"]["lane"]
     assert claim["metadata"]["ownerReferences"][0]["uid"] == pod.metadata.uid
-    assert claim["metadata"]["annotations"]["gpulane.dev/lane"] == job["status"]["placement"]["lane"]
+    assert [r["uid"] for r in claim["status"]["reservedFor"]] == [pod.metadata.uid]
     (result,) = claim["status"]["allocation"]["devices"]["results"]
     assignment = pod_assignment(pod, ns)
-    assert (result["driver"], result["pool"], result["device"]) == (DRIVER, node, f"gpu-{assignment.gpu_indices[0]}")
-    assert mib(result["consumedCapacity"]["memory"]) >= 1024
+    index = assignment.gpu_indices[0]
+    assert (result["driver"], result["pool"], result["device"]) == (DRIVER, node, f"gpu-{index}")
+    consumed = mib(result["consumedCapacity"]["memory"])
+    assert consumed >= 1024
     # The container saw, through CDI, exactly the environment the device plugin's Allocate gives the same pod.
-    seen = dict(line.split("=", 1) for line in dra.kubectl("logs", "-n", ns, pod.metadata.name).splitlines() if "=" in line)
+    def logged() -> str | None:
+        out = dra.kubectl("logs", "-n", ns, pod.metadata.name)
+        return out if "READY" in out else None
+
+    log = wait_for("the container's environment in its log", logged, timeout=60)
+    seen = dict(line.split("=", 1) for line in log.splitlines() if "=" in line)
     view = PodView(ns, pod.metadata.name, pod.metadata.uid, node, annotations=pod.metadata.annotations,
                    labels=pod.metadata.labels)  # fmt: skip
-    expected = dict(container_grant(parse_allocation(view), COORDINATOR_SOCKET, FAKE_GPU_DIR).envs)
-    assert seen == expected
+    assert seen == dict(container_grant(parse_allocation(view), COORDINATOR_SOCKET, FAKE_GPU_DIR).envs)
     uid = claim["metadata"]["uid"]
     assert f"prepared claim {ns}/{claim_name} (uid {uid})" in agent_log(dra)
-    # The pod ended: the kubelet unprepared the claim and the CDI spec is gone from the node.
-    wait_for("the kubelet unpreparing the claim",
-             lambda: f"unprepared claim {ns}/{claim_name} (uid {uid})" in agent_log(dra), timeout=60)  # fmt: skip
     assert dra.state_dir is not None
     cdi_dir = Path(dra.state_dir) / "nodes" / node / "cdi"
-    assert not list(cdi_dir.glob(f"*{uid}*"))
-    # Deleting the job deletes its pod, and the garbage collector the claim: the device's capacity is free.
+    assert [p.name for p in cdi_dir.glob(f"*{uid}*")] == [f"{DRIVER}-{uid}.json"]
+    # The GPUNode shows the prepared claim and the GPU's memory less it.
+    listed = wait_for("the GPUNode listing the claim", lambda: gpunode_claims(dra, index) if gpunode_claims(dra, index)[0] else None,
+                      timeout=30)  # fmt: skip
+    assert [(c["name"], c["memoryMiB"]) for c in listed[0]] == [(claim_name, consumed)]
+    assert listed[1] == GPU_MIB - consumed
+    # Deleting the job deletes its pod: the kubelet unprepares the claim, the CDI spec goes, the claim is
+    # deleted, and the GPU's memory is free again on the GPUNode and for any DRA allocator.
     delete_job(dra.api, ns, "claimed")
+    wait_for("the kubelet unpreparing the claim",
+             lambda: f"unprepared claim {ns}/{claim_name} (uid {uid})" in agent_log(dra), timeout=90)  # fmt: skip
+    assert not list(cdi_dir.glob(f"*{uid}*"))
     wait_for("the claim to be deleted with the pod", lambda: claim_name not in claims(dra, ns), timeout=90)
+    wait_for("the GPUNode dropping the claim", lambda: gpunode_claims(dra, index) == ([], GPU_MIB), timeout=30)
 
 
 def test_eight_jobs_share_two_gpus_through_dra(dra: E2ECluster, ns: str) -> None:
@@ -133,6 +154,9 @@ def test_eight_jobs_share_two_gpus_through_dra(dra: E2ECluster, ns: str) -> None
                 consumed[result["device"]] += mib(result["consumedCapacity"]["memory"])
         wait_phases(dra, ns, names, "Succeeded", 300)
     assert watcher.events > 0 and watcher.violations == []
+    # Each claim is owned by its pod: the resourceclaim controller deletes it once the pod is done, so
+    # nothing stays allocated after the jobs.
+    wait_for("every claim deleted after its pod ended", lambda: claims(dra, ns) == {}, timeout=90)
     # What the DRA allocator would trust: the claims' consumed capacity fits every device.
     assert consumed and all(total <= GPU_MIB for total in consumed.values()), dict(consumed)
     pods = job_pods(dra, ns)
