@@ -64,18 +64,23 @@ def agent_log(cluster: E2ECluster) -> str:
     return cluster.agent_log(cluster.nodes[0])
 
 
-@pytest.fixture(scope="module")
-def dra(e2e_cluster: E2ECluster) -> Iterator[E2ECluster]:
-    node = e2e_cluster.nodes[0]
-    install_chart(e2e_cluster, ["--set", "nodeAgent.allocation=dra"], wait_device_plugin=False)
+def switch_to(cluster: E2ECluster, allocation: str) -> None:
+    """Upgrade the chart to `allocation` (dra or both) and wait until the new agent serves DRA."""
+    node = cluster.nodes[0]
+    install_chart(cluster, ["--set", f"nodeAgent.allocation={allocation}"], wait_device_plugin=allocation == "both")
 
     def published() -> bool:
-        ours = [s for s in slices(e2e_cluster) if s["spec"].get("nodeName") == node]
-        return len(ours) == 1 and len(ours[0]["spec"].get("devices") or []) == e2e_cluster.gpus_per_node
+        ours = [s for s in slices(cluster) if s["spec"].get("nodeName") == node]
+        return len(ours) == 1 and len(ours[0]["spec"].get("devices") or []) == cluster.gpus_per_node
 
-    wait_for(f"the agent's ResourceSlice for {node} with {e2e_cluster.gpus_per_node} devices", published, timeout=120)
+    wait_for(f"the agent's ResourceSlice for {node} with {cluster.gpus_per_node} devices", published, timeout=120)
     wait_for("the real kubelet registering the agent's DRA plugin",
-             lambda: f"the kubelet registered DRA driver {DRIVER}" in agent_log(e2e_cluster), timeout=60)  # fmt: skip
+             lambda: f"the kubelet registered DRA driver {DRIVER}" in agent_log(cluster), timeout=60)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dra(e2e_cluster: E2ECluster) -> Iterator[E2ECluster]:
+    switch_to(e2e_cluster, "dra")
     try:
         yield e2e_cluster
     finally:
@@ -191,3 +196,29 @@ def test_bad_claims_get_clear_errors_and_leave_nothing_allocated(dra: E2ECluster
     assert "vendor" in attr["message"] and "model" in attr["message"], attr
     assert job_pods(dra, ns) == {}
     assert claims(dra, ns) == {}
+
+
+def test_device_plugin_and_dra_jobs_share_a_gpu_under_one_invariant(dra: E2ECluster, ns: str) -> None:
+    """nodeAgent.allocation=both: the agent serves the device plugin and the DRA plugin side by side, and
+    a device-plugin job and two DRA jobs pinned to its GPU run on it at once, inside one lane invariant."""
+    switch_to(dra, "both")
+    long = ["--iterations", "40", "--iteration-seconds", "0.3"]
+    with InvariantWatcher(dra.api, ns, GPU_MIB) as watcher:
+        create_job(dra.api, ns, workload_job("plugin-a", "2Gi", "4Gi", long))  # no spec.allocation: device-plugin
+        wait_phases(dra, ns, ["plugin-a"], "Running", 120)
+        index = int(get_job(dra.api, ns, "plugin-a")["status"]["placement"]["gpuIndex"])
+        for name in ("claim-a", "claim-b"):
+            job = dra_job(name, "2Gi", "4Gi", ["--iterations", "5", "--iteration-seconds", "0.3"])
+            job["spec"]["deviceSelectors"] = [f'device.attributes["{DRIVER}"].index == {index}']
+            create_job(dra.api, ns, job)
+        create_job(dra.api, ns, workload_job("plugin-b", "2Gi", "4Gi", ["--iterations", "5", "--iteration-seconds", "0.3"]))
+        wait_phases(dra, ns, ["claim-a", "claim-b"], "Running", 120)
+        assert get_job(dra.api, ns, "plugin-a")["status"]["phase"] == "Running"  # all three on the GPU at once
+        wait_phases(dra, ns, ["plugin-a", "plugin-b", "claim-a", "claim-b"], "Succeeded", 300)
+    assert watcher.events > 0 and watcher.violations == []
+    pods = job_pods(dra, ns)
+    for name in ("claim-a", "claim-b"):
+        assert pod_assignment(pods[name], ns).gpu_indices == (index,)
+        assert (pods[name].spec.resource_claims or [])[0].resource_claim_name
+    assert not any("gpulane.dev/gpu-memory" in (c.resources.limits or {}) for c in pods["claim-a"].spec.containers)
+    assert "gpulane.dev/gpu-memory" in (pods["plugin-a"].spec.containers[0].resources.limits or {})
