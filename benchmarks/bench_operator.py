@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+from gpulane_agent.dra import slices
+from gpulane_agent.gpu.backend import GpuInfo
 from gpulane_dev import apirequests, binaries, crds, fakenodes, procs, realnodes
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
@@ -55,6 +57,8 @@ def measure(
     fakenodes.wait_ready(api, names, timeout=120)
     for name in names:
         core.patch_node(name, {"metadata": {"labels": {POOL: "yes"}}})
+        if allocation == "dra":  # kwok nodes run no agent: publish the slice it would (DRA jobs need one)
+            _publish_slice(custom, name, core.read_node(name).metadata.uid, gpus)
     core.create_namespace({"metadata": {"name": "bench"}})
     env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
     argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", "bench",
@@ -240,6 +244,14 @@ def run_dra(quick: bool) -> str:
         f"| {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rate']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
         *_request_table(requests, jobs),
     ])  # fmt: skip
+
+
+def _publish_slice(custom: client.CustomObjectsApi, node: str, uid: str, gpus: int) -> None:
+    """The node agent's ResourceSlice for a kwok node, its GPUs with the UUIDs the operator gives GPUs it
+    knows from node labels (GPU-<node>-<index>)."""
+    infos = [GpuInfo(i, f"GPU-{node}-{i}", "Fake-GPU-16G", 16384 << 20) for i in range(gpus)]
+    body = slices.body(node, uid, slices.slice_spec(node, infos, {}, fakenodes.DEFAULT_MEMORY_UNIT_MIB), 1)
+    custom.create_cluster_custom_object("resource.k8s.io", "v1", "resourceslices", body)
 
 
 def _peak_rss_mib(pid: int) -> float:

@@ -69,6 +69,7 @@ async def _run(rt: Runtime, views: Views) -> None:
         views.jobs, views.pods, assumed, views.inventory, rt.waiting, rt.inflight, rt.seen,
         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
         foreign=views.foreign(), allocation=rt.settings.scheduling.allocation, selectors=rt.selectors,
+        published=views.published(),
     )  # fmt: skip
     rt.wake_at(prepared.snapshot.loss_deadlines)
     now = rt.clock()
@@ -94,6 +95,9 @@ async def _run(rt: Runtime, views: Views) -> None:
     calls += [_reject(rt, rec, Reason.UNSCHEDULABLE) for rec in prepared.unfit]
     touched = {rec.id for rec, _ in decided.creates} | {rec.id for rec, _ in prepared.resumes}
     touched |= {rec.id for rec in (*prepared.invalid, *prepared.unfit)} | {p.victim for p in decided.preemptions}
+    for rec in prepared.unpublished:
+        touched.add(rec.id)
+        calls.append(_queue(rt, rec, Reason.UNSCHEDULABLE, rec.error, None))
     for u in decided.unschedulable:
         if u.record.id in rt.inflight:
             continue

@@ -25,6 +25,7 @@ from gpulane_operator.claims import DEVICE_PLUGIN, DRA, claim_mib, mode, oversiz
 from gpulane_operator.crd import JobRecord, Phase, Reason
 from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.podspec import charge_units
+from gpulane_operator.published import waiting_message
 from gpulane_operator.selectors import SelectorCache, SelectorError
 from gpulane_operator.snapshot import Lost, Snapshot, build
 
@@ -38,6 +39,7 @@ class Prepared:
     waiting: Mapping[JobId, frozenset[JobId]]  # preemptors still waiting for victims' pods to end
     unfit: tuple[JobRecord, ...] = ()  # DRA jobs whose claim no device can ever hold (error says why)
     dra: frozenset[JobId] = frozenset()  # queued jobs that run with a ResourceClaim
+    unpublished: tuple[JobRecord, ...] = ()  # DRA jobs waiting for a slice to publish a GPU (error says which)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +83,19 @@ def prepare(
     foreign: Collection[Assignment] = (),
     allocation: str = DEVICE_PLUGIN,
     selectors: SelectorCache | None = None,
+    published: Collection[str] | None = None,
 ) -> Prepared:
     """``foreign``: memory of claims others allocated (claims.foreign_assignments); ``allocation``: the
-    mode of jobs that name none; ``selectors``: the runtime's cache (a fresh one when None)."""
+    mode of jobs that name none; ``selectors``: the runtime's cache (a fresh one when None);
+    ``published``: UUIDs of the GPUs gpu.gpulane.dev ResourceSlices publish, the only ones a DRA job may
+    get (published.py; the cycle always passes them, None leaves DRA jobs ungated)."""
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
     snapshot = build(inventory, [*live_assignments(pods, assumed).values(), *foreign], known, now=now,
                      loss_grace_s=loss_grace_s, existing_nodes=existing_nodes)  # fmt: skip
     cache = selectors if selectors is not None else SelectorCache()
     gpus = [g for inv in inventory.values() for g in inv.node.gpus]
     unfit: list[JobRecord] = []
+    unpublished: list[JobRecord] = []
     dra: set[JobId] = set()
     still_waiting = {
         job: victims
@@ -120,12 +126,22 @@ def prepare(
             if problem is not None:
                 unfit.append(replace(rec, error=problem))
                 continue
+            eligible: frozenset[str] | None = None
             if rec.selectors:
                 try:
-                    job = replace(job, allowed_gpus=cache.eligible(rec.selectors, gpus))
+                    eligible = cache.eligible(rec.selectors, gpus)
                 except SelectorError as exc:
                     invalid.append(replace(rec, job=None, error=str(exc)))
                     continue
+            if published is not None:
+                candidates = eligible if eligible is not None else frozenset(g.uuid for g in gpus)
+                allowed = candidates & frozenset(published)
+                if candidates and not allowed:  # none published yet: wait (no candidates: the core says why)
+                    unpublished.append(replace(rec, error=waiting_message(len(candidates))))
+                    continue
+                eligible = allowed if eligible is not None or allowed != candidates else None
+            if eligible is not None:
+                job = replace(job, allowed_gpus=eligible)
             dra.add(rec.id)
         elif rec.selectors:
             invalid.append(replace(rec, job=None, error=(
@@ -134,7 +150,7 @@ def prepare(
             continue
         pending.append(PendingJob(job, arrival(rec, (seen or {}).get(rec.id))))
     return Prepared(snapshot, tuple(pending), tuple(resumes), tuple(invalid), still_waiting, tuple(unfit),
-                    frozenset(dra))  # fmt: skip
+                    frozenset(dra), tuple(unpublished))  # fmt: skip
 
 
 def pods_lost_while_away(

@@ -12,6 +12,7 @@ this replica (see runtime.CycleRunner). A deleted job's DELETED event deletes it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -25,15 +26,16 @@ from gpulane_operator.assignment import parse_pod, pod_name
 from gpulane_operator.claims import parse_claim
 from gpulane_operator.crd import JobRecord, Phase, Reason, parse_job
 from gpulane_operator.decide import job_counts
-from gpulane_operator.indexes import claim_index, gpunode_index, gsj_index, node_index, pod_index
+from gpulane_operator.indexes import claim_index, gpunode_index, gsj_index, node_index, pod_index, slice_index
 from gpulane_operator.k8s import claims, pods
 from gpulane_operator.k8s.api import ApiError, AsyncKubeApi
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
 from gpulane_operator.runtime import CycleRunner, Runtime
+from gpulane_operator.selectors import DRIVER
 from gpulane_operator.settings import ENV_CONFIG_FILE, OperatorSettings, load
 
-__all__ = ["claim_index", "gpunode_index", "gsj_index", "node_index", "pod_index"]
+__all__ = ["claim_index", "gpunode_index", "gsj_index", "node_index", "pod_index", "slice_index"]
 STORAGE_PREFIX = "kopf.gpulane.dev"
 
 
@@ -68,7 +70,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     not_before = asyncio.get_running_loop().time() + handover
     def views_now() -> cycle.Views:
         v = indexes.views(live, rt.selector)
-        return cycle.Views(rt.current_jobs(v.jobs), v.pods, v.inventory, v.nodes, v.claims)
+        return dataclasses.replace(v, jobs=rt.current_jobs(v.jobs))
 
     rt.runner = CycleRunner(
         lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before, live_s=config.peering.live_s()
@@ -213,6 +215,15 @@ async def claim_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _seen_event(rt)
     claim = parse_claim(body)
     if not claim.ours and claim.results:
+        rt.poke()
+
+
+@kopf.on.event("resource.k8s.io", "v1", "resourceslices")
+async def slice_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A gpu.gpulane.dev slice published, changed or gone: DRA jobs waiting for its GPUs may go."""
+    rt: Runtime = memo["runtime"]
+    _seen_event(rt)
+    if (body.get("spec") or {}).get("driver") == DRIVER:
         rt.poke()
 
 

@@ -26,6 +26,7 @@ from gpulane_operator.inventory import (
     parse_node,
 )
 from gpulane_operator.names import GPUNODES, GROUP, PLURAL, VERSION
+from gpulane_operator.published import SliceRecord, parse_slice
 from gpulane_operator.views import Views
 
 T = TypeVar("T")
@@ -60,6 +61,13 @@ def claim_index(body: kopf.Body, **_: Any) -> dict[str, ClaimRecord]:
     """Every claim: ours are deleted with their pods, others of gpu.gpulane.dev count in the lanes."""
     claim = parse_claim(body)
     return {f"{claim.namespace}/{claim.name}": claim}
+
+
+@kopf.index("resource.k8s.io", "v1", "resourceslices")
+def slice_index(body: kopf.Body, **_: Any) -> dict[str, SliceRecord]:
+    """Every slice (other drivers' parse to no GPUs): what DRA jobs may be allocated (published.py)."""
+    record = parse_slice(body)
+    return {record.name: record}
 
 
 def _one(stores: Mapping[Any, Iterable[T]]) -> dict[Any, T]:
@@ -105,4 +113,5 @@ def views(
         inventory=inventory,
         nodes=frozenset(nodes),  # keys with objects (a key may keep an empty store)
         claims=_one(kwargs["claim_index"]) if "claim_index" in kwargs else {},
+        slices=_one(kwargs["slice_index"]) if "slice_index" in kwargs else {},
     )

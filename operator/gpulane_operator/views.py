@@ -12,6 +12,7 @@ from gpulane_operator.assignment import PodRecord
 from gpulane_operator.claims import ClaimRecord, foreign_assignments
 from gpulane_operator.crd import JobRecord
 from gpulane_operator.inventory import NodeInventory
+from gpulane_operator.published import SliceRecord, published_uuids
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,11 @@ class Views:
     inventory: Mapping[NodeName, NodeInventory]
     nodes: frozenset[str] = frozenset()  # every Node object that exists, GPU or not
     claims: Mapping[str, ClaimRecord] = field(default_factory=dict)  # ResourceClaims by namespace/name
+    slices: Mapping[str, SliceRecord] = field(default_factory=dict)  # ResourceSlices by name
+
+    def published(self) -> frozenset[str]:
+        """UUIDs of the GPUs gpu.gpulane.dev slices publish: the only ones a DRA claim may get."""
+        return published_uuids(self.slices.values())
 
     def foreign(self) -> list[Assignment]:
         """Memory of gpu.gpulane.dev claims gpulane did not allocate: it counts in the lanes."""

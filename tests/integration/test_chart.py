@@ -185,6 +185,8 @@ def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Pat
         ("", "events"): {"create"},
         ("resource.k8s.io", "resourceclaims"): {"create", "get", "list", "watch", "delete"},
         ("resource.k8s.io", "resourceclaims/status"): {"patch"},
+        ("resource.k8s.io", "resourceclaims/binding"): {"patch"},
+        ("resource.k8s.io", "resourceslices"): {"get", "list", "watch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
     }

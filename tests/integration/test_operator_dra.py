@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpulane_agent.dra import slices
+from gpulane_agent.gpu.backend import GpuInfo
 from gpulane_core.quantity import parse_mib
 from kubernetes import client
 from opharness import (
@@ -29,6 +31,7 @@ from opharness import (
     new_pool,
     phase,
     pods_by_job,
+    scheduled_condition,
     wait_for,
 )
 
@@ -41,12 +44,31 @@ GPU_MIB = 16384
 @pytest.fixture
 def pool(
     crds: list[str], kubeconfig: Path, kube_api: client.ApiClient, fake_gpu_nodes: Callable[..., list[str]]
-) -> Callable[..., tuple[str, list[str]]]:
-    def make(nodes: int, gpus: int) -> tuple[str, list[str]]:
+) -> Iterator[Callable[..., tuple[str, list[str]]]]:
+    published: list[str] = []
+
+    def make(nodes: int, gpus: int, *, publish: bool = True) -> tuple[str, list[str]]:
         names = fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=GPU_MIB)
+        if publish:
+            for name in names:
+                publish_slice(kube_api, name, gpus)
+                published.append(name)
         return new_pool(kube_api, names), names
 
-    return make
+    yield make
+    custom = client.CustomObjectsApi(kube_api)
+    for name in published:  # no garbage collector runs here to take them with their nodes
+        custom.delete_cluster_custom_object(DRA_GROUP, DRA_VERSION, "resourceslices", slices.slice_name(name))
+
+
+def publish_slice(api: client.ApiClient, node: str, gpus: int) -> None:
+    """The ResourceSlice the node's agent would publish (gpulane_agent.dra.slices); kwok nodes have no agent.
+    Its GPUs carry the UUIDs the operator gives a node known from its labels (GPU-<node>-<index>); the
+    Node owns it, so deleting the node collects it."""
+    infos = [GpuInfo(i, f"GPU-{node}-{i}", "Fake-GPU-16G", GPU_MIB << 20) for i in range(gpus)]
+    uid = client.CoreV1Api(api).read_node(node).metadata.uid
+    body = slices.body(node, uid, slices.slice_spec(node, infos, {}, 256), 1)
+    client.CustomObjectsApi(api).create_cluster_custom_object(DRA_GROUP, DRA_VERSION, "resourceslices", body)
 
 
 @pytest.fixture
@@ -132,6 +154,32 @@ def test_eight_dra_jobs_share_two_gpus_each_with_its_own_allocated_claim(
         check_claim_of(jobs[job], pod, all_claims[pod.metadata.name])
     assert len({(j["status"]["placement"]["gpuIndex"], j["status"]["placement"]["lane"]) for j in jobs.values()}) < 8
     assert all(mib <= GPU_MIB for mib in device_use(all_claims).values()), device_use(all_claims)
+
+
+def test_a_dra_job_waits_for_a_published_slice_saying_so_then_runs_on_its_gpus(
+    pool: Callable[..., tuple[str, list[str]]], operator: Callable[..., OperatorProcess],
+    kube_api: client.ApiClient, namespace: str,
+) -> None:  # fmt: skip
+    """A node known from its labels only (its agent not up yet): no claim names a device no agent serves."""
+    name, (node,) = pool(1, 2, publish=False)
+    operator(name)
+    create_job(kube_api, namespace, dra_job("early", "1Gi", "2Gi"))
+    def waiting() -> dict[str, Any] | None:
+        condition = scheduled_condition(get_job(kube_api, namespace, "early"))
+        return condition if "ResourceSlice" in (condition or {}).get("message", "") else None
+
+    condition = wait_for("the job to say what it waits for", waiting, timeout=30)
+    assert condition["reason"] == "Unschedulable" and "gpu.gpulane.dev ResourceSlice" in condition["message"]
+    assert get_job(kube_api, namespace, "early")["status"]["phase"] == "Pending"
+    assert pods_by_job(kube_api, namespace) == {} and claims(kube_api, namespace) == {}
+    publish_slice(kube_api, node, 2)  # the agent is up
+    try:
+        job = wait_for("the job placed once the slice is published", lambda: placed(kube_api, namespace, ["early"]),
+                       timeout=30)["early"]  # fmt: skip
+        assert job["status"]["placement"]["node"] == node
+    finally:
+        client.CustomObjectsApi(kube_api).delete_cluster_custom_object(
+            DRA_GROUP, DRA_VERSION, "resourceslices", slices.slice_name(node))
 
 
 def test_kubectl_shows_the_claim_and_deleting_the_job_removes_its_pod_and_claim(

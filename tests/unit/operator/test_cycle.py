@@ -14,6 +14,7 @@ from gpulane_operator.crd import parse_job
 from gpulane_operator.inventory import merge, parse_node
 from gpulane_operator.k8s.api import ApiError
 from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.published import SliceRecord
 from gpulane_operator.runtime import Runtime
 from gpulane_operator.settings import OperatorSettings
 from gpulane_operator.snapshot import build
@@ -24,12 +25,18 @@ def runtime(api: FakeKubeApi) -> Runtime:
     return Runtime(OperatorSettings(), api, OperatorMetrics(), clock=lambda: 1767225601.0)
 
 
-def views(api: FakeKubeApi, bodies: list[dict[str, Any]], statuses: dict[str, dict[str, Any]] | None = None) -> cycle.Views:
+def views(api: FakeKubeApi, bodies: list[dict[str, Any]], statuses: dict[str, dict[str, Any]] | None = None,
+          *, published: bool = True) -> cycle.Views:  # fmt: skip
+    """Two nodes of 2 GPUs; ``published``: each has its agent's ResourceSlice naming its GPUs (DRA jobs need it)."""
     statuses = statuses or {}
     jobs = {r.id: r for r in (parse_job({**b, "status": statuses.get(b["metadata"]["name"], {})}) for b in bodies)}
     pods = {p.job: p for p in (parse_pod(body) for body in api.pods.values()) if p is not None}
     inventory = merge({}, {n: parse_node(node_body(n, 2)) for n in ("n1", "n2")})
-    return cycle.Views(jobs, pods, inventory)
+    slices = {
+        f"{n}-gpu.gpulane.dev": SliceRecord(f"{n}-gpu.gpulane.dev", n, frozenset(g.uuid for g in inv.node.gpus))
+        for n, inv in inventory.items()
+    } if published else {}  # fmt: skip
+    return cycle.Views(jobs, pods, inventory, slices=slices)
 
 
 async def run(rt: Runtime, v: cycle.Views) -> None:

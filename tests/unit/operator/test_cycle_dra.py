@@ -35,6 +35,19 @@ async def test_pod_then_claim_then_one_status_write_then_binding(api: FakeKubeAp
     assert status["placement"]["allocation"] == "dra"
 
 
+async def test_a_dra_job_waits_until_a_slice_publishes_a_gpu_and_says_so(api: FakeKubeApi) -> None:
+    rt = runtime(api)
+    await run(rt, views(api, [dra("a")], published=False))  # the nodes' GPUs known from labels only
+    assert api.calls == [] and api.claims == {}
+    status = applied_statuses(api)["a"]
+    assert status["phase"] == "Pending"
+    (scheduled,) = [c for c in status["conditions"] if c["type"] == "Scheduled"]
+    assert scheduled["reason"] == "Unschedulable"
+    assert "waiting for a gpu.gpulane.dev ResourceSlice to publish one of the 4 GPU(s)" in scheduled["message"]
+    await run(rt, views(api, [dra("a")], statuses={"a": status}))  # the agents published their slices
+    assert api.calls == ["create_pod", "create_claim", "patch_claim_status", "bind_pod"]
+
+
 async def test_device_plugin_jobs_still_cost_a_create_and_a_binding(api: FakeKubeApi) -> None:
     await run(runtime(api), views(api, [job_body("a")]))
     assert api.calls == ["create_pod", "bind_pod"] and api.claims == {}
