@@ -192,6 +192,15 @@ def test_rbac_has_no_wildcards_and_grants_exactly_the_listed_rules(helm_bin: Pat
     }
 
 
+def test_dra_and_both_modes_refuse_a_cluster_older_than_1_36_with_a_clear_error(helm_bin: Path) -> None:
+    for mode in ("dra", "both"):
+        out = run_helm(helm_bin, "template", "gl", str(CHART), "--kube-version", "1.35.4",
+                       "--set", f"nodeAgent.allocation={mode}", check=False)  # fmt: skip
+        assert f"nodeAgent.allocation={mode} needs Kubernetes >= 1.36" in out and "v1.35.4" in out, out
+    # device-plugin mode keeps the chart's kubeVersion (>= 1.27)
+    assert "kind: DaemonSet" in run_helm(helm_bin, "template", "gl", str(CHART), "--kube-version", "1.27.0")
+
+
 def test_dra_mode_renders_the_device_class_mounts_and_rbac_and_turns_the_device_plugin_off(helm_bin: Path) -> None:
     docs = render(helm_bin, "gl", "gpulane", VARIANTS["dra"])
     [device_class] = [d for d in docs if d["kind"] == "DeviceClass"]
