@@ -54,6 +54,14 @@ def mib(quantity: str) -> int:
     return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity) // (1 << 20)
 
 
+def device_consumption(cluster: E2ECluster, pool: str, device: str) -> int:
+    """MiB all allocated claims, in every namespace, consume on one device."""
+    found = client.CustomObjectsApi(cluster.api).list_cluster_custom_object("resource.k8s.io", "v1", "resourceclaims")
+    return sum(mib(r["consumedCapacity"]["memory"]) for c in found["items"]
+               for r in ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", ())
+               if (r["pool"], r["device"]) == (pool, device))  # fmt: skip
+
+
 def dra_job(name: str, persistent: str, ephemeral: str, args: list[str], **kw: Any) -> dict[str, Any]:
     manifest = workload_job(name, persistent, ephemeral, args, **kw)
     manifest["spec"]["allocation"] = "dra"
@@ -142,6 +150,11 @@ def test_a_claim_allocated_by_gpulane_is_prepared_by_the_kubelet_and_freed_with_
     assert not list(cdi_dir.glob(f"*{uid}*"))
     wait_for("the claim to be deleted with the pod", lambda: claim_name not in claims(dra, ns), timeout=90)
     wait_for("the GPUNode dropping the claim", lambda: gpunode_claims(dra, index) == ([], GPU_MIB), timeout=30)
+    # What a DRA allocator sees: the slice's device at its full capacity, and no claim consuming any of it.
+    (ours,) = [s for s in slices(dra) if s["spec"].get("nodeName") == node]
+    (device,) = [d for d in ours["spec"]["devices"] if d["name"] == f"gpu-{index}"]
+    assert mib(device["capacity"]["memory"]["value"]) == GPU_MIB
+    assert device_consumption(dra, node, f"gpu-{index}") == 0
 
 
 def test_eight_jobs_share_two_gpus_through_dra(dra: E2ECluster, ns: str) -> None:
