@@ -188,8 +188,12 @@ def test_fifo_three_jobs_take_turns_in_arrival_order(workdir: Path) -> None:
 
 
 def test_weight_three_jobs_follow_the_core_order_on_their_profiles(workdir: Path) -> None:
-    # Penalties 20 ms / 5 ms / 50 ms: weights are far apart whatever the measured rewards.
-    profiles = {"a": Profile(12, 0.02, 0.020), "b": Profile(12, 0.02, 0.005), "c": Profile(12, 0.02, 0.050)}
+    # Penalties 100 ms / 5 ms / 1 s. The coordinator weighs each job by its measured reward (compute /
+    # (compute + idle) in the window, between about 0.2 and 1 here) over its measured penalty; with
+    # penalties only 2.5x apart (20 / 5 / 50 ms, as this test had) a loaded machine's reward spread
+    # reordered a and c (seen in a CI run). 10x apart, and 5 ms of measurement delay on b, no spread of
+    # rewards can reorder them.
+    profiles = {"a": Profile(12, 0.02, 0.100), "b": Profile(12, 0.02, 0.005), "c": Profile(12, 0.02, 1.0)}
     log, metrics, codes = run_jobs(workdir, profiles, "--policy", "weight")
     assert codes == {"a": 0, "b": 0, "c": 0}
     stats = [TurnStats(JobId(j), 0.0, compute_s=p.compute_s, penalty_s=p.transfer_s) for j, p in profiles.items()]
