@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpulane_agent.dra import cdi, claims
-from gpulane_agent.dra._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
+from gpulane_agent.dra._proto import dra_v1_pb2, dra_v1beta1_pb2
 from gpulane_agent.dra.api import DraKube
 from gpulane_agent.gpu.backend import GpuBackend
 from gpulane_agent.kube.api import KubeError
@@ -139,7 +139,7 @@ def _refs(claims_pb: Sequence[Any]) -> list[ClaimRef]:
     return [ClaimRef(c.namespace, c.uid, c.name) for c in claims_pb]
 
 
-class DRAPluginV1(dra_v1_pb2_grpc.DRAPluginServicer):
+class DRAPluginV1:  # served with dra_v1_pb2_grpc.add_DRAPluginServicer_to_server
     def __init__(self, driver: DraDriver) -> None:
         self._driver = driver
 
@@ -169,7 +169,7 @@ class DRAPluginV1(dra_v1_pb2_grpc.DRAPluginServicer):
         return response
 
 
-class DRAPluginV1beta1(dra_v1beta1_pb2_grpc.DRAPluginServicer):
+class DRAPluginV1beta1:  # served with dra_v1beta1_pb2_grpc.add_DRAPluginServicer_to_server
     """The deprecated v1beta1 service, for kubelets that ask for it; it has no share_id field."""
 
     def __init__(self, driver: DraDriver) -> None:

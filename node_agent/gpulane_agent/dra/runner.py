@@ -47,7 +47,7 @@ class SocketPaths:
         return cls(Path(plugins_dir) / DRIVER / PLUGIN_SOCKET, Path(registry_dir) / REGISTRATION_SOCKET)
 
 
-class RegistrationService(registration_v1_pb2_grpc.RegistrationServicer):
+class RegistrationService:  # served with registration_v1_pb2_grpc.add_RegistrationServicer_to_server
     """What the plugin watcher asks; remembers the kubelet's verdict for logs and tests."""
 
     def __init__(self, endpoint: Path, on_registered: Callable[[], None] = lambda: None) -> None:

@@ -47,21 +47,6 @@ class RegistrationStub:
                 _registered_method=True)
 
 
-class RegistrationServicer:
-    """Registration is the service advertised by the Plugins.
-    """
-
-    def GetInfo(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def NotifyRegistrationStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
 
 
 def add_RegistrationServicer_to_server(servicer, server):
