@@ -9,6 +9,7 @@ and on the same nodes, kube-scheduler (default settings) then binds as many plai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -220,15 +222,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_dra(quick: bool) -> str:
-    """The same burst with every job in DRA mode: what a ResourceClaim per pod costs in API requests."""
-    jobs, nodes, gpus = (50, 10, 8) if quick else (500, 100, 8)
-    with tempfile.TemporaryDirectory(prefix="bench-operator-dra-") as tmp:
+@contextlib.contextmanager
+def bench_plane(prefix: str) -> Iterator[tuple[ControlPlane, Path]]:
+    """A fresh kube-apiserver + etcd + kwok with the CRDs installed, and a work directory for logs."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         workdir = Path(tmp)
         options = ControlPlaneOptions.from_binaries(binaries.locate(), workdir / "cp", with_kwok=True)
         with ControlPlane.start(options) as plane:
             crds.install_directory(api_client(plane.kubeconfig), ROOT / "crds")
-            r, requests = measure(plane, jobs, nodes, gpus, workdir, allocation="dra")
+            yield plane, workdir
+
+
+def run_dra(quick: bool) -> str:
+    """The same burst with every job in DRA mode: what a ResourceClaim per pod costs in API requests."""
+    jobs, nodes, gpus = (50, 10, 8) if quick else (500, 100, 8)
+    with bench_plane("bench-operator-dra-") as (plane, workdir):
+        r, requests = measure(plane, jobs, nodes, gpus, workdir, allocation="dra")
     # Only the operator touches ResourceClaims here (kwok nodes have no kubelet to read them).
     claim_requests = sum(n for k, n in requests.items() if k.resource == "resource.k8s.io/resourceclaims"
                          and k.verb not in ("LIST", "WATCH"))  # fmt: skip
@@ -264,16 +273,11 @@ def _peak_rss_mib(pid: int) -> float:
 
 def run(quick: bool) -> str:
     jobs, nodes, gpus = (50, 10, 8) if quick else (500, 100, 8)
-    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        workdir = Path(tmp)
-        options = ControlPlaneOptions.from_binaries(binaries.locate(), workdir / "cp", with_kwok=True)
-        with ControlPlane.start(options) as plane:
-            api = api_client(plane.kubeconfig)
-            crds.install_directory(api, ROOT / "crds")
-            r, requests = measure(plane, jobs, nodes, gpus, workdir)
-            before = apirequests.scrape(plane)
-            k = measure_kube_scheduler(plane, jobs, workdir)
-            peer_requests = apirequests.delta(before, apirequests.scrape(plane))
+    with bench_plane("bench-operator-") as (plane, workdir):
+        r, requests = measure(plane, jobs, nodes, gpus, workdir)
+        before = apirequests.scrape(plane)
+        k = measure_kube_scheduler(plane, jobs, workdir)
+        peer_requests = apirequests.delta(before, apirequests.scrape(plane))
     owners = apirequests.by_owner(requests)
     per_job = owners.get(apirequests.OPERATOR, 0.0) / jobs
     peer_per_pod = _scheduler_writes(peer_requests) / jobs

@@ -11,13 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
-
-from gpulane_dev import binaries, crds
-from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
-from gpulane_dev.kubeclient import api_client
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,13 +28,9 @@ def _bench_operator() -> ModuleType:
 def run(quick: bool) -> str:
     bench = _bench_operator()
     jobs, nodes, gpus = (500, 100, 8) if quick else (5000, 1000, 8)
-    with tempfile.TemporaryDirectory(prefix="bench-operator-scale-") as tmp:
-        workdir = Path(tmp)
-        options = ControlPlaneOptions.from_binaries(binaries.locate(), workdir / "cp", with_kwok=True)
-        with ControlPlane.start(options) as plane:
-            crds.install_directory(api_client(plane.kubeconfig), bench.ROOT / "crds")
-            r, _ = bench.measure(plane, jobs, nodes, gpus, workdir)
-            k = bench.measure_kube_scheduler(plane, jobs, workdir)
+    with bench.bench_plane("bench-operator-scale-") as (plane, workdir):
+        r, _ = bench.measure(plane, jobs, nodes, gpus, workdir)
+        k = bench.measure_kube_scheduler(plane, jobs, workdir)
     return "\n".join(
         [
             "## Operator at scale: 5,000 jobs on 1,000 nodes",

@@ -152,9 +152,10 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
     run_dir = state_dir / "run"
     reporter = Reporter(out, "[gpulane dev-cluster]")
     built: tuple[images.BuiltImage, ...] = ()
+    runtime = realnodes.node_runtime(binaries, options.containerd)
     if options.real_nodes:
         # Everything a real node needs is checked (and installed) before anything starts.
-        nodehost.ensure_packages(binaries_cache(binaries), reporter, realnodes.node_runtime(binaries, options.containerd))
+        nodehost.ensure_packages(binaries_cache(binaries), reporter, runtime)
         built = images.build_all(options.repo, binaries_cache(binaries), reporter)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh cluster each time: old etcd data is gone
     # Detached: the processes must outlive this command.
@@ -182,7 +183,7 @@ def up(options: UpOptions, binaries: Binaries, out: TextIO = sys.stderr) -> Clus
         if options.real_nodes:
             real_options = realnodes.RealNodeOptions(
                 options.real_nodes, options.real_gpus_per_node, options.gpu_memory_mib, agents=options.agents,
-                runtime=realnodes.node_runtime(binaries, options.containerd))
+                runtime=runtime)
             services = realnodes.start_cluster_services(binaries, plane, run_dir, die_with_parent=False)
             records += [s.record() for s in services]
             watch = list(services)

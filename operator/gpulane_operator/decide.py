@@ -94,6 +94,8 @@ def prepare(
                      loss_grace_s=loss_grace_s, existing_nodes=existing_nodes)  # fmt: skip
     cache = selectors if selectors is not None else SelectorCache()
     gpus = [g for inv in inventory.values() for g in inv.node.gpus]
+    every_gpu = frozenset(g.uuid for g in gpus)
+    shown = None if published is None else frozenset(published)
     unfit: list[JobRecord] = []
     unpublished: list[JobRecord] = []
     dra: set[JobId] = set()
@@ -133,13 +135,14 @@ def prepare(
                 except SelectorError as exc:
                     invalid.append(replace(rec, job=None, error=str(exc)))
                     continue
-            if published is not None:
-                candidates = eligible if eligible is not None else frozenset(g.uuid for g in gpus)
-                allowed = candidates & frozenset(published)
+            if shown is not None:
+                candidates = eligible if eligible is not None else every_gpu
+                allowed = candidates & shown
                 if candidates and not allowed:  # none published yet: wait (no candidates: the core says why)
                     unpublished.append(replace(rec, error=waiting_message(len(candidates))))
                     continue
-                eligible = allowed if eligible is not None or allowed != candidates else None
+                if eligible is not None or allowed != candidates:  # no needless narrowing of the search
+                    eligible = allowed
             if eligible is not None:
                 job = replace(job, allowed_gpus=eligible)
             dra.add(rec.id)

@@ -44,6 +44,7 @@ from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import connected
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from opharness import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"
@@ -94,6 +95,21 @@ def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
 def _dns_label(text: str, limit: int) -> str:
     label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     return label[:limit].rstrip("-") or "t"
+
+
+@pytest.fixture
+def operator(namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """operator(pool, *flags): a standalone `gpulane operator` scoped to the test's namespace and pool."""
+    started: list[OperatorProcess] = []
+
+    def start(pool: str, *extra: str) -> OperatorProcess:
+        proc = OperatorProcess(namespace, pool, tmp_path / f"operator-{len(started)}.log", "--standalone", *extra)
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
 
 
 @pytest.fixture

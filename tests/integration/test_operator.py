@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +43,6 @@ def pool(
         return new_pool(kube_api, fake_gpu_nodes(nodes, gpus_per_node=gpus, gpu_memory_mib=16384))
 
     return make
-
-
-@pytest.fixture
-def operator(namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
-
-    def start(pool: str, *extra: str) -> OperatorProcess:
-        proc = OperatorProcess(namespace, pool, tmp_path / f"operator-{len(started)}.log", "--standalone", *extra)
-        started.append(proc.start())
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 def all_placed(api: client.ApiClient, namespace: str, n: int) -> dict[str, Any] | None:

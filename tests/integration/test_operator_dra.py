@@ -71,20 +71,6 @@ def publish_slice(api: client.ApiClient, node: str, gpus: int) -> None:
     client.CustomObjectsApi(api).create_cluster_custom_object(DRA_GROUP, DRA_VERSION, "resourceslices", body)
 
 
-@pytest.fixture
-def operator(namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
-
-    def start(pool: str, *extra: str) -> OperatorProcess:
-        proc = OperatorProcess(namespace, pool, tmp_path / f"operator-{len(started)}.log", "--standalone", *extra)
-        started.append(proc.start())
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
-
-
 def dra_job(name: str, persistent: str, ephemeral: str, selectors: list[str] | None = None) -> dict[str, Any]:
     manifest = job_manifest(name, persistent, ephemeral)
     manifest["spec"]["allocation"] = "dra"

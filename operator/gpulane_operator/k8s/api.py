@@ -8,7 +8,7 @@ the whole port with an in-memory fake.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from gpulane_operator.names import GROUP, PLURAL, VERSION
@@ -37,6 +37,33 @@ class ApiError(Exception):
     def definitive(self) -> bool:
         """The request was certainly not applied (a 4xx other than a timeout-like 408/429)."""
         return 400 <= self.status < 500 and self.status not in (408, 429)
+
+
+async def create_or_read(
+    create: Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]],
+    read: Callable[[str, str], Awaitable[dict[str, Any]]],
+    body: Mapping[str, Any],
+) -> tuple[dict[str, Any], bool]:
+    """(the object as stored, whether this call created it): names are deterministic, so a create after
+    a crash meets a 409 and reads what is there."""
+    meta = body["metadata"]
+    try:
+        return await create(meta["namespace"], body), True
+    except ApiError as exc:
+        if not exc.conflict:
+            raise
+    return await read(meta["namespace"], meta["name"]), False
+
+
+async def deleted(call: Awaitable[None]) -> bool:
+    """Await a delete; False when the object was already gone (deleting twice is fine)."""
+    try:
+        await call
+    except ApiError as exc:
+        if exc.not_found:
+            return False
+        raise
+    return True
 
 
 class KubeApi(Protocol):

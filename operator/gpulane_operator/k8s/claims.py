@@ -9,18 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gpulane_operator.k8s.api import ApiError, KubeApi
+from gpulane_operator.k8s import api as k8s_api
+from gpulane_operator.k8s.api import KubeApi
 
 
 async def create_or_read(api: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """(the claim as stored, whether this call created it)."""
-    meta = body["metadata"]
-    try:
-        return await api.create_claim(meta["namespace"], body), True
-    except ApiError as exc:
-        if not exc.conflict:
-            raise
-    return await api.read_claim(meta["namespace"], meta["name"]), False
+    return await k8s_api.create_or_read(api.create_claim, api.read_claim, body)
 
 
 async def write_status(api: KubeApi, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,10 +24,4 @@ async def write_status(api: KubeApi, namespace: str, name: str, patch: Mapping[s
 
 async def delete_if_present(api: KubeApi, namespace: str, name: str) -> bool:
     """Delete a claim; False when it was already gone (the garbage collector may have been first)."""
-    try:
-        await api.delete_claim(namespace, name)
-    except ApiError as exc:
-        if exc.not_found:
-            return False
-        raise
-    return True
+    return await k8s_api.deleted(api.delete_claim(namespace, name))

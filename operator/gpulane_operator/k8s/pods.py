@@ -9,18 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gpulane_operator.k8s.api import ApiError, KubeApi
+from gpulane_operator.k8s import api as k8s_api
+from gpulane_operator.k8s.api import KubeApi
 
 
 async def create_or_adopt(api: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """(the pod as stored, whether this call created it)."""
-    meta = body["metadata"]
-    try:
-        return await api.create_pod(meta["namespace"], body), True
-    except ApiError as exc:
-        if not exc.conflict:
-            raise
-    return await api.read_pod(meta["namespace"], meta["name"]), False
+    return await k8s_api.create_or_read(api.create_pod, api.read_pod, body)
 
 
 async def delete_if_present(api: KubeApi, namespace: str, name: str, *, force: bool = False) -> bool:
@@ -29,10 +24,4 @@ async def delete_if_present(api: KubeApi, namespace: str, name: str, *, force: b
     ``force`` (grace period 0) is only for pods whose node is gone: no kubelet will ever confirm
     their end, as the pod garbage collector does for orphaned pods.
     """
-    try:
-        await api.delete_pod(namespace, name, 0 if force else None)
-    except ApiError as exc:
-        if exc.not_found:
-            return False
-        raise
-    return True
+    return await k8s_api.deleted(api.delete_pod(namespace, name, 0 if force else None))
