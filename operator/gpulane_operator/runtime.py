@@ -30,13 +30,17 @@ from gpulane_operator.settings import LIVE_S, OperatorSettings
 from gpulane_operator.statuses import compose, overlay
 
 log = logging.getLogger(__name__)
-ASSUMED_TTL_S = 60.0  # an unconfirmed pod creation is forgotten after this (the watch shows real ones sooner)
+# An assumption the watch has not confirmed is forgotten this long after its job's API actions finished
+# (the watch shows real pods sooner). Counted from the end of those actions, never from the decision: under
+# load a pod create can wait in the request queue for longer than this, and an assumption dropped before the
+# watch shows its pod hides that pod's lane from the next cycle, which then books the lane twice.
+ASSUMED_TTL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class Assumed:
     assignment: Assignment
-    since_s: float
+    since_s: float  # when it was made, or when its job's last API actions finished
 
 
 class CycleRunner:
@@ -172,6 +176,7 @@ class Runtime:
         def finished(task: asyncio.Task[None]) -> None:
             self.tasks.discard(task)
             self.inflight -= jobs
+            self._settled(jobs)
             if not task.cancelled() and task.exception() is not None:
                 log.error("applying a cycle failed", exc_info=task.exception())
             self.poke()
@@ -203,6 +208,12 @@ class Runtime:
         for job in list(self.deleting):
             if job not in visible and now - self.deleting[job][1] > ASSUMED_TTL_S:
                 del self.deleting[job]
+
+    def _settled(self, jobs: set[JobId]) -> None:
+        """The API actions of these jobs have finished: their assumptions' TTL starts now."""
+        now = self.clock()
+        for job in jobs & self.assumed.keys():
+            self.assumed[job] = Assumed(self.assumed[job].assignment, now)
 
     def mark_deleting(self, job: JobId, reason: Reason) -> None:
         self.deleting[job] = (reason, self.clock())
