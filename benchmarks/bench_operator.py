@@ -50,8 +50,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def measure(
-    plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path, allocation: str = ""
+    plane: ControlPlane, jobs: int, nodes: int, gpus: int, workdir: Path, allocation: str = "", backlog: bool = False
 ) -> tuple[dict[str, float], dict[apirequests.RequestKey, float]]:
+    """A stream (the operator running, jobs created meanwhile) or, with ``backlog``, a drain: every job
+    created first, then the operator started; its rate is binds per second from the first bind to the last
+    (scheduler_perf's throughput, free of the client's create rate), and its latencies are from the first
+    bind, not from the creates."""
     api = api_client(plane.kubeconfig)
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
@@ -83,23 +87,34 @@ def measure(
                     done.set()
                     return
 
+    def create(i: int) -> None:
+        name = f"job-{i:04d}"
+        custom.create_namespaced_custom_object("gpulane.dev", "v1alpha1", "bench", "gpusharejobs",
+                                               _job(name, allocation))  # fmt: skip
+        created[name] = time.monotonic()
+
+    def create_all() -> float:
+        """Create every job from 8 client threads; the rate the client offered (jobs/s)."""
+        began = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(create, range(jobs)))
+        return jobs / (max(created.values()) - began)
+
+    watcher = threading.Thread(target=watch_pods, daemon=True)
+    offered = 0.0
     with (workdir / "operator.log").open("wb") as log:
+        if backlog:
+            watcher.start()
+            offered = create_all()
         operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            time.sleep(5.0)  # kopf startup and index population, not part of the measurement
-            watcher = threading.Thread(target=watch_pods, daemon=True)
-            watcher.start()
-
-            def create(i: int) -> None:
-                name = f"job-{i:04d}"
-                custom.create_namespaced_custom_object("gpulane.dev", "v1alpha1", "bench", "gpusharejobs",
-                                                     _job(name, allocation))  # fmt: skip
-                created[name] = time.monotonic()
-
-            before = apirequests.scrape(plane)  # after node setup and operator startup
+            if not backlog:
+                time.sleep(5.0)  # kopf startup and index population, not part of the measurement
+                watcher.start()
+            before = apirequests.scrape(plane)  # after node setup (and, streaming, after operator startup)
             start = time.monotonic()
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(create, range(jobs)))
+            if not backlog:
+                offered = create_all()
             if not done.wait(timeout=max(600.0, jobs / 5.0)):
                 raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'operator.log'}")
             end = max(bound.values())
@@ -111,17 +126,26 @@ def measure(
             stream.stop()
             operator.terminate()
             operator.wait(timeout=30)
-    latencies = [max(0.0, bound[j] - created[j]) for j in created]
-    return {
-        "p50": statistics.median(latencies),
-        "p99": _pct(latencies, 0.99),
-        "max": max(latencies),
-        "rate": jobs / (end - start),
-        "wall": end - start,
-        "cpu": cpu_s,
-        "rss": peak_rss_mib,
-        "twice": float(sum(1 for uids in pod_uids.values() if len(uids) > 1)),
-    }, requests
+    result = _timings(created, bound, start, end, backlog)
+    return {**result, "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib,
+            "twice": float(sum(1 for uids in pod_uids.values() if len(uids) > 1))}, requests  # fmt: skip
+
+
+def _timings(created: dict[str, float], bound: dict[str, float], start: float, end: float,
+             backlog: bool) -> dict[str, float]:  # fmt: skip
+    """Latency and rate of a stream (from each create; jobs over first create to last bind) or of a
+    drain (from the first bind; binds over first bind to last bind)."""
+    if backlog:
+        first = min(bound.values())
+        latencies = [t - first for t in bound.values()]
+        rate = (len(bound) - 1) / max(end - first, 1e-9)
+        wall = end - first
+    else:
+        latencies = [max(0.0, bound[j] - created[j]) for j in created]
+        rate = len(created) / (end - start)
+        wall = end - start
+    return {"p50": statistics.median(latencies), "p99": _pct(latencies, 0.99), "max": max(latencies),
+            "rate": rate, "wall": wall}  # fmt: skip
 
 
 def _plain_pod(name: str) -> dict[str, Any]:
@@ -135,19 +159,19 @@ def _plain_pod(name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path) -> dict[str, float]:
+def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path, backlog: bool = False) -> dict[str, float]:
     """kube-scheduler (default settings, as the dev cluster runs it) binding plain pods on the same nodes.
 
-    Run after `measure` (its operator stopped, its pods still bound) in namespace bench-kube: the same
-    8 client threads, the same created-response-to-bound-watch-event latency and rate.
+    Run after `measure` (its operator stopped, its pods still bound) in its own namespace: the same
+    8 client threads, the same created-response-to-bound-watch-event latency and rate. With ``backlog``,
+    as `measure`'s drain: every pod created first, then the scheduler started.
     """
     api = api_client(plane.kubeconfig)
     core = client.CoreV1Api(api)
-    namespace = "bench-kube"
+    namespace = "bench-kube-backlog" if backlog else "bench-kube"
     core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
     _lift_not_ready_taint(core)
     argv = realnodes.scheduler_argv(binaries.locate().kube_scheduler, plane)
-    scheduler = procs.start(procs.ProcessSpec("kube-scheduler", argv, workdir / "kube-scheduler.log"), die_with_parent=True)
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
     done = threading.Event()
@@ -164,34 +188,43 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path) -> dic
                     done.set()
                     return
 
-    try:
-        # Not part of the measurement: the scheduler's startup and informer sync, shown by one bound probe pod.
-        core.create_namespaced_pod(namespace, cast(Any, _plain_pod("probe")))
-        procs.wait_until(lambda: _bound(core, namespace, "probe"),
-                         what="kube-scheduler to bind a probe pod", timeout=120, watch=[scheduler])  # fmt: skip
-        watcher = threading.Thread(target=watch_pods, daemon=True)
-        watcher.start()
-        time.sleep(0.5)  # the watch is open before the first create
+    def create(i: int) -> None:
+        name = f"pod-{i:04d}"
+        core.create_namespaced_pod(namespace, cast(Any, _plain_pod(name)))
+        created[name] = time.monotonic()
 
-        def create(i: int) -> None:
-            name = f"pod-{i:04d}"
-            core.create_namespaced_pod(namespace, cast(Any, _plain_pod(name)))
-            created[name] = time.monotonic()
-
-        start = time.monotonic()
+    def create_all() -> float:
+        began = time.monotonic()
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(create, range(jobs)))
+        return jobs / (max(created.values()) - began)
+
+    watcher = threading.Thread(target=watch_pods, daemon=True)
+    if backlog:
+        watcher.start()
+        time.sleep(0.5)  # the watch is open before the first create
+        offered = create_all()
+    scheduler = procs.start(procs.ProcessSpec("kube-scheduler", argv, workdir / f"{namespace}.log"), die_with_parent=True)
+    try:
+        start = time.monotonic()
+        if not backlog:
+            # Not part of the measurement: the scheduler's startup and informer sync, shown by one bound probe pod.
+            core.create_namespaced_pod(namespace, cast(Any, _plain_pod("probe")))
+            procs.wait_until(lambda: _bound(core, namespace, "probe"),
+                             what="kube-scheduler to bind a probe pod", timeout=120, watch=[scheduler])  # fmt: skip
+            watcher.start()
+            time.sleep(0.5)  # the watch is open before the first create
+            start = time.monotonic()
+            offered = create_all()
         if not done.wait(timeout=max(600.0, jobs / 5.0)):
-            raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'kube-scheduler.log'}")
+            raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / f'{namespace}.log'}")
         end = max(bound.values())
         cpu_s = _cpu_seconds(scheduler.pid)
         peak_rss_mib = _peak_rss_mib(scheduler.pid)
     finally:
         stream.stop()  # type: ignore[no-untyped-call]
         scheduler.stop()
-    latencies = [max(0.0, bound[p] - created[p]) for p in created]
-    return {"p50": statistics.median(latencies), "p99": _pct(latencies, 0.99), "max": max(latencies),
-            "rate": jobs / (end - start), "wall": end - start, "cpu": cpu_s, "rss": peak_rss_mib}  # fmt: skip
+    return {**_timings(created, bound, start, end, backlog), "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib}
 
 
 def _lift_not_ready_taint(core: client.CoreV1Api) -> None:

@@ -2,7 +2,9 @@
 
 Each index function only parses (pure functions of crd/assignment/inventory); :func:`views` turns
 the live indexes into the plain mappings a cycle works on. kopf fills every index before any
-handler runs, so the first cycle after a restart already sees every pod and its lane.
+handler runs, so the first cycle after a restart already sees every pod and its lane. The index
+functions are coroutines although they never await: kopf runs a plain function in a worker thread,
+a thread hop per watch event.
 """
 
 from __future__ import annotations
@@ -33,38 +35,38 @@ T = TypeVar("T")
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def gsj_index(body: kopf.Body, **_: Any) -> dict[JobId, JobRecord]:
+async def gsj_index(body: kopf.Body, **_: Any) -> dict[JobId, JobRecord]:
     rec = parse_job(body)
     return {rec.id: rec}
 
 
 @kopf.index("", "v1", "pods", labels={MANAGED_BY: MANAGER, LABEL_JOB: kopf.PRESENT})
-def pod_index(body: kopf.Body, **_: Any) -> dict[JobId, PodRecord]:
+async def pod_index(body: kopf.Body, **_: Any) -> dict[JobId, PodRecord]:
     pod = parse_pod(body)
     return {} if pod is None else {pod.job: pod}
 
 
 @kopf.index("", "v1", "nodes")
-def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
+async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
     facts = parse_node(body)
     return {facts.name: facts}
 
 
 @kopf.index(GROUP, VERSION, GPUNODES)
-def gpunode_index(body: kopf.Body, **_: Any) -> dict[str, GpuNodeFacts]:
+async def gpunode_index(body: kopf.Body, **_: Any) -> dict[str, GpuNodeFacts]:
     facts = parse_gpunode(body)
     return {facts.name: facts}
 
 
 @kopf.index("resource.k8s.io", "v1", "resourceclaims")
-def claim_index(body: kopf.Body, **_: Any) -> dict[str, ClaimRecord]:
+async def claim_index(body: kopf.Body, **_: Any) -> dict[str, ClaimRecord]:
     """Every claim: ours are deleted with their pods, others of gpu.gpulane.dev count in the lanes."""
     claim = parse_claim(body)
     return {f"{claim.namespace}/{claim.name}": claim}
 
 
 @kopf.index("resource.k8s.io", "v1", "resourceslices")
-def slice_index(body: kopf.Body, **_: Any) -> dict[str, SliceRecord]:
+async def slice_index(body: kopf.Body, **_: Any) -> dict[str, SliceRecord]:
     """Every slice (other drivers' parse to no GPUs): what DRA jobs may be allocated (published.py)."""
     record = parse_slice(body)
     return {record.name: record}

@@ -156,10 +156,15 @@ def build(
         resident[a.job] = known.get(a.job) or assignment_job(a)
     nodes: dict[NodeName, NodeView] = {}
     problems: list[str] = []
+    idle: dict[int, GpuLanes] = {}  # one empty state per capacity: most GPUs of a large cluster hold nothing
     for name, inv in inventory.items():
         lanes = {}
         for gpu in inv.node.gpus:
-            lanes[gpu.index] = _gpu_lanes(gpu.memory_mib, per_gpu.get((name, gpu.index), []))
+            tenants = per_gpu.get((name, gpu.index))
+            if not tenants:
+                lanes[gpu.index] = idle.get(gpu.memory_mib) or idle.setdefault(gpu.memory_mib, GpuLanes(gpu.memory_mib))
+                continue
+            lanes[gpu.index] = _gpu_lanes(gpu.memory_mib, tenants)
             problems += [f"{name}/gpu{gpu.index}: {p}" for p in check_invariant(lanes[gpu.index])]
         nodes[name] = NodeView(inv.node, lanes)
     state = ClusterState(nodes, placements, resident)

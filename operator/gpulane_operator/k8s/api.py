@@ -8,6 +8,7 @@ the whole port with an in-memory fake.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -92,6 +93,32 @@ class KubeApi(Protocol):
     async def close(self) -> None: ...
 
 
+# What aiohttp's trust_env reads: proxies from these variables, credentials from ~/.netrc (or $NETRC).
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "ws_proxy", "wss_proxy")
+
+
+def _environment_matters(env: Mapping[str, str]) -> bool:
+    """Whether a proxy variable or a netrc file could change how the apiserver is reached."""
+    if any(env.get(name) or env.get(name.upper()) for name in PROXY_VARIABLES):
+        return True
+    netrc = env.get("NETRC") or (os.path.join(env["HOME"], ".netrc") if env.get("HOME") else "")
+    return bool(netrc) and os.path.exists(netrc)
+
+
+async def _distrust_environment(api_client: Any) -> None:
+    """kubernetes_asyncio's session trusts the environment, so aiohttp looks up ~/.netrc and the proxy
+    variables in a worker thread for every request: two thread hops per call, a tenth of the operator's
+    CPU at 100 binds/s. With neither present the lookups always find nothing, so the same connector (TLS
+    settings, pool) gets a session that skips them."""
+    import aiohttp
+
+    rest = api_client.rest_client
+    old = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(connector=old.connector, trust_env=False, read_bufsize=2**21)
+    old.detach()  # the new session owns the connector now; the old one closes nothing
+    await old.close()
+
+
 class AsyncKubeApi:
     """KubeApi over kubernetes_asyncio; one instance per operator process, kept in kopf's memo."""
 
@@ -111,7 +138,10 @@ class AsyncKubeApi:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             await config.load_kube_config(config_file=kubeconfig)
-        return AsyncKubeApi(client.ApiClient())
+        api_client = client.ApiClient()
+        if not _environment_matters(os.environ):
+            await _distrust_environment(api_client)
+        return AsyncKubeApi(api_client)
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from kubernetes_asyncio.client.exceptions import ApiException
