@@ -69,7 +69,7 @@ async def _run(rt: Runtime, views: Views) -> None:
         views.jobs, views.pods, assumed, views.inventory, rt.waiting, rt.inflight, rt.seen,
         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
         foreign=views.foreign(), allocation=rt.settings.scheduling.allocation, selectors=rt.selectors,
-        published=views.published(),
+        published=views.published(), memo=rt.snapshot_memo,
     )  # fmt: skip
     rt.wake_at(prepared.snapshot.loss_deadlines)
     now = rt.clock()

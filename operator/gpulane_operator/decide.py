@@ -27,7 +27,7 @@ from gpulane_operator.inventory import NodeInventory
 from gpulane_operator.podspec import charge_units
 from gpulane_operator.published import waiting_message
 from gpulane_operator.selectors import SelectorCache, SelectorError
-from gpulane_operator.snapshot import Lost, Snapshot, build
+from gpulane_operator.snapshot import Lost, Snapshot, SnapshotMemo, build
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +84,16 @@ def prepare(
     allocation: str = DEVICE_PLUGIN,
     selectors: SelectorCache | None = None,
     published: Collection[str] | None = None,
+    memo: SnapshotMemo | None = None,
 ) -> Prepared:
     """``foreign``: memory of claims others allocated (claims.foreign_assignments); ``allocation``: the
     mode of jobs that name none; ``selectors``: the runtime's cache (a fresh one when None);
     ``published``: UUIDs of the GPUs gpu.gpulane.dev ResourceSlices publish, the only ones a DRA job may
-    get (published.py; the cycle always passes them, None leaves DRA jobs ungated)."""
+    get (published.py; the cycle always passes them, None leaves DRA jobs ungated); ``memo``: the runtime's
+SnapshotMemo (lane states of unchanged GPUs are reused)."""
     known: dict[JobId, Job] = {j: r.job for j, r in jobs.items() if r.job is not None}
     snapshot = build(inventory, [*live_assignments(pods, assumed).values(), *foreign], known, now=now,
-                     loss_grace_s=loss_grace_s, existing_nodes=existing_nodes)  # fmt: skip
+                     loss_grace_s=loss_grace_s, existing_nodes=existing_nodes, memo=memo)  # fmt: skip
     cache = selectors if selectors is not None else SelectorCache()
     gpus = [g for inv in inventory.values() for g in inv.node.gpus]
     every_gpu = frozenset(g.uuid for g in gpus)

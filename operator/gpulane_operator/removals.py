@@ -53,7 +53,7 @@ async def sweep_losses(rt: Runtime, views: Views) -> None:
     async with rt.lock:  # assumptions are only dropped by scheduling cycles
         live = [*live_assignments(views.pods, rt.assumed_assignments()).values(), *views.foreign()]
         snapshot = build(views.inventory, live, now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
-                         existing_nodes=views.nodes)  # fmt: skip
+                         existing_nodes=views.nodes, memo=rt.snapshot_memo)  # fmt: skip
         rt.wake_at(snapshot.loss_deadlines)
         await gather(rt, [lose(rt, item, views) for item in lost(rt, snapshot.lost, views)])
 

@@ -27,6 +27,7 @@ from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.selectors import SelectorCache
 from gpulane_operator.settings import LIVE_S, OperatorSettings
+from gpulane_operator.snapshot import SnapshotMemo
 from gpulane_operator.statuses import compose, overlay
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class CycleRunner:
         self._live_until = 0.0  # loop.time() until which a poke runs a cycle without any holder
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_cycle_s = 0.0
         self.holders = 0
 
     def seen_event(self) -> None:
@@ -107,13 +109,18 @@ class CycleRunner:
                     self._wake.set()  # a resync: waiting jobs are looked at again
                 continue
             self._wake.clear()
-            await asyncio.sleep(max(self._debounce_s, self._not_before - loop.time()))
+            # At least as long as the last cycle took: cycles then get at most half of the event loop, and
+            # the watch events that tell the next cycle what changed are never starved by cycles.
+            pause = max(self._debounce_s, self._last_cycle_s)
+            await asyncio.sleep(max(pause, self._not_before - loop.time()))
             if not self._active():
                 break
+            began = loop.time()
             try:
                 await self._cycle()
             except Exception:
                 log.exception("scheduling cycle failed; retrying after the next change or resync")
+            self._last_cycle_s = loop.time() - began
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -147,6 +154,7 @@ class Runtime:
     sweep: Callable[[], Coroutine[Any, Any, None]] | None = None
     wakeups: dict[NodeName, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
     selectors: SelectorCache = field(default_factory=SelectorCache)  # DRA jobs' compiled device selectors
+    snapshot_memo: SnapshotMemo = field(default_factory=SnapshotMemo)  # unchanged GPUs' lanes, cycle to cycle
     status: StatusWriter = field(init=False)  # every job status write goes through it (coalesced)
     events: EventPoster = field(init=False)  # every Event goes through it (rate-limited)
 

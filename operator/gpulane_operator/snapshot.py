@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpulane_core.cluster import ClusterState, GpuChoice, NodeView, Placement
@@ -63,10 +63,10 @@ def _lost_reason(
     return None
 
 
-def _gpu_lanes(capacity: int, tenants: list[tuple[Assignment, LaneId]]) -> GpuLanes:
+def _gpu_lanes(capacity: int, tenants: Sequence[Assignment]) -> GpuLanes:
     members: dict[LaneId, list[Assignment]] = defaultdict(list)
-    for a, lane in tenants:
-        members[lane].append(a)
+    for a in tenants:
+        members[a.lane].append(a)
     lanes = []
     for lane_id, group in sorted(members.items()):
         exclusive = any(a.exclusive for a in group)
@@ -76,7 +76,7 @@ def _gpu_lanes(capacity: int, tenants: list[tuple[Assignment, LaneId]]) -> GpuLa
     return GpuLanes(
         capacity_mib=capacity,
         lanes=tuple(lanes),
-        tenants=tuple(Tenant(a.job, a.persistent_mib, a.ephemeral_mib, lane) for a, lane in tenants),
+        tenants=tuple(Tenant(a.job, a.persistent_mib, a.ephemeral_mib, a.lane) for a in tenants),
         next_lane=max(seqs, default=-1) + 1,
     )
 
@@ -112,6 +112,26 @@ def _not_ready(
     return lost, deadlines
 
 
+@dataclass
+class SnapshotMemo:
+    """What earlier builds made from equal inputs: each resident job's Placement, and each GPU's lane state
+    (with its invariant check) keyed by the GPU's size and tenants. A hit is the value building again
+    would give, so results never depend on the memo; it only spares a cycle rebuilding thousands of
+    unchanged GPUs. Each build keeps only the entries it used, so the memo never outgrows the cluster."""
+
+    placements: dict[Assignment, Placement] = field(default_factory=dict)
+    lanes: dict[tuple[int, tuple[Assignment, ...]], tuple[GpuLanes, tuple[str, ...]]] = field(default_factory=dict)
+
+
+def _placement(a: Assignment) -> Placement:
+    kind = AdmissionKind.EXCLUSIVE if a.exclusive else AdmissionKind.SHARE_LANE
+    choices = tuple(
+        GpuChoice(i, u, AdmissionPlan(kind, a.lane, a.lane_size_mib, 0))
+        for i, u in zip(a.gpu_indices, a.gpu_uuids, strict=True)
+    )
+    return Placement(a.job, a.node, choices)
+
+
 def build(
     inventory: Mapping[NodeName, NodeInventory],
     assignments: Iterable[Assignment],
@@ -120,18 +140,22 @@ def build(
     now: float | None = None,
     loss_grace_s: float | None = None,
     existing_nodes: Collection[str] = frozenset(),
+    memo: SnapshotMemo | None = None,
 ) -> Snapshot:
     """The ClusterState these assignments imply; lost ones are reported and left out.
 
     With `now` and `loss_grace_s`, jobs on a node NotReady for at least the grace are lost too (force
     delete: its kubelet does not answer); their memory stays counted, the node exists.
     `existing_nodes`: every Node object (a node missing from the inventory may still exist, without GPUs).
+    `memo`: the caller's SnapshotMemo, carried from one cycle to the next (updated in place).
     """
+    seen = memo if memo is not None else SnapshotMemo()
+    used = SnapshotMemo()
     known = jobs or {}
     unreachable, not_ready_until = _not_ready(inventory, now, loss_grace_s)
     held: set[NodeName] = set()
     lost: list[Lost] = []
-    per_gpu: dict[tuple[NodeName, int], list[tuple[Assignment, LaneId]]] = defaultdict(list)
+    per_gpu: dict[tuple[NodeName, int], list[Assignment]] = defaultdict(list)
     placements: dict[JobId, Placement] = {}
     resident: dict[JobId, Job] = {}
     gpus_by_node = {name: {g.index: g for g in inv.node.gpus} for name, inv in inventory.items()}
@@ -145,14 +169,11 @@ def build(
         gpus = gpus_by_node.get(a.node)
         if gpus is None or any(i not in gpus for i in a.gpu_indices):
             continue  # the node or a GPU is gone, nothing left to count
-        kind = AdmissionKind.EXCLUSIVE if a.exclusive else AdmissionKind.SHARE_LANE
-        choices = tuple(
-            GpuChoice(i, u, AdmissionPlan(kind, a.lane, a.lane_size_mib, 0))
-            for i, u in zip(a.gpu_indices, a.gpu_uuids, strict=True)
-        )
         for i in a.gpu_indices:
-            per_gpu[(a.node, i)].append((a, a.lane))
-        placements[a.job] = Placement(a.job, a.node, choices)
+            per_gpu[(a.node, i)].append(a)
+        placement = seen.placements.get(a) or _placement(a)
+        used.placements[a] = placement
+        placements[a.job] = placement
         resident[a.job] = known.get(a.job) or assignment_job(a)
     nodes: dict[NodeName, NodeView] = {}
     problems: list[str] = []
@@ -164,9 +185,17 @@ def build(
             if not tenants:
                 lanes[gpu.index] = idle.get(gpu.memory_mib) or idle.setdefault(gpu.memory_mib, GpuLanes(gpu.memory_mib))
                 continue
-            lanes[gpu.index] = _gpu_lanes(gpu.memory_mib, tenants)
-            problems += [f"{name}/gpu{gpu.index}: {p}" for p in check_invariant(lanes[gpu.index])]
+            key = (gpu.memory_mib, tuple(tenants))
+            known_lanes = seen.lanes.get(key)
+            if known_lanes is None:
+                gpu_state = _gpu_lanes(gpu.memory_mib, tenants)
+                known_lanes = (gpu_state, tuple(check_invariant(gpu_state)))
+            used.lanes[key] = known_lanes
+            lanes[gpu.index] = known_lanes[0]
+            problems += [f"{name}/gpu{gpu.index}: {p}" for p in known_lanes[1]]
         nodes[name] = NodeView(inv.node, lanes)
+    if memo is not None:
+        memo.placements, memo.lanes = used.placements, used.lanes
     state = ClusterState(nodes, placements, resident)
     cordoned = {name for name, inv in inventory.items() if not inv.schedulable}
     return Snapshot(

@@ -68,3 +68,30 @@ async def test_assumptions_end_when_confirmed_or_a_ttl_after_their_actions_finis
     now[0] += 2
     rt.forget_confirmed(set())
     assert rt.assumed == {}  # never confirmed a TTL after its actions finished: forgotten
+
+
+async def test_the_pause_between_cycles_is_at_least_the_last_cycles_length() -> None:
+    """Cycles get at most half of the event loop: under a stream of pokes, a slow cycle is followed by
+    a pause as long as it took (the debounce alone would let cycles starve the watch events)."""
+    loop = asyncio.get_running_loop()
+    spans: list[tuple[float, float]] = []
+
+    async def slow_cycle() -> None:
+        began = loop.time()
+        end = began + 0.15
+        while loop.time() < end:  # busy, as a large cycle is: no await would let pokes through sooner
+            pass
+        spans.append((began, loop.time()))
+
+    runner = CycleRunner(slow_cycle, debounce_s=0.0, resync_s=10.0)
+    stopped = Stopped()
+    holder = asyncio.create_task(runner.hold(stopped))
+    for _ in range(30):
+        runner.poke()
+        await asyncio.sleep(0.02)
+    stopped.event.set()
+    await holder
+    await runner.stop()
+    assert len(spans) >= 2
+    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+    assert min(gaps) >= 0.14, gaps

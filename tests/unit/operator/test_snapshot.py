@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gpulane_core.cluster import ClusterState
-from gpulane_core.model import Gpu, Job, JobId, Node, NodeName
+from gpulane_core.model import Gpu, Job, JobId, LaneId, Node, NodeName
 from gpulane_core.podcontract import from_annotations, to_annotations
 from gpulane_operator.assignment import from_placement
 from gpulane_operator.crd import Reason
 from gpulane_operator.inventory import NodeInventory
-from gpulane_operator.snapshot import build
+from gpulane_operator.snapshot import SnapshotMemo, build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +87,30 @@ def test_a_node_not_ready_past_the_grace_loses_its_jobs_with_a_force_delete() ->
     sick = Node(NODE.name, (Gpu(0, "GPU-0", "T4", 16384, healthy=False), NODE.gpus[1]))
     gpu_lost = build({NODE.name: NodeInventory(sick, 256, True, "gpunode")}, written, now=since, loss_grace_s=20.0)
     assert gpu_lost.lost and not any(item.force_delete for item in gpu_lost.lost)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(jobs_strategy, min_size=2, max_size=5))
+def test_a_memo_carried_across_builds_never_changes_the_snapshot(rounds: list[list[tuple[int, int, int]]]) -> None:
+    """Cycle after cycle the residents change; with the runtime's memo every build equals a fresh one."""
+    memo = SnapshotMemo()
+    for specs in rounds:
+        state = admit_all(specs)
+        written = [from_placement(state.jobs[job], p, 1) for job, p in state.placements.items()]
+        fresh, memoized = build(INVENTORY, written), build(INVENTORY, written, memo=memo)
+        assert memoized.problems == fresh.problems
+        assert memoized.state.placements == fresh.state.placements
+        for index in (0, 1):
+            assert memoized.state.gpu_lanes(NODE.name, index) == fresh.state.gpu_lanes(NODE.name, index)
+        assert set(memo.placements) == set(written)  # only what this build used is kept
+
+
+def test_a_memo_hit_keeps_a_broken_gpus_problems() -> None:
+    """An over-committed GPU read from the memo is still reported, every cycle."""
+    state = admit_all([(4000, 6000, 1), (4000, 6000, 1)])
+    written = [from_placement(state.jobs[job], p, 1) for job, p in state.placements.items()]
+    crowded = [replace(a, gpu_indices=(0,), gpu_uuids=("GPU-0",), lane=LaneId(f"lane-{i + 5}")) for i, a in enumerate(written)]
+    crowded += [replace(crowded[0], job=JobId("ns/extra"), lane=LaneId("lane-9"))]
+    memo = SnapshotMemo()
+    first, second = build(INVENTORY, crowded, memo=memo), build(INVENTORY, crowded, memo=memo)
+    assert first.problems and second.problems == first.problems
