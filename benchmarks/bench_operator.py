@@ -27,6 +27,7 @@ from gpulane_agent.gpu.backend import GpuInfo
 from gpulane_dev import apirequests, binaries, crds, fakenodes, procs, realnodes
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
+from gpulane_operator.cycle import FIRST_CYCLE
 from kubernetes import client, watch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,9 +109,10 @@ def measure(
             offered = create_all()
         operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            if not backlog:
-                time.sleep(5.0)  # kopf startup and index population, not part of the measurement
+            if not backlog:  # kopf startup and index population, not part of the measurement
+                _wait_first_cycle(workdir / "operator.log", operator)
                 watcher.start()
+                time.sleep(0.5)  # the watch is open before the first create
             before = apirequests.scrape(plane)  # after node setup (and, streaming, after operator startup)
             start = time.monotonic()
             if not backlog:
@@ -129,6 +131,18 @@ def measure(
     result = _timings(created, bound, start, end, backlog)
     return {**result, "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib,
             "twice": float(sum(1 for uids in pod_uids.values() if len(uids) > 1))}, requests  # fmt: skip
+
+
+def _wait_first_cycle(log: Path, operator: subprocess.Popen[bytes]) -> None:
+    """Until the operator logs its first cycle (its indexes complete). Jobs created before that would each
+    join kopf's index wait, whose cost grows with the square of the objects waiting (docs/benchmarks.md)."""
+    deadline = time.monotonic() + 900.0
+    while FIRST_CYCLE not in log.read_text(errors="replace"):
+        if operator.poll() is not None:
+            raise RuntimeError(f"the operator exited ({operator.returncode}); see {log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the operator logged no {FIRST_CYCLE!r} in 900 s; see {log}")
+        time.sleep(0.2)
 
 
 def _timings(created: dict[str, float], bound: dict[str, float], start: float, end: float,

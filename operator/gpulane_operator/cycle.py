@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
 # most such waits end sooner, and their Queued status would be one more write per job.
 QUEUED_WINDOW_S = 5.0
+FIRST_CYCLE = "first scheduling cycle"  # logged once the indexes are complete (benches wait for it)
 
 
 async def run(rt: Runtime, views: Callable[[], Views]) -> None:
@@ -79,6 +80,8 @@ async def _run(rt: Runtime, views: Views) -> None:
     await gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
     if not rt.swept_at_start:
         rt.swept_at_start = True
+        log.info("%s: kopf's indexes hold %d jobs, %d gpulane pods and %d nodes, %.1fs after startup",
+                 FIRST_CYCLE, len(views.jobs), len(views.pods), len(views.nodes), time.monotonic() - rt.started_at)  # fmt: skip
         for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.inflight | set(rt.deleting)):
             log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
                         rec.id, rec.phase.value)  # fmt: skip

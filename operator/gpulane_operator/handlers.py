@@ -77,6 +77,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     metrics = OperatorMetrics()
     metrics.serve(config.metrics.port)
     rt = Runtime(config, await AsyncKubeApi.connect(), metrics)
+    # kopf runs no handler before it has listed every indexed kind, and that wait costs time quadratic in
+    # the objects listed meanwhile (every object indexed wakes every worker already waiting): say so.
+    logging.getLogger(__name__).info(
+        "scheduling starts once kopf has listed every GPUShareJob, gpulane pod, Node, GPUNode, ResourceClaim"
+        " and ResourceSlice into its indexes (the first cycle logs what they hold)"
+    )
     live = dict(kwargs)  # kopf's indexes: live objects, filled before any resource handler runs
     s = config.scheduling
     # A replica taking over from another lets the old one's in-flight pod creations reach the watch first.

@@ -148,6 +148,7 @@ class Runtime:
     seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
     counts_at: float = 0.0  # when a job event last refreshed the jobs-by-phase and queue gauges
     swept_at_start: bool = False  # the first cycle looked for pods deleted while no operator watched
+    started_at: float = field(default_factory=time.monotonic)  # when this process's runtime was made
     state_observed_at: float = 0.0  # when a cycle last refreshed the per-GPU lane gauges (and those counts)
     last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
     # A NotReady node sends no more watch events: a loss sweep is scheduled for when its grace ends.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from gpulane_core.model import JobClass, JobId, LaneId, NodeName
 from gpulane_core.podcontract import Assignment
@@ -93,5 +94,5 @@ async def test_the_pause_between_cycles_is_at_least_the_last_cycles_length() -> 
     await holder
     await runner.stop()
     assert len(spans) >= 2
-    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
     assert min(gaps) >= 0.14, gaps
