@@ -17,17 +17,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gpulane_core.podcontract import Assignment
-from gpulane_core.scheduler import schedule_cycle
 
 from gpulane_operator import draapply, lifecycle, statuses
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
 from gpulane_operator.crd import JobRecord, Phase, Reason
-from gpulane_operator.decide import (
-    job_counts,
-    plan,
-    pods_lost_while_away,
-    prepare,
-)
+from gpulane_operator.decide import job_counts, pods_lost_while_away, prepare
 from gpulane_operator.k8s import binding, pods
 from gpulane_operator.k8s.api import ApiError
 from gpulane_operator.podspec import build_pod, same_assignment
@@ -43,6 +37,7 @@ from gpulane_operator.removals import (
     sweep_losses,
 )
 from gpulane_operator.runtime import Runtime
+from gpulane_operator.spill import plan_cycle
 from gpulane_operator.views import Views
 
 __all__ = ["Views", "apply_sync", "delete_orphan", "orphan_pods", "run", "sweep_losses"]
@@ -86,8 +81,7 @@ async def _run(rt: Runtime, views: Views) -> None:
             log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
                         rec.id, rec.phase.value)  # fmt: skip
             apply_sync(rt, rec, lifecycle.after_pod_gone(rec, now))
-    result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, rt.settings.scheduler_config(), now)
-    decided = plan(prepared, result, views.jobs, views.pods, assumed)
+    result, decided = plan_cycle(prepared, rt.settings.scheduler_config(), now, views.jobs, views.pods, assumed)
     rt.waiting = dict(decided.waiting)
     for job, a in ((rec.id, a) for rec, a in decided.creates):
         rt.assume(job, a)  # before any await: the next cycle must already count these lanes

@@ -57,6 +57,8 @@ class CyclePlan:
     preemptions: tuple[Preemption, ...] = ()
     unschedulable: tuple[Unschedulable, ...] = ()  # only those whose status must change
     waiting: Mapping[JobId, frozenset[JobId]] = field(default_factory=dict)
+    limited: Mapping[JobId, NodeName] = field(default_factory=dict)  # held: the node's device-plugin counts are taken
+    blocked: frozenset[NodeName] = frozenset()  # nodes nothing more may go to this cycle (victims still there)
 
 
 def live_assignments(pods: Mapping[JobId, PodRecord], assumed: Mapping[JobId, Assignment]) -> dict[JobId, Assignment]:
@@ -282,7 +284,8 @@ def plan(
         pos = position.get(job)
         if rec.scheduled_reason != reason.value or rec.scheduled_message != msg or rec.queue_position != pos:
             changes.append(Unschedulable(rec, reason, msg, pos))
-    return CyclePlan(tuple(creates), claims, result.preemptions, tuple(changes), waiting)
+    limited = {p.job: p.node for p in result.placements if p.job in no_room}
+    return CyclePlan(tuple(creates), claims, result.preemptions, tuple(changes), waiting, limited, frozenset(victims_on))
 
 
 def lost_to_handle(lost: tuple[Lost, ...], jobs: Mapping[JobId, JobRecord]) -> list[Lost]:
