@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +24,11 @@ from typing import Any, cast
 from gpulane_agent.dra import slices
 from gpulane_agent.gpu.backend import GpuInfo
 from gpulane_dev import apirequests, binaries, crds, fakenodes, procs, realnodes
+from gpulane_dev.bindwatch import BindWatch
 from gpulane_dev.controlplane import ControlPlane, ControlPlaneOptions
 from gpulane_dev.kubeclient import api_client
 from gpulane_operator.cycle import FIRST_CYCLE
-from kubernetes import client, watch
+from kubernetes import client
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "gpulane.dev/bench-pool"
@@ -71,23 +71,12 @@ def measure(
     argv = [sys.executable, "-m", "gpulane_core.cli", "operator", "--standalone", "--namespace", "bench",
             "--node-selector", f"{POOL}=yes", "--metrics-port", "0"]  # fmt: skip
     created: dict[str, float] = {}
-    bound: dict[str, float] = {}
-    pod_uids: dict[str, set[str]] = {}  # every pod seen per job: more than one is a job placed twice
-    done = threading.Event()
-    stream = watch.Watch()
 
-    def watch_pods() -> None:
-        for event in stream.stream(core.list_namespaced_pod, "bench", timeout_seconds=1800):
-            pod = event["object"]
-            job = (pod.metadata.labels or {}).get("gpulane.dev/job")
-            if job:
-                pod_uids.setdefault(job, set()).add(pod.metadata.uid)
-            if job and pod.spec.node_name and job not in bound:
-                bound[job] = time.monotonic()
-                if len(bound) == jobs:
-                    done.set()
-                    return
+    def job_of(pod: dict[str, Any]) -> str | None:
+        return ((pod.get("metadata") or {}).get("labels") or {}).get("gpulane.dev/job")
 
+    binds = BindWatch(core, "bench", jobs, job_of)
+    bound = binds.bound
     def create(i: int) -> None:
         name = f"job-{i:04d}"
         custom.create_namespaced_custom_object("gpulane.dev", "v1alpha1", "bench", "gpusharejobs",
@@ -101,23 +90,22 @@ def measure(
             list(pool.map(create, range(jobs)))
         return jobs / (max(created.values()) - began)
 
-    watcher = threading.Thread(target=watch_pods, daemon=True)
     offered = 0.0
     with (workdir / "operator.log").open("wb") as log:
         if backlog:
-            watcher.start()
+            binds.start()
             offered = create_all()
         operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             if not backlog:  # kopf startup and index population, not part of the measurement
                 _wait_first_cycle(workdir / "operator.log", operator)
-                watcher.start()
+                binds.start()
                 time.sleep(0.5)  # the watch is open before the first create
             before = apirequests.scrape(plane)  # after node setup (and, streaming, after operator startup)
             start = time.monotonic()
             if not backlog:
                 offered = create_all()
-            if not done.wait(timeout=max(600.0, jobs / 5.0)):
+            if not binds.done.wait(timeout=max(600.0, jobs / 5.0)):
                 raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / 'operator.log'}")
             end = max(bound.values())
             cpu_s = _cpu_seconds(operator.pid)
@@ -125,12 +113,13 @@ def measure(
             time.sleep(SETTLE_S)
             requests = apirequests.delta(before, apirequests.scrape(plane))
         finally:
-            stream.stop()
+            binds.stop()
             operator.terminate()
             operator.wait(timeout=30)
     result = _timings(created, bound, start, end, backlog)
     return {**result, "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib,
-            "twice": float(sum(1 for uids in pod_uids.values() if len(uids) > 1))}, requests  # fmt: skip
+            "twice": float(sum(1 for uids in binds.uids.values() if len(uids) > 1)),
+            "restarts": float(binds.restarts)}, requests  # fmt: skip
 
 
 def _wait_first_cycle(log: Path, operator: subprocess.Popen[bytes]) -> None:
@@ -187,21 +176,13 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path, backlo
     _lift_not_ready_taint(core)
     argv = realnodes.scheduler_argv(binaries.locate().kube_scheduler, plane)
     created: dict[str, float] = {}
-    bound: dict[str, float] = {}
-    done = threading.Event()
-    stream = watch.Watch()  # type: ignore[no-untyped-call]
 
-    def watch_pods() -> None:
-        events = stream.stream(core.list_namespaced_pod, namespace, label_selector="bench-pod", timeout_seconds=1800)  # type: ignore[no-untyped-call]
-        for event in events:
-            pod = event["object"]
-            name = pod.metadata.name
-            if name != "probe" and pod.spec.node_name and name not in bound:
-                bound[name] = time.monotonic()
-                if len(bound) == jobs:
-                    done.set()
-                    return
+    def pod_of(pod: dict[str, Any]) -> str | None:
+        name = str(pod["metadata"]["name"])
+        return None if name == "probe" else name
 
+    binds = BindWatch(core, namespace, jobs, pod_of, label_selector="bench-pod")
+    bound = binds.bound
     def create(i: int) -> None:
         name = f"pod-{i:04d}"
         core.create_namespaced_pod(namespace, cast(Any, _plain_pod(name)))
@@ -213,9 +194,8 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path, backlo
             list(pool.map(create, range(jobs)))
         return jobs / (max(created.values()) - began)
 
-    watcher = threading.Thread(target=watch_pods, daemon=True)
     if backlog:
-        watcher.start()
+        binds.start()
         time.sleep(0.5)  # the watch is open before the first create
         offered = create_all()
     scheduler = procs.start(procs.ProcessSpec("kube-scheduler", argv, workdir / f"{namespace}.log"), die_with_parent=True)
@@ -226,17 +206,17 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path, backlo
             core.create_namespaced_pod(namespace, cast(Any, _plain_pod("probe")))
             procs.wait_until(lambda: _bound(core, namespace, "probe"),
                              what="kube-scheduler to bind a probe pod", timeout=120, watch=[scheduler])  # fmt: skip
-            watcher.start()
+            binds.start()
             time.sleep(0.5)  # the watch is open before the first create
             start = time.monotonic()
             offered = create_all()
-        if not done.wait(timeout=max(600.0, jobs / 5.0)):
+        if not binds.done.wait(timeout=max(600.0, jobs / 5.0)):
             raise RuntimeError(f"only {len(bound)}/{jobs} pods bound; see {workdir / f'{namespace}.log'}")
         end = max(bound.values())
         cpu_s = _cpu_seconds(scheduler.pid)
         peak_rss_mib = _peak_rss_mib(scheduler.pid)
     finally:
-        stream.stop()  # type: ignore[no-untyped-call]
+        binds.stop()
         scheduler.stop()
     return {**_timings(created, bound, start, end, backlog), "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib}
 
