@@ -305,33 +305,58 @@ def run(quick: bool) -> str:
         before = apirequests.scrape(plane)
         k = measure_kube_scheduler(plane, jobs, workdir)
         peer_requests = apirequests.delta(before, apirequests.scrape(plane))
-    owners = apirequests.by_owner(requests)
-    per_job = owners.get(apirequests.OPERATOR, 0.0) / jobs
+    with bench_plane("bench-operator-drain-") as (plane, workdir):
+        rd, drain_requests = measure(plane, jobs, nodes, gpus, workdir, backlog=True)
+        before = apirequests.scrape(plane)
+        kd = measure_kube_scheduler(plane, jobs, workdir, backlog=True)
+        drain_peer = apirequests.delta(before, apirequests.scrape(plane))
+    per_job = apirequests.by_owner(requests).get(apirequests.OPERATOR, 0.0) / jobs
+    drain_per_job = apirequests.by_owner(drain_requests).get(apirequests.OPERATOR, 0.0) / jobs
     peer_per_pod = _scheduler_writes(peer_requests) / jobs
+    drain_peer_per_pod = _scheduler_writes(drain_peer) / jobs
+    shape = f"{jobs} | {nodes} x {gpus}"
+
+    def row(name: str, arrivals: str, m: dict[str, float], per: float) -> str:
+        return (f"| {name} | {arrivals} | {shape} | {m['p50']:.2f} | {m['p99']:.2f} | {m['max']:.2f} | {m['rate']:.1f} |"
+                f" {m['wall']:.1f} | {m['cpu']:.1f} | {per:.2f} |")  # fmt: skip
+
+    def ratio(arrivals: str, g: dict[str, float], q: dict[str, float]) -> str:
+        return (f"| gpulane / kube-scheduler | {arrivals} | | | {g['p50'] / q['p50']:.2f}x | {g['p99'] / q['p99']:.2f}x |"
+                f" | {g['rate'] / q['rate']:.2f}x | | | |")  # fmt: skip
+
+    stream = f"stream ({r['offered']:.0f}/s offered)"
+    peer_stream = f"stream ({k['offered']:.0f}/s offered)"
     return "\n".join(
         [
             "## Operator: GPUShareJob created to pod bound",
             "",
-            f"{jobs} GPUShareJobs (1Gi persistent + 6Gi ephemeral each) created from 8 client threads against a",
-            f"real kube-apiserver + etcd + kwok, {nodes} fake nodes x {gpus} GPUs x 16Gi; `gpulane operator",
-            "--standalone` (fifo, gpulane placement) in its own process. Latency: create response to the pod-watch",
-            "event showing the pod bound; rate: jobs / (first create to last bind); operator CPU: user + system",
-            "seconds of the operator process (startup included). apiserver, etcd, kwok, client and operator share",
-            f"one machine ({os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at the end).",
-            "Peer, same run and same kwok nodes, gpulane operator stopped: kube-scheduler "
-            f"({_version(binaries.locate().kube_scheduler)}, default settings) binding {jobs} plain pods",
-            f"that each request {(1024 + 6144) // fakenodes.DEFAULT_MEMORY_UNIT_MIB} x {fakenodes.GPU_MEMORY_RESOURCE} "
-            "(7Gi, a job's memory without lane sharing), same 8 client threads, same latency and rate; its CPU column",
-            "is the kube-scheduler process's.",
+            f"{jobs} GPUShareJobs (1Gi persistent + 6Gi ephemeral each) against a real kube-apiserver + etcd + kwok,",
+            f"{nodes} fake nodes x {gpus} GPUs x 16Gi; `gpulane operator --standalone` (fifo, gpulane placement) in",
+            "its own process. Two arrival patterns, each in its own control plane:",
+            "- **stream**: the scheduler is running (gpulane: after its first cycle, so kopf's indexes are complete)",
+            "  and 8 client threads create the jobs; latency: create response to the pod-watch event showing the",
+            "  pod bound; rate: jobs / (first create to last bind). The client's offered rate is in the row.",
+            "- **drain**: every job is created first, then the scheduler is started (scheduler_perf's throughput,",
+            "  free of the client's create rate); rate: binds / (first bind to last bind); latency: from the first",
+            "  bind to each bind.",
+            "Scheduler CPU: user + system seconds of its process (startup included). apiserver, etcd, kwok, client",
+            f"and scheduler share one machine ({os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at",
+            "the end). Peer, same control plane and kwok nodes, gpulane operator stopped: kube-scheduler",
+            f"({_version(binaries.locate().kube_scheduler)}, default settings: client QPS 50, burst 100) binding {jobs}",
+            f"plain pods that each request {(1024 + 6144) // fakenodes.DEFAULT_MEMORY_UNIT_MIB} x",
+            f"{fakenodes.GPU_MEMORY_RESOURCE} (7Gi, a job's memory without lane sharing), measured alike.",
             "",
             "API requests/job: the operator's, as the table below attributes them; kube-scheduler's are its",
             "Bindings and Events (the pod creates are the bench client's; watches and leases excluded for both).",
             "",
-            "| scheduler | jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | scheduler CPU (s) | API requests/job |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            f"| gpulane | {jobs} | {nodes} x {gpus} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['rate']:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} | {per_job:.2f} |",
-            f"| kube-scheduler | {jobs} | {nodes} x {gpus} | {k['p50']:.2f} | {k['p99']:.2f} | {k['max']:.2f} | {k['rate']:.1f} | {k['wall']:.1f} | {k['cpu']:.1f} | {peer_per_pod:.2f} |",
-            f"| gpulane / kube-scheduler | | | {r['p50'] / k['p50']:.2f}x | {r['p99'] / k['p99']:.2f}x | | {r['rate'] / k['rate']:.2f}x | | | |",
+            "| scheduler | arrivals | jobs | nodes x GPUs | p50 latency (s) | p99 latency (s) | max (s) | jobs bound/s | wall (s) | scheduler CPU (s) | API requests/job |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            row("gpulane", stream, r, per_job),
+            row("kube-scheduler", peer_stream, k, peer_per_pod),
+            ratio("stream", r, k),
+            row("gpulane", "drain", rd, drain_per_job),
+            row("kube-scheduler", "drain", kd, drain_peer_per_pod),
+            ratio("drain", rd, kd),
             *_request_table(requests, jobs),
         ]
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from gpulane_core.cluster import Placement
 from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
 from gpulane_core.scheduler import CycleResult, SchedulerConfig, schedule_cycle
@@ -40,26 +39,25 @@ def plan_cycle(
     result = schedule_cycle(prepared.snapshot.schedulable, prepared.pending, config, now)
     decided = plan(prepared, result, jobs, pods, assumed)
     pending = {p.job.name: p for p in prepared.pending}
-    placed: dict[JobId, Placement] = {p.job: p for p in result.placements}
     creates, claims = list(decided.creates), dict(decided.claims)
     excluded: set[NodeName] = set(decided.blocked)
     limited = decided.limited
     held = dict(limited)  # every job the limiter held in some round, at the node where it last was
+    state = result.state
     spill_config = replace(config, preemption=False)  # a spilled job fits; it only waits for counts
     for _ in range(rounds - 1):
         if not limited:
             break
+        # Every job held in the last round is on a node excluded now (its counts are taken, or victims
+        # still run there), so dropping those nodes leaves exactly the placements that are being made.
         excluded |= set(limited.values())
-        state = without_nodes(prepared.snapshot.schedulable, excluded)
-        for rec, _ in creates:  # in decision order, so each placement is valid where it is applied
-            if placed[rec.id].node not in excluded:
-                state = state.reserve(pending[rec.id].job, placed[rec.id])
+        state = without_nodes(state, excluded)
         again = schedule_cycle(state, [pending[job] for job in limited], spill_config, now)
-        placed.update((p.job, p) for p in again.placements)
         made = plan(prepared, again, jobs, pods, {**assumed, **{rec.id: a for rec, a in creates}})
         creates += made.creates
         claims.update(made.claims)
         limited = made.limited
+        state = again.state
         held.update(limited)
     created = {rec.id for rec, _ in creates}
     unschedulable = tuple(u for u in decided.unschedulable if u.record.id not in created)
