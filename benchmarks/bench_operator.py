@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -84,11 +84,7 @@ def measure(
         created[name] = time.monotonic()
 
     def create_all() -> float:
-        """Create every job from 8 client threads; the rate the client offered (jobs/s)."""
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(create, range(jobs)))
-        return jobs / (max(created.values()) - began)
+        return _create_all(create, jobs, created)
 
     offered = 0.0
     with (workdir / "operator.log").open("wb") as log:
@@ -120,6 +116,14 @@ def measure(
     return {**result, "offered": offered, "cpu": cpu_s, "rss": peak_rss_mib,
             "twice": float(sum(1 for uids in binds.uids.values() if len(uids) > 1)),
             "restarts": float(binds.restarts)}, requests  # fmt: skip
+
+
+def _create_all(create: Callable[[int], None], count: int, created: dict[str, float]) -> float:
+    """Create ``count`` objects from 8 client threads; the rate the client offered (per second)."""
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(create, range(count)))
+    return count / (max(created.values()) - began)
 
 
 def _wait_first_cycle(log: Path, operator: subprocess.Popen[bytes]) -> None:
@@ -189,10 +193,7 @@ def measure_kube_scheduler(plane: ControlPlane, jobs: int, workdir: Path, backlo
         created[name] = time.monotonic()
 
     def create_all() -> float:
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(create, range(jobs)))
-        return jobs / (max(created.values()) - began)
+        return _create_all(create, jobs, created)
 
     if backlog:
         binds.start()
