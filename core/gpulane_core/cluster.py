@@ -103,15 +103,16 @@ class ClusterState:
             usable = [g for g in view.node.gpus if g.healthy]
         if job.gpus == 1:
             offered: set[tuple[str, int]] = set()
-            persistent = job.persistent_mib
+            persistent, ephemeral = job.persistent_mib, job.ephemeral_mib
+            all_lanes = view.lanes
             for gpu in usable:
-                lanes = view.lanes[gpu.index]
+                lanes = all_lanes[gpu.index]
                 if lanes.free_mib < persistent:
                     continue  # not even the persistent part fits (plan_admission's own first refusal)
                 idle = distinct and not lanes.tenants
                 if idle and (gpu.model, gpu.memory_mib) in offered:
                     continue
-                plan = plan_admission(lanes, job.persistent_mib, job.ephemeral_mib)
+                plan = plan_admission(lanes, persistent, ephemeral)
                 if plan is not None:
                     if idle:
                         offered.add((gpu.model, gpu.memory_mib))
@@ -143,8 +144,12 @@ class ClusterState:
         for choice in placement.gpus:
             lanes[choice.index] = release(lanes[choice.index], job)
         nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
-        placements = {k: v for k, v in self.placements.items() if k != job}
-        jobs = {k: v for k, v in self.jobs.items() if k != job}
+        # A copy and one delete, not a filtered rebuild: the same dicts (order kept) at C speed, and
+        # the simulator releases a job at every departure.
+        placements = dict(self.placements)
+        del placements[job]
+        jobs = dict(self.jobs)
+        jobs.pop(job, None)
         return ClusterState(nodes, placements, jobs)
 
     def check_invariants(self) -> list[str]:

@@ -18,8 +18,8 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
-from gpulane_core.cluster import ClusterState, Placement
-from gpulane_core.facts import BoundFacts, NodeFacts, measure
+from gpulane_core.cluster import ClusterState, NodeView, Placement
+from gpulane_core.facts import BoundFacts, NodeFacts, measure, merge_all
 from gpulane_core.framework import Bounders, CycleContext, Profile, Ranked, bound_total
 from gpulane_core.model import Job, NodeName
 
@@ -51,18 +51,26 @@ class NodeIndex:
     def __init__(self, state: ClusterState) -> None:
         self.facts: dict[NodeName, NodeFacts] = {}
         # A node's inventory does not change within a cycle: identical shapes are interchangeable.
-        self.shape: dict[NodeName, NodeShape] = {
-            name: tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
-            for name, view in state.nodes.items()
-        }
+        self.shape: dict[NodeName, NodeShape] = {}
         self.occupied_names: list[NodeName] = []  # sorted
         # Aligned with occupied_names, so that the search filters them without a call per node.
         self.occupied_free: list[int] = []  # max_free_mib
         self.occupied_empty: list[int] = []  # empty
         self.empty_by_shape: dict[NodeShape, list[NodeName]] = {}  # each sorted: [0] is the representative
         self._envelope: Envelope | None = None  # None: not known (built on demand)
+        # What refresh() would build node by node, in name order, so appending keeps every list sorted
+        # (a cycle builds the index once, usually over unchanged views whose facts are kept on them).
         for name in sorted(state.nodes):
-            self.refresh(state, name)
+            view = state.nodes[name]
+            facts = self.facts[name] = measure(view)
+            shape = self.shape[name] = node_shape(view)
+            empties = self.empty_by_shape.setdefault(shape, [])
+            if facts.occupied > 0:
+                self.occupied_names.append(name)
+                self.occupied_free.append(facts.max_free_mib)
+                self.occupied_empty.append(facts.empty)
+            else:
+                empties.append(name)
 
     def refresh(self, state: ClusterState, name: NodeName) -> None:
         old = self.facts.get(name)
@@ -95,11 +103,12 @@ class NodeIndex:
     def envelope(self) -> Envelope:
         """Of the occupied nodes; only while there is one."""
         if self._envelope is None:
-            first, *rest = (self.facts[name] for name in self.occupied_names)
-            env = Envelope(first.bounds, first.max_free_mib, first.empty)
-            for facts in rest:
-                env = env.widen(facts)
-            self._envelope = env
+            # Built once per cycle (the index is): in one pass, not one widened copy per node.
+            self._envelope = Envelope(
+                merge_all([self.facts[name].bounds for name in self.occupied_names]),
+                min(self.occupied_free),
+                min(self.occupied_empty),
+            )
         return self._envelope
 
     def may_fit(self, name: NodeName, job: Job) -> bool:
@@ -127,6 +136,16 @@ class NodeIndex:
             return env.max_free_floor >= job.footprint_mib
         idle = env.bounds.idle
         return env.empty_floor >= job.gpus and idle is not None and idle.capacity_min >= job.footprint_mib
+
+
+def node_shape(view: NodeView) -> NodeShape:
+    """The view's GPU inventory (index, model, memory, health); kept on the view like its facts."""
+    kept = view.derived.get("shape")
+    if isinstance(kept, tuple):
+        return kept
+    shape = tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
+    view.derived["shape"] = shape
+    return shape
 
 
 def _better(a: Ranked | None, b: Ranked | None) -> Ranked | None:
