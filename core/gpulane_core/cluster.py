@@ -8,7 +8,7 @@ and both ask the same question: which (node, GPUs, lane) options exist for this 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gpulane_core.lanes import (
     AdmissionKind,
@@ -72,7 +72,7 @@ class NodeView:
             lanes[choice.index] = admit(
                 lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
             )
-        return replace(self, lanes=lanes)
+        return NodeView(self.node, lanes)  # a new view: its derived memo starts empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ class ClusterState:
         lanes = dict(view.lanes)
         for choice in placement.gpus:
             lanes[choice.index] = release(lanes[choice.index], job)
-        nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
+        nodes = {**self.nodes, placement.node: NodeView(view.node, lanes)}
         # A copy and one delete, not a filtered rebuild: the same dicts (order kept) at C speed, and
         # the simulator releases a job at every departure.
         placements = dict(self.placements)

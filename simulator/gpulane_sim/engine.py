@@ -378,7 +378,8 @@ class Simulation:
             self._account_memory(self.state, [str(node)])
             if not lane.members:
                 del self.lanes[lane.key]
-            self._queue_schedule()
+            if self.pending:  # an empty queue's pass places nothing; an arrival queues its own
+                self._queue_schedule()
         if lane.members:
             self._kick(lane)
 

@@ -47,12 +47,13 @@ class Event:
 
 @dataclass(slots=True)
 class EventQueue:
-    _heap: list[tuple[float, int, int, Event]] = field(default_factory=list)
+    _heap: list[tuple[float, EventKind, int, Event]] = field(default_factory=list)
     _seq: int = 0
 
     def push(self, time_s: float, event: Event) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (time_s, int(event.kind), self._seq, event))
+        # The kind itself (an IntEnum compares as its int): no int() call per event.
+        heapq.heappush(self._heap, (time_s, event.kind, self._seq, event))
 
     def pop(self) -> tuple[float, Event]:
         time_s, _, _, event = heapq.heappop(self._heap)
