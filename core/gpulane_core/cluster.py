@@ -7,7 +7,7 @@ and both ask the same question: which (node, GPUs, lane) options exist for this 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpulane_core.lanes import (
@@ -20,7 +20,7 @@ from gpulane_core.lanes import (
     plan_exclusive,
     release,
 )
-from gpulane_core.model import Job, JobId, LaneId, Node, NodeName
+from gpulane_core.model import Gpu, Job, JobId, LaneId, Node, NodeName
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,14 @@ class NodeView:
     # scheduling passes and score plugins ask for them again and again.
     derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def healthy_gpus(self) -> tuple[Gpu, ...]:
+        """The node's healthy GPUs in order; kept (every decision lists candidates on every node)."""
+        kept = self.derived.get("healthy")
+        if isinstance(kept, tuple):
+            return kept
+        healthy = self.derived["healthy"] = tuple(g for g in self.node.gpus if g.healthy)
+        return healthy
+
     @staticmethod
     def empty(node: Node, time_shared: bool = False) -> NodeView:
         """No jobs yet; ``time_shared``: every GPU runs one iteration at a time (one lane, lanes.py)."""
@@ -98,9 +106,9 @@ class ClusterState:
         """
         view = self.nodes[node]
         if job.restricted:
-            usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
+            usable: Sequence[Gpu] = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
         else:
-            usable = [g for g in view.node.gpus if g.healthy]
+            usable = view.healthy_gpus()
         if job.gpus == 1:
             offered: set[tuple[str, int]] = set()
             persistent, ephemeral = job.persistent_mib, job.ephemeral_mib

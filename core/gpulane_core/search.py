@@ -7,8 +7,8 @@ nodes from a rotating cursor. What this module adds changes no decision, only th
 * a node counts as feasible from its :class:`~gpulane_core.facts.NodeFacts` where they decide it,
   and its options are listed only when they may be scored;
 * when every score plugin can bound its scores (:class:`~gpulane_core.framework.BoundedScorePlugin`,
-  the ``spread`` profile), a node whose bound falls short of the best total found so far is not
-  listed, and when every occupied node admits the job and their merged facts fall short, the
+  the ``spread`` profile), nodes are scored highest bound first and a node whose bound falls short
+  of the best total found so far is not listed, and when every occupied node admits the job and their merged facts fall short, the
   window is not walked at all: only the cursor moves, to where the walk would have left it.
 """
 
@@ -249,10 +249,14 @@ class Search:
         envelope = index.envelope() if best is not None and window and index.all_fit(job) else None
         if best is not None and envelope is not None and bound_total(self.bounders, job, envelope.bounds) < bar:
             return best[1], seen
-        for name in window:
-            if bound_total(self.bounders, job, index.facts[name].bounds) < bar:
-                continue
-            best = _better(best, profile.best(ctx, job, list(state.candidates(job, name, distinct=True))))
+        # Highest bound first (branch and bound): the bar rises early, and once a node's bound falls
+        # short every later one does too. The best option is the same in any order: it is the least
+        # key over the nodes not pruned, and a pruned node has no option that could win.
+        bounds = [bound_total(self.bounders, job, index.facts[name].bounds) for name in window]
+        for k in sorted(range(len(window)), key=lambda k: -bounds[k]):
+            if bounds[k] < bar:
+                break
+            best = _better(best, profile.best(ctx, job, list(state.candidates(job, window[k], distinct=True))))
             if best is not None:
                 bar = -best[0][0] - _SLACK
         return (best[1] if best is not None else None), seen

@@ -106,6 +106,7 @@ class Simulation:
             # The static order also orders the queue: rank as priority (higher = earlier).
             n = len(self.rank)
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
+        self.stable = self.spec.ordering in _STABLE  # once: an Enum hashes in Python, per turn it showed
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
         self.profile = default_registry().profile(self.sched.placement)  # once, not once per cycle
@@ -263,7 +264,7 @@ class Simulation:
         FIFO and PACK keys never change, a static order never does, and under SRTF only the running
         job's remaining time drops, which keeps the first job first and the others as they were.
         """
-        if self.spec.ordering not in _STABLE:
+        if not self.stable:
             return None
         if lane.cached is None:
             lane.cached = self._order(lane.members, self.now)
