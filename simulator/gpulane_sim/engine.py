@@ -135,7 +135,7 @@ class Simulation:
     def run(self) -> SimResult:
         for job in self.jobs:
             self.runs[job.name] = _Run(job, job.arrival_s)
-            self.events.push(job.arrival_s, Event(EventKind.ARRIVAL, job=job.name))
+        self.events.preload((job.arrival_s, Event(EventKind.ARRIVAL, job=job.name)) for job in self.jobs)
         while self.events:
             self.now, event = self.events.pop()
             if event.kind is EventKind.ARRIVAL:
