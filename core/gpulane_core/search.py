@@ -117,15 +117,25 @@ class NodeIndex:
             return facts.empty >= job.gpus
         return facts.max_free_mib >= job.persistent_mib
 
-    def fits(self, state: ClusterState, name: NodeName, job: Job) -> bool:
-        """Whether ``state.candidates(job, name)`` yields anything, given :meth:`may_fit`."""
+    def fits(
+        self, state: ClusterState, name: NodeName, job: Job, listed: dict[NodeName, list[Placement]] | None = None
+    ) -> bool:
+        """Whether ``state.candidates(job, name)`` yields anything, given :meth:`may_fit`.
+
+        ``listed``: where the facts cannot tell, the node's distinct options are listed into it (they
+        exist exactly when any option does: ``distinct`` skips an idle GPU only after offering its
+        like), so that scoring the node in the same decision does not list them again.
+        """
         facts = self.facts[name]
         if job.gpus == 1 and not job.restricted:
             if facts.max_free_mib >= job.footprint_mib:
                 return True
             if facts.max_headroom_mib < job.footprint_mib:
                 return False
-        return next(state.candidates(job, name), None) is not None
+        if listed is None:
+            return next(state.candidates(job, name), None) is not None
+        options = listed[name] = list(state.candidates(job, name, distinct=True))
+        return bool(options)
 
     def all_fit(self, job: Job) -> bool:
         """Every occupied node admits ``job`` (false when the facts cannot tell)."""
@@ -196,8 +206,12 @@ class Search:
         self.start = (self.start + examined) % n
         return options
 
-    def _window(self, state: ClusterState, job: Job) -> list[NodeName]:
-        """The feasible occupied nodes the rotating search visits, in order; moves the cursor."""
+    def _window(
+        self, state: ClusterState, job: Job, listed: dict[NodeName, list[Placement]]
+    ) -> list[NodeName]:
+        """The feasible occupied nodes the rotating search visits, in order; moves the cursor.
+
+        ``listed`` receives the options of the nodes whose fit had to be found by listing them."""
         occupied = self.index.occupied_names
         m = len(occupied)
         if not m:
@@ -216,7 +230,7 @@ class Search:
         last = (first - 1) % m  # where the walk ends when fewer than the limit are feasible
         for k in maybe:
             name = occupied[k]
-            if self.index.fits(state, name, job):
+            if self.index.fits(state, name, job, listed):
                 found.append(name)
                 if len(found) >= self.limit:
                     last = k
@@ -237,11 +251,17 @@ class Search:
             if index.may_fit(name, job)
             for option in state.candidates(job, name, distinct=True)
         ]
-        window = self._window(state, job)
+        listed: dict[NodeName, list[Placement]] = {}
+        window = self._window(state, job, listed)
         seen = bool(options or window)
+
+        def options_on(name: NodeName) -> list[Placement]:
+            known = listed.get(name)
+            return known if known is not None else list(state.candidates(job, name, distinct=True))
+
         if self.bounders is None:
             for name in window:
-                options.extend(state.candidates(job, name, distinct=True))
+                options.extend(options_on(name))
             return profile.select(ctx, job, options), seen
         best = profile.best(ctx, job, options)
         bar = -best[0][0] - _SLACK if best is not None else -math.inf
@@ -256,7 +276,7 @@ class Search:
         for k in sorted(range(len(window)), key=lambda k: -bounds[k]):
             if bounds[k] < bar:
                 break
-            best = _better(best, profile.best(ctx, job, list(state.candidates(job, window[k], distinct=True))))
+            best = _better(best, profile.best(ctx, job, options_on(window[k])))
             if best is not None:
                 bar = -best[0][0] - _SLACK
         return (best[1] if best is not None else None), seen
