@@ -103,4 +103,6 @@ def prefetch_target(
     lane anyway, so the early copy costs copy-engine time, never lane memory.
     """
     others = [j for j in asking if j != holder]
+    if not others:
+        return None  # next_turn's own answer when nobody asks (a lane of one, every turn)
     return next_turn(discipline, state, members, others, order_of)[0]

@@ -324,13 +324,14 @@ class Simulation:
         lane.resident = name
         if lane.prefetched == name:
             lane.prefetched, lane.prefetch_done = None, False
-        gpu = run.gpus[0]
-        active = self.computing.get(gpu, 0)
+        computing = self.computing
+        active = computing.get(run.gpus[0], 0)
         duration = run.job.iteration_s * (1.0 + self.config.colocation_slowdown * active)
         for g in run.gpus:
-            if self.computing.get(g, 0) == 0:
+            count = computing.get(g, 0)
+            if count == 0:
                 self.busy_since[g] = self.now
-            self.computing[g] = self.computing.get(g, 0) + 1
+            computing[g] = count + 1
         if run.first_start_s is None:
             run.first_start_s = self.now
         end = self.now + duration
@@ -349,9 +350,10 @@ class Simulation:
                 self._request(lane, nxt, prefetch=True)
 
     def _compute_stops(self, run: _Run) -> None:
+        computing = self.computing
         for g in run.gpus:
-            self.computing[g] -= 1
-            if self.computing[g] == 0:
+            count = computing[g] = computing[g] - 1
+            if count == 0:
                 self.busy_s += self.now - self.busy_since.pop(g)
 
     def _iteration_done(self, event: Event) -> None:
