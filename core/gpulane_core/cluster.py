@@ -7,8 +7,8 @@ and both ask the same question: which (node, GPUs, lane) options exist for this 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gpulane_core.lanes import (
     AdmissionKind,
@@ -20,7 +20,7 @@ from gpulane_core.lanes import (
     plan_exclusive,
     release,
 )
-from gpulane_core.model import Job, JobId, LaneId, Node, NodeName
+from gpulane_core.model import Gpu, Job, JobId, LaneId, Node, NodeName
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,14 @@ class NodeView:
     # scheduling passes and score plugins ask for them again and again.
     derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def healthy_gpus(self) -> tuple[Gpu, ...]:
+        """The node's healthy GPUs in order; kept (every decision lists candidates on every node)."""
+        kept = self.derived.get("healthy")
+        if isinstance(kept, tuple):
+            return kept
+        healthy = self.derived["healthy"] = tuple(g for g in self.node.gpus if g.healthy)
+        return healthy
+
     @staticmethod
     def empty(node: Node, time_shared: bool = False) -> NodeView:
         """No jobs yet; ``time_shared``: every GPU runs one iteration at a time (one lane, lanes.py)."""
@@ -72,7 +80,7 @@ class NodeView:
             lanes[choice.index] = admit(
                 lanes[choice.index], job.name, job.persistent_mib, job.ephemeral_mib, choice.plan
             )
-        return replace(self, lanes=lanes)
+        return NodeView(self.node, lanes)  # a new view: its derived memo starts empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +106,21 @@ class ClusterState:
         """
         view = self.nodes[node]
         if job.restricted:
-            usable = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
+            usable: Sequence[Gpu] = [g for g in view.node.gpus if g.healthy and job.accepts(g)]
         else:
-            usable = [g for g in view.node.gpus if g.healthy]
+            usable = view.healthy_gpus()
         if job.gpus == 1:
             offered: set[tuple[str, int]] = set()
-            persistent = job.persistent_mib
+            persistent, ephemeral = job.persistent_mib, job.ephemeral_mib
+            all_lanes = view.lanes
             for gpu in usable:
-                lanes = view.lanes[gpu.index]
+                lanes = all_lanes[gpu.index]
                 if lanes.free_mib < persistent:
                     continue  # not even the persistent part fits (plan_admission's own first refusal)
                 idle = distinct and not lanes.tenants
                 if idle and (gpu.model, gpu.memory_mib) in offered:
                     continue
-                plan = plan_admission(lanes, job.persistent_mib, job.ephemeral_mib)
+                plan = plan_admission(lanes, persistent, ephemeral)
                 if plan is not None:
                     if idle:
                         offered.add((gpu.model, gpu.memory_mib))
@@ -142,9 +151,13 @@ class ClusterState:
         lanes = dict(view.lanes)
         for choice in placement.gpus:
             lanes[choice.index] = release(lanes[choice.index], job)
-        nodes = {**self.nodes, placement.node: replace(view, lanes=lanes)}
-        placements = {k: v for k, v in self.placements.items() if k != job}
-        jobs = {k: v for k, v in self.jobs.items() if k != job}
+        nodes = {**self.nodes, placement.node: NodeView(view.node, lanes)}
+        # A copy and one delete, not a filtered rebuild: the same dicts (order kept) at C speed, and
+        # the simulator releases a job at every departure.
+        placements = dict(self.placements)
+        del placements[job]
+        jobs = dict(self.jobs)
+        jobs.pop(job, None)
         return ClusterState(nodes, placements, jobs)
 
     def check_invariants(self) -> list[str]:

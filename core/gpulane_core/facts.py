@@ -10,6 +10,7 @@ least as favourable to every bound as each merged one, which bounds a whole grou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpulane_core.cluster import NodeView
@@ -60,6 +61,33 @@ def _merge(a: GpuClass | None, b: GpuClass | None) -> GpuClass | None:
     return b if a is None else a.merge(b)
 
 
+def merge_all(facts: Sequence[BoundFacts]) -> BoundFacts:
+    """``facts[0].merge(facts[1]).merge(...)`` in one pass: the same extremes (min and max of ints
+    are exact in any grouping) without one intermediate object per node; ``facts`` is not empty."""
+    used = [f.used for f in facts if f.used is not None]
+    idle = [f.idle for f in facts if f.idle is not None]
+    return BoundFacts(
+        max(f.capacity_mib for f in facts),
+        min(f.committed_mib for f in facts),
+        _class_of(used),
+        _class_of(idle),
+    )
+
+
+def _class_of(classes: list[GpuClass]) -> GpuClass | None:
+    if not classes:
+        return None
+    if len(classes) == 1:
+        return classes[0]
+    return GpuClass(
+        min(c.committed_min for c in classes),
+        min(c.persistent_min for c in classes),
+        max(c.lanes_max for c in classes),
+        min(c.capacity_min for c in classes),
+        max(c.capacity_max for c in classes),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NodeFacts:
     occupied: int  # GPUs holding a tenant (healthy or not)
@@ -83,9 +111,10 @@ def measure(view: NodeView) -> NodeFacts:
 def _measure(view: NodeView) -> NodeFacts:
     capacity = committed = occupied = 0
     max_free = max_headroom = -1
-    used: GpuClass | None = None
-    idle: GpuClass | None = None
-    idle_count = 0
+    # Each class's extremes as plain ints, one GpuClass at the end: min and max of ints are exact in
+    # any order, so this is the class that widening GPU by GPU builds, without one object per GPU.
+    used = _Extremes()
+    idle = _Extremes()
     for gpu in view.node.gpus:
         lanes = view.lanes[gpu.index]
         cap, com = lanes.capacity_mib, lanes.committed_mib
@@ -96,25 +125,37 @@ def _measure(view: NodeView) -> NodeFacts:
         if not gpu.healthy or lanes.is_exclusive:
             continue
         free = cap - com
-        max_free = max(max_free, free)
-        sizes = [lane.size_mib for lane in lanes.lanes]
-        max_headroom = max(max_headroom, free + max(sizes) if sizes else free)
-        if lanes.tenants:
-            used = _widen(used, com, lanes.persistent_mib, lanes.lanes_mib, cap)
+        if free > max_free:
+            max_free = free
+        headroom = free + max(lane.size_mib for lane in lanes.lanes) if lanes.lanes else free
+        if headroom > max_headroom:
+            max_headroom = headroom
+        (used if lanes.tenants else idle).add(com, lanes.persistent_mib, lanes.lanes_mib, cap)
+    bounds = BoundFacts(capacity, committed, used.gpu_class(), idle.gpu_class())
+    return NodeFacts(occupied, idle.count, max_free, max_headroom, bounds)
+
+
+class _Extremes:
+    """Running extremes of one class of GPUs while a node is measured (never outlives the call)."""
+
+    __slots__ = ("cap_max", "cap_min", "committed", "count", "lanes", "persistent")
+
+    def __init__(self) -> None:
+        self.count = self.committed = self.persistent = self.lanes = self.cap_min = self.cap_max = 0
+
+    def add(self, committed: int, persistent: int, lanes: int, capacity: int) -> None:
+        if not self.count:
+            self.committed, self.persistent, self.lanes = committed, persistent, lanes
+            self.cap_min = self.cap_max = capacity
         else:
-            idle_count += 1
-            idle = _widen(idle, com, lanes.persistent_mib, lanes.lanes_mib, cap)
-    return NodeFacts(occupied, idle_count, max_free, max_headroom, BoundFacts(capacity, committed, used, idle))
+            self.committed = min(self.committed, committed)
+            self.persistent = min(self.persistent, persistent)
+            self.lanes = max(self.lanes, lanes)
+            self.cap_min = min(self.cap_min, capacity)
+            self.cap_max = max(self.cap_max, capacity)
+        self.count += 1
 
-
-def _widen(into: GpuClass | None, committed: int, persistent: int, lanes: int, capacity: int) -> GpuClass:
-    if into is None:
-        return GpuClass(committed, persistent, lanes, capacity, capacity)
-    if (
-        committed >= into.committed_min
-        and persistent >= into.persistent_min
-        and lanes <= into.lanes_max
-        and into.capacity_min <= capacity <= into.capacity_max
-    ):
-        return into  # the usual case on a node of like GPUs: nothing new, no allocation
-    return into.merge(GpuClass(committed, persistent, lanes, capacity, capacity))
+    def gpu_class(self) -> GpuClass | None:
+        if not self.count:
+            return None
+        return GpuClass(self.committed, self.persistent, self.lanes, self.cap_min, self.cap_max)

@@ -21,7 +21,7 @@ Every function here is pure: states are frozen and each change returns a new sta
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gpulane_core.model import JobId, LaneId
 
@@ -104,6 +104,12 @@ class GpuLanes:
     def is_exclusive(self) -> bool:
         return self._exclusive
 
+    def with_lanes(self, lanes: tuple[Lane, ...], tenants: tuple[Tenant, ...], next_lane: int) -> GpuLanes:
+        """``dataclasses.replace`` of the three fields admission changes, by the constructor: replace
+        looks the fields up on every call, and the scheduler and simulator change lanes at every
+        reservation and release."""
+        return GpuLanes(self.capacity_mib, lanes, tenants, next_lane, self.time_shared)
+
     def tenant(self, job: JobId) -> Tenant | None:
         for t in self.tenants:
             if t.job == job:
@@ -160,15 +166,13 @@ def admit(
     tenant = Tenant(job, persistent_mib, ephemeral_mib, plan.lane)
     if plan.kind in (AdmissionKind.NEW_LANE, AdmissionKind.EXCLUSIVE):
         lane = Lane(plan.lane, plan.lane_size_mib, (job,), exclusive=plan.kind is AdmissionKind.EXCLUSIVE)
-        new = replace(
-            state, lanes=(*state.lanes, lane), tenants=(*state.tenants, tenant), next_lane=state.next_lane + 1
-        )
+        new = state.with_lanes((*state.lanes, lane), (*state.tenants, tenant), state.next_lane + 1)
     else:
         lanes = tuple(
-            replace(lane, size_mib=plan.lane_size_mib, jobs=(*lane.jobs, job)) if lane.id == plan.lane else lane
+            Lane(lane.id, plan.lane_size_mib, (*lane.jobs, job), lane.exclusive) if lane.id == plan.lane else lane
             for lane in state.lanes
         )
-        new = replace(state, lanes=lanes, tenants=(*state.tenants, tenant))
+        new = state.with_lanes(lanes, (*state.tenants, tenant), state.next_lane)
     problems = check_invariant(new)
     if problems:
         raise ValueError(f"plan {plan} is stale for this GPU: {'; '.join(problems)}")
@@ -189,8 +193,8 @@ def release(state: GpuLanes, job: JobId) -> GpuLanes:
         remaining = tuple(j for j in lane.jobs if j != job)
         if remaining:
             peak = max(t.ephemeral_mib for t in tenants if t.lane == lane.id)
-            lanes.append(replace(lane, size_mib=peak, jobs=remaining))
-    return replace(state, lanes=tuple(lanes), tenants=tenants)
+            lanes.append(Lane(lane.id, peak, remaining, lane.exclusive))
+    return state.with_lanes(tuple(lanes), tenants, state.next_lane)
 
 
 def check_invariant(state: GpuLanes) -> list[str]:

@@ -92,6 +92,8 @@ def order(policy: str | OrderingPolicy, stats: Sequence[TurnStats]) -> list[JobI
     names = [s.job for s in stats]
     if len(set(names)) != len(names):
         raise ValueError("stats: a job appears more than once")
+    if len(names) < 2:
+        return names  # every policy orders one job as itself (a lane of one asks at every turn)
     fn = ORDERINGS[chosen]
     result: list[JobId] = []
     # Priority classes first (higher first); the policy orders inside a class.

@@ -122,6 +122,9 @@ def pending_stats(pending: Sequence[PendingJob], now_s: float) -> list[TurnStats
 
 def order_pending(pending: Sequence[PendingJob], ordering: str, now_s: float) -> list[PendingJob]:
     """Policy order, guaranteed jobs first (a stable partition keeps the policy order in each class)."""
+    if len(pending) < 2:
+        parse_policy(ordering)  # the same error for an unknown policy; one job is its own order
+        return list(pending)
     by_name = {p.job.name: p for p in pending}
     if len(by_name) != len(pending):
         raise ValueError("pending: a job is queued twice")

@@ -7,8 +7,8 @@ nodes from a rotating cursor. What this module adds changes no decision, only th
 * a node counts as feasible from its :class:`~gpulane_core.facts.NodeFacts` where they decide it,
   and its options are listed only when they may be scored;
 * when every score plugin can bound its scores (:class:`~gpulane_core.framework.BoundedScorePlugin`,
-  the ``spread`` profile), a node whose bound falls short of the best total found so far is not
-  listed, and when every occupied node admits the job and their merged facts fall short, the
+  the ``spread`` profile), nodes are scored highest bound first and a node whose bound falls short
+  of the best total found so far is not listed, and when every occupied node admits the job and their merged facts fall short, the
   window is not walked at all: only the cursor moves, to where the walk would have left it.
 """
 
@@ -18,8 +18,8 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
-from gpulane_core.cluster import ClusterState, Placement
-from gpulane_core.facts import BoundFacts, NodeFacts, measure
+from gpulane_core.cluster import ClusterState, NodeView, Placement
+from gpulane_core.facts import BoundFacts, NodeFacts, measure, merge_all
 from gpulane_core.framework import Bounders, CycleContext, Profile, Ranked, bound_total
 from gpulane_core.model import Job, NodeName
 
@@ -51,18 +51,26 @@ class NodeIndex:
     def __init__(self, state: ClusterState) -> None:
         self.facts: dict[NodeName, NodeFacts] = {}
         # A node's inventory does not change within a cycle: identical shapes are interchangeable.
-        self.shape: dict[NodeName, NodeShape] = {
-            name: tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
-            for name, view in state.nodes.items()
-        }
+        self.shape: dict[NodeName, NodeShape] = {}
         self.occupied_names: list[NodeName] = []  # sorted
         # Aligned with occupied_names, so that the search filters them without a call per node.
         self.occupied_free: list[int] = []  # max_free_mib
         self.occupied_empty: list[int] = []  # empty
         self.empty_by_shape: dict[NodeShape, list[NodeName]] = {}  # each sorted: [0] is the representative
         self._envelope: Envelope | None = None  # None: not known (built on demand)
+        # What refresh() would build node by node, in name order, so appending keeps every list sorted
+        # (a cycle builds the index once, usually over unchanged views whose facts are kept on them).
         for name in sorted(state.nodes):
-            self.refresh(state, name)
+            view = state.nodes[name]
+            facts = self.facts[name] = measure(view)
+            shape = self.shape[name] = node_shape(view)
+            empties = self.empty_by_shape.setdefault(shape, [])
+            if facts.occupied > 0:
+                self.occupied_names.append(name)
+                self.occupied_free.append(facts.max_free_mib)
+                self.occupied_empty.append(facts.empty)
+            else:
+                empties.append(name)
 
     def refresh(self, state: ClusterState, name: NodeName) -> None:
         old = self.facts.get(name)
@@ -95,11 +103,12 @@ class NodeIndex:
     def envelope(self) -> Envelope:
         """Of the occupied nodes; only while there is one."""
         if self._envelope is None:
-            first, *rest = (self.facts[name] for name in self.occupied_names)
-            env = Envelope(first.bounds, first.max_free_mib, first.empty)
-            for facts in rest:
-                env = env.widen(facts)
-            self._envelope = env
+            # Built once per cycle (the index is): in one pass, not one widened copy per node.
+            self._envelope = Envelope(
+                merge_all([self.facts[name].bounds for name in self.occupied_names]),
+                min(self.occupied_free),
+                min(self.occupied_empty),
+            )
         return self._envelope
 
     def may_fit(self, name: NodeName, job: Job) -> bool:
@@ -108,15 +117,25 @@ class NodeIndex:
             return facts.empty >= job.gpus
         return facts.max_free_mib >= job.persistent_mib
 
-    def fits(self, state: ClusterState, name: NodeName, job: Job) -> bool:
-        """Whether ``state.candidates(job, name)`` yields anything, given :meth:`may_fit`."""
+    def fits(
+        self, state: ClusterState, name: NodeName, job: Job, listed: dict[NodeName, list[Placement]] | None = None
+    ) -> bool:
+        """Whether ``state.candidates(job, name)`` yields anything, given :meth:`may_fit`.
+
+        ``listed``: where the facts cannot tell, the node's distinct options are listed into it (they
+        exist exactly when any option does: ``distinct`` skips an idle GPU only after offering its
+        like), so that scoring the node in the same decision does not list them again.
+        """
         facts = self.facts[name]
         if job.gpus == 1 and not job.restricted:
             if facts.max_free_mib >= job.footprint_mib:
                 return True
             if facts.max_headroom_mib < job.footprint_mib:
                 return False
-        return next(state.candidates(job, name), None) is not None
+        if listed is None:
+            return next(state.candidates(job, name), None) is not None
+        options = listed[name] = list(state.candidates(job, name, distinct=True))
+        return bool(options)
 
     def all_fit(self, job: Job) -> bool:
         """Every occupied node admits ``job`` (false when the facts cannot tell)."""
@@ -127,6 +146,16 @@ class NodeIndex:
             return env.max_free_floor >= job.footprint_mib
         idle = env.bounds.idle
         return env.empty_floor >= job.gpus and idle is not None and idle.capacity_min >= job.footprint_mib
+
+
+def node_shape(view: NodeView) -> NodeShape:
+    """The view's GPU inventory (index, model, memory, health); kept on the view like its facts."""
+    kept = view.derived.get("shape")
+    if isinstance(kept, tuple):
+        return kept
+    shape = tuple((g.index, g.model, g.memory_mib, g.healthy) for g in view.node.gpus)
+    view.derived["shape"] = shape
+    return shape
 
 
 def _better(a: Ranked | None, b: Ranked | None) -> Ranked | None:
@@ -177,8 +206,12 @@ class Search:
         self.start = (self.start + examined) % n
         return options
 
-    def _window(self, state: ClusterState, job: Job) -> list[NodeName]:
-        """The feasible occupied nodes the rotating search visits, in order; moves the cursor."""
+    def _window(
+        self, state: ClusterState, job: Job, listed: dict[NodeName, list[Placement]]
+    ) -> list[NodeName]:
+        """The feasible occupied nodes the rotating search visits, in order; moves the cursor.
+
+        ``listed`` receives the options of the nodes whose fit had to be found by listing them."""
         occupied = self.index.occupied_names
         m = len(occupied)
         if not m:
@@ -197,7 +230,7 @@ class Search:
         last = (first - 1) % m  # where the walk ends when fewer than the limit are feasible
         for k in maybe:
             name = occupied[k]
-            if self.index.fits(state, name, job):
+            if self.index.fits(state, name, job, listed):
                 found.append(name)
                 if len(found) >= self.limit:
                     last = k
@@ -218,11 +251,17 @@ class Search:
             if index.may_fit(name, job)
             for option in state.candidates(job, name, distinct=True)
         ]
-        window = self._window(state, job)
+        listed: dict[NodeName, list[Placement]] = {}
+        window = self._window(state, job, listed)
         seen = bool(options or window)
+
+        def options_on(name: NodeName) -> list[Placement]:
+            known = listed.get(name)
+            return known if known is not None else list(state.candidates(job, name, distinct=True))
+
         if self.bounders is None:
             for name in window:
-                options.extend(state.candidates(job, name, distinct=True))
+                options.extend(options_on(name))
             return profile.select(ctx, job, options), seen
         best = profile.best(ctx, job, options)
         bar = -best[0][0] - _SLACK if best is not None else -math.inf
@@ -230,10 +269,14 @@ class Search:
         envelope = index.envelope() if best is not None and window and index.all_fit(job) else None
         if best is not None and envelope is not None and bound_total(self.bounders, job, envelope.bounds) < bar:
             return best[1], seen
-        for name in window:
-            if bound_total(self.bounders, job, index.facts[name].bounds) < bar:
-                continue
-            best = _better(best, profile.best(ctx, job, list(state.candidates(job, name, distinct=True))))
+        # Highest bound first (branch and bound): the bar rises early, and once a node's bound falls
+        # short every later one does too. The best option is the same in any order: it is the least
+        # key over the nodes not pruned, and a pruned node has no option that could win.
+        bounds = [bound_total(self.bounders, job, index.facts[name].bounds) for name in window]
+        for k in sorted(range(len(window)), key=lambda k: -bounds[k]):
+            if bounds[k] < bar:
+                break
+            best = _better(best, profile.best(ctx, job, options_on(window[k])))
             if best is not None:
                 bar = -best[0][0] - _SLACK
         return (best[1] if best is not None else None), seen

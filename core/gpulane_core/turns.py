@@ -81,7 +81,8 @@ def next_turn(
         return pick, TurnState(tuple(owed), pick)
     if discipline is Discipline.RUN_TO_COMPLETION and state.last is not None and state.last in asking:
         return state.last, state
-    askers = [j for j in members if j in asking]
+    # Everyone asking (a simulated lane, every turn) needs no membership test per member.
+    askers = list(members) if asking is members else [j for j in members if j in asking]
     pick = askers[0] if len(askers) == 1 else order_of(askers)[0]
     return pick, state if state.last == pick else TurnState(state.round, pick)
 
@@ -102,4 +103,6 @@ def prefetch_target(
     lane anyway, so the early copy costs copy-engine time, never lane memory.
     """
     others = [j for j in asking if j != holder]
+    if not others:
+        return None  # next_turn's own answer when nobody asks (a lane of one, every turn)
     return next_turn(discipline, state, members, others, order_of)[0]

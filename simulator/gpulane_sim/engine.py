@@ -106,6 +106,7 @@ class Simulation:
             # The static order also orders the queue: rank as priority (higher = earlier).
             n = len(self.rank)
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
+        self.stable = self.spec.ordering in _STABLE  # once: an Enum hashes in Python, per turn it showed
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
         self.profile = default_registry().profile(self.sched.placement)  # once, not once per cycle
@@ -134,7 +135,7 @@ class Simulation:
     def run(self) -> SimResult:
         for job in self.jobs:
             self.runs[job.name] = _Run(job, job.arrival_s)
-            self.events.push(job.arrival_s, Event(EventKind.ARRIVAL, job=job.name))
+        self.events.preload((job.arrival_s, Event(EventKind.ARRIVAL, job=job.name)) for job in self.jobs)
         while self.events:
             self.now, event = self.events.pop()
             if event.kind is EventKind.ARRIVAL:
@@ -263,7 +264,7 @@ class Simulation:
         FIFO and PACK keys never change, a static order never does, and under SRTF only the running
         job's remaining time drops, which keeps the first job first and the others as they were.
         """
-        if self.spec.ordering not in _STABLE:
+        if not self.stable:
             return None
         if lane.cached is None:
             lane.cached = self._order(lane.members, self.now)
@@ -323,13 +324,14 @@ class Simulation:
         lane.resident = name
         if lane.prefetched == name:
             lane.prefetched, lane.prefetch_done = None, False
-        gpu = run.gpus[0]
-        active = self.computing.get(gpu, 0)
+        computing = self.computing
+        active = computing.get(run.gpus[0], 0)
         duration = run.job.iteration_s * (1.0 + self.config.colocation_slowdown * active)
         for g in run.gpus:
-            if self.computing.get(g, 0) == 0:
+            count = computing.get(g, 0)
+            if count == 0:
                 self.busy_since[g] = self.now
-            self.computing[g] = self.computing.get(g, 0) + 1
+            computing[g] = count + 1
         if run.first_start_s is None:
             run.first_start_s = self.now
         end = self.now + duration
@@ -348,9 +350,10 @@ class Simulation:
                 self._request(lane, nxt, prefetch=True)
 
     def _compute_stops(self, run: _Run) -> None:
+        computing = self.computing
         for g in run.gpus:
-            self.computing[g] -= 1
-            if self.computing[g] == 0:
+            count = computing[g] = computing[g] - 1
+            if count == 0:
                 self.busy_s += self.now - self.busy_since.pop(g)
 
     def _iteration_done(self, event: Event) -> None:
@@ -378,7 +381,8 @@ class Simulation:
             self._account_memory(self.state, [str(node)])
             if not lane.members:
                 del self.lanes[lane.key]
-            self._queue_schedule()
+            if self.pending:  # an empty queue's pass places nothing; an arrival queues its own
+                self._queue_schedule()
         if lane.members:
             self._kick(lane)
 

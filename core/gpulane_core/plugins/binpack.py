@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from gpulane_core.cluster import Placement
 from gpulane_core.framework import CycleContext, clamp_normalize
 from gpulane_core.model import Job
-from gpulane_core.plugins.occupancy import gpu_fill_after, node_fill_after
+from gpulane_core.plugins.occupancy import fills_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,12 @@ class Binpack:
         return self.args.validate()
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
+        return self.score_options(ctx, job, (option,))[0]
+
+    def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
         share = self.args.gpu_share
-        return share * gpu_fill_after(ctx, option) + (1 - share) * node_fill_after(ctx, option)
+        rest = 1 - share
+        return [share * gpu + rest * node for gpu, node in fills_after(ctx, options)]
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)

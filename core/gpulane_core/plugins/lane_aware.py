@@ -21,7 +21,7 @@ from gpulane_core.cluster import Placement
 from gpulane_core.framework import CycleContext, clamp_normalize
 from gpulane_core.lanes import AdmissionKind
 from gpulane_core.model import Job
-from gpulane_core.plugins.occupancy import empty_gpus_after
+from gpulane_core.plugins.occupancy import empties_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,20 @@ class KeepWholeGpus:
     name: str = "KeepWholeGpus"
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        empty_after, healthy = empty_gpus_after(ctx, option)
-        node_part = 1.0 - empty_after / healthy if healthy else 0.0
-        if job.gpus > 1:
-            # Take whole GPUs from the node that has just enough of them.
-            return node_part
-        view = ctx.state.nodes[option.node]
-        opens_empty = view.lanes[option.first.index].is_empty
-        return 0.5 * (0.0 if opens_empty else 1.0) + 0.5 * node_part
+        return self.score_options(ctx, job, (option,))[0]
+
+    def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
+        nodes = ctx.state.nodes
+        out: list[float] = []
+        for option, (empty_after, healthy) in zip(options, empties_after(ctx, options), strict=True):
+            node_part = 1.0 - empty_after / healthy if healthy else 0.0
+            if job.gpus > 1:
+                # Take whole GPUs from the node that has just enough of them.
+                out.append(node_part)
+                continue
+            opens_empty = nodes[option.node].lanes[option.first.index].is_empty
+            out.append(0.5 * (0.0 if opens_empty else 1.0) + 0.5 * node_part)
+        return out
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)
@@ -75,6 +81,11 @@ class LaneFit:
         lanes = ctx.state.nodes[option.node].lanes[option.first.index]
         members = len(lanes.lane(plan.lane).jobs)
         return max(self.args.grow_score, 0.9 - self.args.share_cost_per_job * (members - 1))
+
+    def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
+        # A new lane (most options) scores 1 without a call: the rest go through score.
+        new = (AdmissionKind.NEW_LANE, AdmissionKind.EXCLUSIVE)
+        return [1.0 if o.gpus[0].plan.kind in new else self.score(ctx, job, o) for o in options]
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)

@@ -7,9 +7,10 @@ per decision, a tenth of a scheduling cycle).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gpulane_core.cluster import ClusterState, Placement
+from gpulane_core.cluster import ClusterState, NodeView, Placement
 from gpulane_core.framework import CycleContext
 from gpulane_core.model import NodeName
 
@@ -48,26 +49,55 @@ def _summarize(state: ClusterState, node: NodeName) -> NodeSummary:
 
 def gpu_fill_after(ctx: CycleContext, option: Placement) -> float:
     """Mean committed fraction of the chosen GPUs once the option is reserved (0 empty .. 1 full)."""
-    view = ctx.state.nodes[option.node]
-    total = 0.0
-    for choice in option.gpus:
-        lanes = view.lanes[choice.index]
-        cap = lanes.capacity_mib
-        total += min(1.0, (lanes.committed_mib + choice.plan.growth_mib) / cap) if cap > 0 else 1.0
-    return total / len(option.gpus)
+    return fills_after(ctx, (option,))[0][0]
 
 
 def node_fill_after(ctx: CycleContext, option: Placement) -> float:
     """Committed fraction of the whole node's GPU memory once the option is reserved."""
-    summary = node_summary(ctx, option.node)
-    if summary.capacity_mib <= 0:
-        return 1.0
-    committed = summary.committed_mib + sum(c.plan.growth_mib for c in option.gpus)
-    return min(1.0, committed / summary.capacity_mib)
+    return fills_after(ctx, (option,))[0][1]
+
+
+def fills_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple[float, float]]:
+    """(:func:`gpu_fill_after`, :func:`node_fill_after`) of each option, in one pass.
+
+    One loop for all options of a decision, each node's view and totals looked up once: scoring
+    called the two helpers per option and plugin, and their calls were most of a cycle's scoring.
+    """
+    nodes = ctx.state.nodes
+    summaries: dict[NodeName, tuple[NodeView, NodeSummary]] = {}
+    out: list[tuple[float, float]] = []
+    for option in options:
+        seen = summaries.get(option.node)
+        if seen is None:
+            seen = summaries[option.node] = (nodes[option.node], node_summary(ctx, option.node))
+        view, summary = seen
+        total = 0.0
+        growth = 0
+        for choice in option.gpus:
+            lanes = view.lanes[choice.index]
+            cap = lanes.capacity_mib
+            total += min(1.0, (lanes.committed_mib + choice.plan.growth_mib) / cap) if cap > 0 else 1.0
+            growth += choice.plan.growth_mib
+        capacity = summary.capacity_mib
+        node_fill = min(1.0, (summary.committed_mib + growth) / capacity) if capacity > 0 else 1.0
+        out.append((total / len(option.gpus), node_fill))
+    return out
 
 
 def empty_gpus_after(ctx: CycleContext, option: Placement) -> tuple[int, int]:
     """(healthy empty GPUs left on the node after the option, healthy GPUs on the node)."""
-    summary = node_summary(ctx, option.node)
-    taken = sum(1 for c in option.gpus if c.index in summary.empty_healthy)
-    return len(summary.empty_healthy) - taken, summary.healthy
+    return empties_after(ctx, (option,))[0]
+
+
+def empties_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple[int, int]]:
+    """:func:`empty_gpus_after` of each option, each node's totals looked up once."""
+    summaries: dict[NodeName, NodeSummary] = {}
+    out: list[tuple[int, int]] = []
+    for option in options:
+        summary = summaries.get(option.node)
+        if summary is None:
+            summary = summaries[option.node] = node_summary(ctx, option.node)
+        empty = summary.empty_healthy
+        taken = sum(1 for c in option.gpus if c.index in empty)
+        out.append((len(empty) - taken, summary.healthy))
+    return out

@@ -10,7 +10,7 @@ from gpulane_core.cluster import Placement
 from gpulane_core.facts import BoundFacts
 from gpulane_core.framework import CycleContext, clamp_normalize
 from gpulane_core.model import Job
-from gpulane_core.plugins.occupancy import gpu_fill_after, node_fill_after
+from gpulane_core.plugins.occupancy import fills_after
 
 # The chosen GPUs' fill against the node's (literals: 1 - 0.7 is not 0.3 in floats).
 _GPU_SHARE, _NODE_SHARE = 0.7, 0.3
@@ -25,8 +25,10 @@ class Spread:
     name: str = "Spread"
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        fill = _GPU_SHARE * gpu_fill_after(ctx, option) + _NODE_SHARE * node_fill_after(ctx, option)
-        return 1.0 - fill
+        return self.score_options(ctx, job, (option,))[0]
+
+    def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
+        return [1.0 - (_GPU_SHARE * gpu + _NODE_SHARE * node) for gpu, node in fills_after(ctx, options)]
 
     def upper_bound(self, job: Job, facts: BoundFacts) -> float:
         """The score with each fill at its least. A GPU's committed memory after admitting (P, E) is

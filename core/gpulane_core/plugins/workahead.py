@@ -48,16 +48,24 @@ class LeastWorkAhead:
         A fixed map of the marginal alone (no min-max over the options), so the bound below holds
         and the search may prune with it. A multi-GPU job counts its most loaded GPU.
         """
+        return self.score_options(ctx, job, (option,))[0]
+
+    def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
         work = job.estimated_duration_s
         if work <= 0:
-            return 1.0
-        view = ctx.state.nodes[option.node]
-        worst = work
-        for choice in option.gpus:
-            tenants = view.lanes[choice.index].tenants
-            others = (ctx.state.jobs[t.job].estimated_duration_s for t in tenants if t.job in ctx.state.jobs)
-            worst = max(worst, marginal_flow_s(work, others))
-        return work / worst
+            return [1.0] * len(options)
+        nodes, jobs = ctx.state.nodes, ctx.state.jobs
+        out: list[float] = []
+        for option in options:
+            view = nodes[option.node]
+            worst = work
+            for choice in option.gpus:
+                tenants = view.lanes[choice.index].tenants
+                if tenants:  # an idle GPU's marginal flow is the job's own work: worst stays
+                    others = [jobs[t.job].estimated_duration_s for t in tenants if t.job in jobs]
+                    worst = max(worst, marginal_flow_s(work, others))
+            out.append(work / worst)
+        return out
 
     def upper_bound(self, job: Job, facts: BoundFacts) -> float:
         """The best any option can score: an idle GPU (no waiting, no one delayed)."""
