@@ -3,8 +3,9 @@
 Order of effects for a placement, chosen so a crash at any point is recoverable: remember the
 assumption, create the pod carrying its assignment (the durable record), bind it, then write the
 job's status. A restart finds the pod, counts its lane, and finishes binding and status.
-Status writes and Events are queued (rt.status coalesces a job's writes within a second, rt.events
-posts rate-limited), so a placement costs a pod create, a Binding, one status write and one Event.
+Status writes and Events are queued (rt.status coalesces a job's writes, rt.events posts rate-limited):
+the Scheduled status waits for the pod to run (up to SCHEDULED_WINDOW_S) and goes out with Running, so a
+placement costs a pod create, a Binding, one status write and one Event.
 A DRA job's placement adds its ResourceClaim between the pod and the Binding (draapply): a create
 and one status write. Removals of pods (losses, preemption, orphans) live in removals.
 """
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 # A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
 # most such waits end sooner, and their Queued status would be one more write per job.
 QUEUED_WINDOW_S = 5.0
+# A bound job's Scheduled status waits this long for its pod to run: Running (kwok at once, a real node
+# in about a second) then writes both in one PATCH. A pod slower than that shows Scheduled meanwhile.
+SCHEDULED_WINDOW_S = 5.0
 FIRST_CYCLE = "first scheduling cycle"  # logged once the indexes are complete (benches wait for it)
 
 
@@ -122,7 +126,9 @@ def apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> Non
         return
     phase = patch["status"].get("phase")
     # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
-    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if phase == Phase.PENDING.value else None)
+    # Running is what a queued Scheduled status waits for: both go out now.
+    urgent = phase in (Phase.PENDING.value, Phase.RUNNING.value)
+    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if urgent else None)
     now = rt.clock()
     if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
         rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
@@ -186,7 +192,7 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodR
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
     body = statuses.scheduled(rec, a, now, pod.name if dra else None)
-    rt.status.put(rec.namespace, rec.name, body)
+    rt.status.put(rec.namespace, rec.name, body, window_s=SCHEDULED_WINDOW_S)
     rt.reported[rec.id] = now
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))

@@ -1,7 +1,8 @@
 """Patch a GPUShareJob's status subresource (merge patch; the builders live in statuses.py).
 
-:class:`StatusWriter` coalesces: a job's status changes within ``window_s`` (Scheduled, then Running a
-moment later) go out as one PATCH with their combined effect, so a placement costs one status write.
+:class:`StatusWriter` coalesces: a job's status changes within ``window_s`` go out as one PATCH with
+their combined effect. The caller picks the window per change (cycle.py holds Scheduled until Running
+comes), so a placement costs one status write.
 Until it is written, :meth:`StatusWriter.pending` tells the operator what it has already decided.
 """
 

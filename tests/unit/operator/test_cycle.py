@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import replace
 from typing import Any
 
 from gpulane_core.lanes import check_invariant
 from gpulane_core.model import JobId, NodeName
-from gpulane_operator import cycle
+from gpulane_operator import cycle, lifecycle
 from gpulane_operator.assignment import parse_pod
 from gpulane_operator.crd import parse_job
 from gpulane_operator.inventory import merge, parse_node
 from gpulane_operator.k8s.api import ApiError
+from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
 from gpulane_operator.published import SliceRecord
 from gpulane_operator.runtime import Runtime
 from gpulane_operator.settings import OperatorSettings
 from gpulane_operator.snapshot import build
+from gpulane_operator.statuses import compose
 from opfakes import FakeKubeApi, job_body, node_body
 
 
@@ -256,3 +259,31 @@ async def test_a_burst_onto_one_node_never_charges_more_units_than_its_kubelet_h
             pod["metadata"]["annotations"]["gpulane.dev/allocated"] = "true"
     assert len(api.pods) == 20 and sum(charges()) <= 128
     lanes_sound(api, now_views())
+
+
+async def test_a_bound_jobs_scheduled_status_waits_for_running_and_both_are_one_patch(api: FakeKubeApi) -> None:
+    now = [0.0]
+    rt = runtime(api)
+    rt.status = StatusWriter(api, rt.limit, compose, clock=lambda: now[0])
+    bodies = [job_body("a", "1Gi", "2Gi")]
+    await cycle.run(rt, lambda: views(api, bodies))
+    while rt.tasks:  # the pod create and the Binding, not the status writer
+        await asyncio.gather(*list(rt.tasks))
+    assert len(api.binds) == 1
+    now[0] = cycle.SCHEDULED_WINDOW_S - 0.5  # past the writer's default window, not past Scheduled's
+    await asyncio.sleep(0.05)
+    assert api.patches == []
+    (body,) = api.pods.values()
+    body["status"] = {"phase": "Running"}  # the kubelet (or kwok) starts it
+    pod = parse_pod(body)
+    rec = views(api, bodies).jobs[JobId("ns/a")]
+    cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, 1767225602.0))
+    await asyncio.sleep(0.05)  # Running is written at once, and carries the placement with it
+    (patch,) = (p["status"] for _, _, p in api.patches)
+    assert patch["phase"] == "Running" and patch["placement"]["node"] == body["spec"]["nodeName"]
+    assert {c["type"]: c["status"] for c in patch["conditions"]} == {"Scheduled": "True", "Ready": "True"}
+    now[0] = 60.0
+    await asyncio.sleep(0.05)
+    assert len(api.patches) == 1
+    await rt.drain()
+    assert len(api.patches) == 1
