@@ -61,12 +61,12 @@ async def run(rt: Runtime, views: Callable[[], Views]) -> None:
 
 async def _run(rt: Runtime, views: Views) -> None:
     started = time.monotonic()
-    rt.forget_confirmed(set(views.pods))
+    rt.expire_assumptions(set(views.pods))
     # Read once: pod_changed drops an assumption as soon as the watch shows its pod, which can happen
     # during the awaits below, while `views.pods` (taken earlier) still lacks that pod.
-    assumed = rt.assumed_assignments()
+    assumed = rt.cache.assignments()
     prepared = prepare(
-        views.jobs, views.pods, assumed, views.inventory, rt.waiting, rt.inflight, rt.seen,
+        views.jobs, views.pods, assumed, views.inventory, rt.queue.waiting, rt.background.inflight, rt.queue.seen,
         now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s, existing_nodes=views.nodes,
         foreign=views.foreign(), allocation=rt.settings.scheduling.allocation, selectors=rt.selectors,
         published=views.published(), memo=rt.snapshot_memo,
@@ -77,18 +77,18 @@ async def _run(rt: Runtime, views: Views) -> None:
         log.error("lane invariant broken in observed state: %s", problem)
     await gather(rt, [lose(rt, item, views) for item in lost(rt, prepared.snapshot.lost, views)])
     await gather(rt, [delete_orphan(rt, pod) for pod in orphan_pods(views)])
-    if not rt.swept_at_start:
-        rt.swept_at_start = True
+    if not rt.marks.swept_at_start:
+        rt.marks.swept_at_start = True
         log.info("%s: kopf's indexes hold %d jobs, %d gpulane pods and %d nodes, %.1fs after startup",
-                 FIRST_CYCLE, len(views.jobs), len(views.pods), len(views.nodes), time.monotonic() - rt.started_at)  # fmt: skip
-        for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.inflight | set(rt.deleting)):
+                 FIRST_CYCLE, len(views.jobs), len(views.pods), len(views.nodes), time.monotonic() - rt.marks.started_at)  # fmt: skip
+        for rec in pods_lost_while_away(views.jobs, views.pods, assumed, rt.background.inflight | set(rt.cache.deleting)):
             log.warning("job %s is %s but its pod is gone (deleted while no operator watched): queued again",
                         rec.id, rec.phase.value)  # fmt: skip
             apply_sync(rt, rec, lifecycle.after_pod_gone(rec, now))
     result, decided = plan_cycle(prepared, rt.settings.scheduler_config(), now, views.jobs, views.pods, assumed)
-    rt.waiting = dict(decided.waiting)
+    rt.queue.waiting = dict(decided.waiting)
     for job, a in ((rec.id, a) for rec, a in decided.creates):
-        rt.assume(job, a)  # before any await: the next cycle must already count these lanes
+        rt.cache.assume(job, a)  # before any await: the next cycle must already count these lanes
     calls: list[Awaitable[None]] = [preempt(rt, p, views) for p in decided.preemptions]
     calls += [_place(rt, rec, a, decided.claims.get(rec.id)) for rec, a in decided.creates]
     calls += [_resume(rt, rec, pod) for rec, pod in prepared.resumes]
@@ -100,15 +100,15 @@ async def _run(rt: Runtime, views: Views) -> None:
         touched.add(rec.id)
         calls.append(_queue(rt, rec, Reason.UNSCHEDULABLE, rec.error, None))
     for u in decided.unschedulable:
-        if u.record.id in rt.inflight:
+        if u.record.id in rt.background.inflight:
             continue
         touched.add(u.record.id)
         calls.append(_queue(rt, u.record, u.reason, u.message, u.position))
         rt.metrics.unschedulable.labels(reason=u.reason.value).inc()
     if calls:
         rt.spawn(touched, gather(rt, calls))
-    if now - rt.state_observed_at >= 1.0:  # per-GPU gauges cost ~10 ms at 800 GPUs: once a second is enough
-        rt.state_observed_at = now
+    if now - rt.marks.state_observed_at >= 1.0:  # per-GPU gauges cost ~10 ms at 800 GPUs: once a second is enough
+        rt.marks.state_observed_at = now
         rt.metrics.observe_state(result.state)
         rt.metrics.observe_counts(*job_counts(views.jobs))
     rt.metrics.cycles.labels(result="ok").inc()
@@ -157,7 +157,7 @@ async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib
         pod, created = await pods.create_or_adopt(rt.api, build_pod(rec, a, claim_mib))
     except ApiError as exc:
         if exc.definitive:
-            rt.assumed.pop(rec.id, None)
+            rt.cache.drop(rec.id)
             rt.metrics.placements.labels(result="error").inc()
             message = f"the pod cannot be created: {exc.message}"
             rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, rt.clock()))
@@ -167,12 +167,12 @@ async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib
     existing = parse_pod(pod)
     if not created:
         if existing is None or existing.assignment is None or existing.deleting or existing.terminal:
-            rt.assumed.pop(rec.id, None)
+            rt.cache.drop(rec.id)
             log.warning("pod %s exists but cannot be adopted for %s; retrying later", pod_name(rec.name), rec.id)
             return
         if not same_assignment((pod.get("metadata") or {}).get("annotations") or {}, a):
             a = existing.assignment  # what the pod says wins; it is what the lanes are rebuilt from
-            rt.assume(rec.id, a)
+            rt.cache.assume(rec.id, a)
     if existing is None:
         return  # not a gpulane pod: cannot happen for a body built by build_pod
     await _bind_and_report(rt, rec, a, existing)
@@ -193,7 +193,7 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodR
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
     body = statuses.scheduled(rec, a, now, pod.name if dra else None)
     rt.status.put(rec.namespace, rec.name, body, window_s=SCHEDULED_WINDOW_S)
-    rt.reported[rec.id] = now
+    rt.cache.report(rec.id)
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
     rt.events.post(ref(rec), Reason.PLACED.value, body["status"]["message"], now)
@@ -201,9 +201,9 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodR
 
 async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
     """A queued job whose pod exists (crash after create, or a status patch lost): finish it."""
-    if pod.assignment is None or rec.id in rt.deleting:
+    if pod.assignment is None or rec.id in rt.cache.deleting:
         return
-    if rec.id in rt.reported and pod.bound_node:
+    if rec.id in rt.cache.reported and pod.bound_node:
         return  # this process already wrote Scheduled; the job watch has not shown it yet
     try:
         await _bind_and_report(rt, rec, pod.assignment, pod)

@@ -38,7 +38,7 @@ async def allocate(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodRecord) -
         if not exc.definitive:
             raise
         await remove(rt, rec, pod, Reason.FAILED)
-        rt.assumed.pop(rec.id, None)
+        rt.cache.drop(rec.id)
         rt.metrics.placements.labels(result="error").inc()
         message = f"claim {name}: {exc.message}"
         now = rt.clock()
@@ -86,6 +86,6 @@ async def _allocate(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodRecord, 
 async def remove(rt: Runtime, rec: JobRecord, pod: PodRecord, reason: Reason) -> None:
     """Delete the pod (remembering why, so its DELETED event leaves the job to us) and its claim: the
     garbage collector would collect the claim too, but not before the pod's name is free again."""
-    rt.mark_deleting(rec.id, reason)
+    rt.cache.mark_deleting(rec.id, reason)
     await pods.delete_if_present(rt.api, rec.namespace, pod.name)
     await claim_api.delete_if_present(rt.api, rec.namespace, pod.name)

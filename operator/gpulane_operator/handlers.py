@@ -98,7 +98,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rt.runner = CycleRunner(
         lambda: cycle.run(rt, views_now), s.debounce_s, s.resync_s, not_before, live_s=config.peering.live_s()
     )
-    rt.sweep = lambda: cycle.sweep_losses(rt, views_now())
+    rt.wakeups.sweep = lambda: cycle.sweep_losses(rt, views_now())
     memo["runtime"] = rt
     if not config.peering.standalone:
         identity = memo.get("identity") or peering.operator_identity(os.environ)
@@ -114,7 +114,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     rt: Runtime | None = memo.get("runtime")
     if rt is None:
         return
-    rt.cancel_wakeups()
+    rt.wakeups.cancel()
     if rt.runner is not None:
         await rt.runner.stop()
     await rt.drain()
@@ -155,11 +155,11 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     if type == "DELETED":
         _job_gone(rt, rec, pod is not None, claim)
         return
-    rt.seen.setdefault(rec.id, rt.clock())
+    rt.queue.seen.setdefault(rec.id, rt.clock())
     if rec.pending or rec.deleting:
         rt.poke()
     _refresh_counts(rt, kwargs)
-    if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.deleting:
+    if rec.deleting and pod is not None and not pod.deleting and rec.id not in rt.cache.deleting:
         _job_gone(rt, rec, True, claim)  # another finalizer holds the job: its pod need not wait for that
         return
     cycle.apply_sync(rt, rec, lifecycle.sync(rt.current(rec), pod, rt.clock()))
@@ -174,15 +174,14 @@ def _job_gone(rt: Runtime, rec: JobRecord, has_pod: bool, claim: bool = False) -
     """The job is deleted: its pod goes, so its lane is freed. A failed delete is retried by the orphan
     cleanup (each cycle, and each pod event of a pod without a job), and on a restart by the pod listing;
     so is a pod whose create was still in flight (no pod in the index: no DELETE call now)."""
-    rt.waiting.pop(rec.id, None)
-    rt.seen.pop(rec.id, None)
+    rt.queue.forget(rec.id)
     rt.status.discard(rec.id)  # a write still queued would only meet a 404
     rt.poke()
     if not has_pod:
         return
     # The assumption stays until the watch shows the pod (or it expires): a create still in flight
     # may yet make the pod, and its lane must stay counted until the orphan pod is deleted too.
-    rt.mark_deleting(rec.id, Reason.POD_DELETED)
+    rt.cache.mark_deleting(rec.id, Reason.POD_DELETED)
     rt.spawn(set(), _delete_pod(rt, rec, claim))
 
 
@@ -200,9 +199,9 @@ async def _delete_pod(rt: Runtime, rec: JobRecord, claim: bool) -> None:
 def _refresh_counts(rt: Runtime, kwargs: dict[str, Any]) -> None:
     """Jobs-by-phase and queue gauges, at most once a second (cycles refresh them too)."""
     now = rt.clock()
-    if now - rt.counts_at < 1.0:
+    if now - rt.marks.counts_at < 1.0:
         return
-    rt.counts_at = now
+    rt.marks.counts_at = now
     rt.metrics.observe_counts(*job_counts(indexes.jobs_of(kwargs)))
 
 
@@ -217,14 +216,14 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     if type != "DELETED" and pod.assignment is not None:
         # kopf updated the pod index before calling us, so every later cycle counts this pod's lane
         # itself: the assumption made when it was created is no longer needed.
-        rt.assumed.pop(pod.job, None)
+        rt.cache.drop(pod.job)
     rec = indexes.lookup(kwargs, "gsj_index", pod.job)
     if rec is None:
         if type != "DELETED" and not pod.deleting:
             await cycle.delete_orphan(rt, pod)  # its job is gone (kopf's indexes are complete here)
         return
     if type == "DELETED":
-        if rt.deleting.pop(pod.job, None) is not None:
+        if rt.cache.deletion_seen(pod.job):
             return  # the operator deleted it and has already re-queued or failed the job
         cycle.apply_sync(rt, rec, lifecycle.after_pod_gone(rt.current(rec), rt.clock()))
         return
@@ -263,8 +262,8 @@ async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
 async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
     _seen_event(rt)
     inventory = indexes.inventory(kwargs, rt.selector)
-    if inventory == rt.last_inventory:
+    if inventory == rt.marks.last_inventory:
         return  # a heartbeat: nothing placement-relevant changed
-    rt.last_inventory = inventory
+    rt.marks.last_inventory = inventory
     rt.poke()
     await cycle.sweep_losses(rt, indexes.views(kwargs, rt.selector, inventory))

@@ -1,6 +1,6 @@
 """Removing pods (and a DRA pod's claim): lost nodes and GPUs, preemption victims, orphans.
 
-Each removal remembers why (``rt.mark_deleting``), so the pod-deleted handler leaves the job to the
+Each removal remembers why (``rt.cache.mark_deleting``), so the pod-deleted handler leaves the job to the
 code that already re-queued or failed it; the job's status is written at once, because after a crash
 no watch event would tell a restarted operator that the pod was deleted.
 """
@@ -45,13 +45,13 @@ async def gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
 
 
 def lost(rt: Runtime, lost: tuple[Lost, ...], views: Views) -> list[Lost]:
-    return [item for item in lost_to_handle(lost, views.jobs) if item.job not in rt.deleting]
+    return [item for item in lost_to_handle(lost, views.jobs) if item.job not in rt.cache.deleting]
 
 
 async def sweep_losses(rt: Runtime, views: Views) -> None:
     """Handle lost nodes and GPUs now (called on Node/GPUNode changes, even with an empty queue)."""
     async with rt.lock:  # assumptions are only dropped by scheduling cycles
-        live = [*live_assignments(views.pods, rt.assumed_assignments()).values(), *views.foreign()]
+        live = [*live_assignments(views.pods, rt.cache.assignments()).values(), *views.foreign()]
         snapshot = build(views.inventory, live, now=rt.clock(), loss_grace_s=rt.settings.scheduling.node_loss_grace_s,
                          existing_nodes=views.nodes, memo=rt.snapshot_memo)  # fmt: skip
         rt.wake_at(snapshot.loss_deadlines)
@@ -74,7 +74,7 @@ async def delete_orphan(rt: Runtime, pod: PodRecord) -> None:
 async def evict(rt: Runtime, job: JobId, reason: Reason, *, force: bool = False, claim: bool = False) -> None:
     """Delete a job's pod, remembering why, so the pod-deleted handler leaves the job to us; ``claim``:
     its ResourceClaim too (a DRA pod), so the name is free when the job is placed again."""
-    rt.mark_deleting(job, reason)
+    rt.cache.mark_deleting(job, reason)
     namespace, name = split_job_id(job)
     await pods.delete_if_present(rt.api, namespace, pod_name(name), force=force)
     if claim:

@@ -1,9 +1,8 @@
 """The operator's mutable, per-process state, kept in kopf's ``memo`` (never in module globals).
 
-It holds what the API cannot tell yet: placements whose pods the watch has not shown (so no cycle
-double-books in that gap), pods this process is deleting and why, and preemptors waiting for
-their victims. Losing it (a crash) is safe: pods carry their assignments, and a pod in flight is
-either visible after a restart or was never created.
+:class:`Runtime` composes the stores of what the API cannot tell yet (stores.py: assumed placements,
+deletions, the queue's memory, node wakeups) with the API writers; :class:`CycleRunner` decides when
+a scheduling cycle runs.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpulane_core.model import JobId, NodeName
-from gpulane_core.podcontract import Assignment
 
-from gpulane_operator.crd import JobRecord, Reason
+from gpulane_operator.crd import JobRecord
 from gpulane_operator.inventory import parse_selector
 from gpulane_operator.k8s.api import KubeApi
 from gpulane_operator.k8s.events import EventPoster
@@ -29,19 +27,9 @@ from gpulane_operator.selectors import SelectorCache
 from gpulane_operator.settings import LIVE_S, OperatorSettings
 from gpulane_operator.snapshot import SnapshotMemo
 from gpulane_operator.statuses import compose, overlay
+from gpulane_operator.stores import ApplyTasks, AssumeCache, Marks, NodeWakeups, QueueMemory
 
 log = logging.getLogger(__name__)
-# An assumption the watch has not confirmed is forgotten this long after its job's API actions finished
-# (the watch shows real pods sooner). Counted from the end of those actions, never from the decision: under
-# load a pod create can wait in the request queue for longer than this, and an assumption dropped before the
-# watch shows its pod hides that pod's lane from the next cycle, which then books the lane twice.
-ASSUMED_TTL_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Assumed:
-    assignment: Assignment
-    since_s: float  # when it was made, or when its job's last API actions finished
 
 
 class CycleRunner:
@@ -131,35 +119,29 @@ class CycleRunner:
 
 @dataclass
 class Runtime:
+    """One operator process: its settings and API writers, and the named stores of what it knows ahead of
+    the API (stores.py). A cycle reads the stores once, before its first await."""
+
     settings: OperatorSettings
     api: KubeApi
     metrics: OperatorMetrics
     clock: Callable[[], float] = time.time
-    assumed: dict[JobId, Assumed] = field(default_factory=dict)
-    deleting: dict[JobId, tuple[Reason, float]] = field(default_factory=dict)
-    waiting: dict[JobId, frozenset[JobId]] = field(default_factory=dict)
-    reported: dict[JobId, float] = field(default_factory=dict)  # when this process wrote Scheduled
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one cycle or loss sweep at a time
     runner: CycleRunner | None = None
-    inflight: set[JobId] = field(default_factory=set)  # jobs whose API actions are still running
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
-    selector: dict[str, str | None] = field(init=False)  # scope.node_selector, parsed once
-    seen: dict[JobId, float] = field(default_factory=dict)  # when each job's first event arrived
-    counts_at: float = 0.0  # when a job event last refreshed the jobs-by-phase and queue gauges
-    swept_at_start: bool = False  # the first cycle looked for pods deleted while no operator watched
-    started_at: float = field(default_factory=time.monotonic)  # when this process's runtime was made
-    state_observed_at: float = 0.0  # when a cycle last refreshed the per-GPU lane gauges (and those counts)
-    last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
-    # A NotReady node sends no more watch events: a loss sweep is scheduled for when its grace ends.
-    sweep: Callable[[], Coroutine[Any, Any, None]] | None = None
-    wakeups: dict[NodeName, tuple[float, asyncio.TimerHandle]] = field(default_factory=dict)
+    cache: AssumeCache = field(init=False)  # placements, Scheduled writes and deletions the watch lags behind
+    background: ApplyTasks = field(default_factory=ApplyTasks)  # cycles' API actions in flight
+    wakeups: NodeWakeups = field(default_factory=NodeWakeups)  # loss sweeps at NotReady nodes' deadlines
+    queue: QueueMemory = field(default_factory=QueueMemory)  # first-seen times, preemptors waiting
+    marks: Marks = field(default_factory=Marks)  # throttles of gauges and sweeps
     selectors: SelectorCache = field(default_factory=SelectorCache)  # DRA jobs' compiled device selectors
     snapshot_memo: SnapshotMemo = field(default_factory=SnapshotMemo)  # unchanged GPUs' lanes, cycle to cycle
+    limit: asyncio.Semaphore = field(init=False)  # API calls in flight, over all cycles
+    selector: dict[str, str | None] = field(init=False)  # scope.node_selector, parsed once
     status: StatusWriter = field(init=False)  # every job status write goes through it (coalesced)
     events: EventPoster = field(init=False)  # every Event goes through it (rate-limited)
 
     def __post_init__(self) -> None:
+        self.cache = AssumeCache(self.clock)
         self.limit = asyncio.Semaphore(self.settings.scheduling.max_concurrent_requests)
         self.selector = parse_selector(self.settings.scope.node_selector)
         self.status = StatusWriter(self.api, self.limit, compose)
@@ -180,55 +162,21 @@ class Runtime:
     def spawn(self, jobs: set[JobId], work: Coroutine[Any, Any, None]) -> None:
         """Run a cycle's API actions in the background: the next cycle need not wait for them,
         because their lanes are already assumed and their jobs are skipped until they finish."""
-        self.inflight |= jobs
 
-        def finished(task: asyncio.Task[None]) -> None:
-            self.tasks.discard(task)
-            self.inflight -= jobs
-            self._settled(jobs)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("applying a cycle failed", exc_info=task.exception())
+        def finished(done: set[JobId]) -> None:
+            self.cache.settled(done)
             self.poke()
 
-        task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(finished)
+        self.background.spawn(jobs, work, finished)
 
     async def drain(self) -> None:
         """Wait for every background action, then write queued statuses and Events now (tests, shutdown)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self.background.wait()
         await self.status.flush()
         await self.events.flush()
 
-    def assume(self, job: JobId, assignment: Assignment) -> None:
-        self.assumed[job] = Assumed(assignment, self.clock())
-
-    def forget_confirmed(self, visible: set[JobId]) -> None:
-        """Drop assumptions the watch has confirmed, and stale ones whose pod never appeared."""
-        now = self.clock()
-        for job in list(self.assumed):
-            expired = now - self.assumed[job].since_s > ASSUMED_TTL_S and job not in self.inflight
-            if job in visible or expired:
-                del self.assumed[job]
-        for job in list(self.reported):
-            if now - self.reported[job] > ASSUMED_TTL_S:
-                del self.reported[job]
-        for job in list(self.deleting):
-            if job not in visible and now - self.deleting[job][1] > ASSUMED_TTL_S:
-                del self.deleting[job]
-
-    def _settled(self, jobs: set[JobId]) -> None:
-        """The API actions of these jobs have finished: their assumptions' TTL starts now."""
-        now = self.clock()
-        for job in jobs & self.assumed.keys():
-            self.assumed[job] = Assumed(self.assumed[job].assignment, now)
-
-    def mark_deleting(self, job: JobId, reason: Reason) -> None:
-        self.deleting[job] = (reason, self.clock())
-
-    def assumed_assignments(self) -> dict[JobId, Assignment]:
-        return {job: a.assignment for job, a in self.assumed.items()}
+    def expire_assumptions(self, visible: set[JobId]) -> None:
+        self.cache.expire(visible, self.background.inflight)
 
     def poke(self) -> None:
         if self.runner is not None:
@@ -236,25 +184,5 @@ class Runtime:
 
     def wake_at(self, deadlines: Mapping[NodeName, float]) -> None:
         """Run a loss sweep when each NotReady node's grace ends (once per node and deadline)."""
-        if self.sweep is None:
-            return
-        loop = asyncio.get_running_loop()
-        for node, deadline in deadlines.items():
-            known = self.wakeups.get(node)
-            if known is not None and known[0] == deadline:
-                continue
-            if known is not None:
-                known[1].cancel()
-            delay = max(0.0, deadline - self.clock()) + 0.2  # just past the deadline
-            log.info("node %s is NotReady; its jobs are handled as lost in %.0fs (on_node_loss=%s) unless it returns",
-                     node, delay, self.settings.scheduling.on_node_loss)  # fmt: skip
-            self.wakeups[node] = (deadline, loop.call_later(delay, self._sweep_now))
-
-    def _sweep_now(self) -> None:
-        if self.sweep is not None:
-            self.spawn(set(), self.sweep())
-
-    def cancel_wakeups(self) -> None:
-        for _, handle in self.wakeups.values():
-            handle.cancel()
-        self.wakeups.clear()
+        on_loss = self.settings.scheduling.on_node_loss
+        self.wakeups.wake_at(deadlines, self.clock(), on_loss, lambda sweep: self.spawn(set(), sweep))

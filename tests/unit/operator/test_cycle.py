@@ -122,7 +122,7 @@ async def test_a_rejected_pod_fails_the_job_and_frees_the_assumption(api: FakeKu
     await run(rt, views(api, [job_body("a")]))
     status = applied_statuses(api)["a"]
     assert status["phase"] == "Failed" and "Required value" in status["message"]
-    assert rt.assumed == {}
+    assert rt.cache.assumed == {}
 
 
 async def test_lost_node_requeues_its_jobs(api: FakeKubeApi) -> None:
@@ -134,7 +134,7 @@ async def test_lost_node_requeues_its_jobs(api: FakeKubeApi) -> None:
     rt = runtime(api)
     await cycle.sweep_losses(rt, gone)
     await rt.drain()  # status writes and Events are queued
-    assert api.pods == {} and rt.deleting[JobId("ns/a")][0].value == "NodeLost"
+    assert api.pods == {} and rt.cache.deleting[JobId("ns/a")][0].value == "NodeLost"
     assert api.deleted == [("ns", "a-gpulane", 0)]  # the Node object is gone: force, like pod GC
     assert applied_statuses(api)["a"]["phase"] == "Pending"
     assert "is gone" in applied_statuses(api)["a"]["message"]
@@ -170,11 +170,11 @@ async def test_a_node_not_ready_past_the_grace_is_lost_and_a_sweep_is_scheduled_
     async def sweep() -> None:
         sweeps.append("swept")
 
-    rt.sweep = sweep
+    rt.wakeups.sweep = sweep
     await cycle.sweep_losses(rt, cycle.Views(v.jobs, v.pods, inv, nodes))
-    assert api.deleted == [] and set(rt.wakeups) == {node}  # 5 s of 20: not yet; woken at the deadline
-    assert rt.wakeups[node][0] == now + 15.0
-    rt.cancel_wakeups()
+    assert api.deleted == [] and set(rt.wakeups.timers) == {node}  # 5 s of 20: not yet; woken at the deadline
+    assert rt.wakeups.timers[node][0] == now + 15.0
+    rt.wakeups.cancel()
     inv[node] = replace(inv[node], not_ready_since=now - 21.0)
     await cycle.sweep_losses(rt, cycle.Views(v.jobs, v.pods, inv, nodes))
     await rt.drain()
@@ -204,7 +204,7 @@ async def test_an_assumption_dropped_while_the_cycle_awaits_still_counts_in_that
     rt = runtime(api)
     await run(rt, cycle.Views({parse_job(a).id: parse_job(a)}, {}, one_node, frozenset({"n1"})))
     a_pod = api.pods[("ns", "a-gpulane")]
-    assert JobId("ns/a") in rt.assumed  # created, not yet seen by the watch
+    assert JobId("ns/a") in rt.cache.assumed  # created, not yet seen by the watch
     orphan = copy.deepcopy(a_pod)
     orphan["metadata"]["name"] = "ghost-gpulane"
     orphan["metadata"]["labels"]["gpulane.dev/job"] = "ghost"
@@ -214,7 +214,7 @@ async def test_an_assumption_dropped_while_the_cycle_awaits_still_counts_in_that
 
     async def delete_while_the_watch_confirms_a(namespace: str, name: str, grace_period_s: int | None = None) -> None:
         await real_delete(namespace, name, grace_period_s)
-        rt.assumed.pop(JobId("ns/a"), None)  # what pod_changed does when a's pod reaches the watch
+        rt.cache.assumed.pop(JobId("ns/a"), None)  # what pod_changed does when a's pod reaches the watch
 
     api.delete_pod = delete_while_the_watch_confirms_a  # type: ignore[method-assign]
     statuses = applied_statuses(api)
@@ -267,8 +267,8 @@ async def test_a_bound_jobs_scheduled_status_waits_for_running_and_both_are_one_
     rt.status = StatusWriter(api, rt.limit, compose, clock=lambda: now[0])
     bodies = [job_body("a", "1Gi", "2Gi")]
     await cycle.run(rt, lambda: views(api, bodies))
-    while rt.tasks:  # the pod create and the Binding, not the status writer
-        await asyncio.gather(*list(rt.tasks))
+    while rt.background.tasks:  # the pod create and the Binding, not the status writer
+        await asyncio.gather(*list(rt.background.tasks))
     assert len(api.binds) == 1
     now[0] = cycle.SCHEDULED_WINDOW_S - 0.5  # past the writer's default window, not past Scheduled's
     await asyncio.sleep(0.05)

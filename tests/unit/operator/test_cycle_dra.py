@@ -74,7 +74,7 @@ async def test_a_claim_allocated_differently_is_not_rewritten_the_pod_goes(api: 
     assert api.pods == {} and api.claims == {} and api.binds == []
     status = applied_statuses(api)["a"]
     assert status["phase"] == "Pending" and "claim a-gpulane is allocated differently" in status["message"]
-    assert rt.assumed == {}
+    assert rt.cache.assumed == {}
 
 
 async def test_a_definitive_claim_error_deletes_the_pod_and_fails_the_job_naming_the_claim(api: FakeKubeApi) -> None:
@@ -85,7 +85,7 @@ async def test_a_definitive_claim_error_deletes_the_pod_and_fails_the_job_naming
     status = applied_statuses(api)["a"]
     assert status["phase"] == "Failed"
     assert status["message"] == "claim a-gpulane: spec.devices.requests[0].exactly.selectors[0].cel.expression: compile error"
-    assert rt.assumed == {}
+    assert rt.cache.assumed == {}
     assert any(e["reason"] == "Failed" and "claim a-gpulane" in e["message"] for e in api.events)
 
 

@@ -6,8 +6,9 @@ import itertools
 from gpulane_core.model import JobClass, JobId, LaneId, NodeName
 from gpulane_core.podcontract import Assignment
 from gpulane_operator.metrics import OperatorMetrics
-from gpulane_operator.runtime import ASSUMED_TTL_S, CycleRunner, Runtime
+from gpulane_operator.runtime import CycleRunner, Runtime
 from gpulane_operator.settings import OperatorSettings
+from gpulane_operator.stores import ASSUMED_TTL_S
 from opfakes import FakeKubeApi
 
 A = Assignment(JobId("ns/a"), NodeName("n1"), (0,), ("GPU-0",), LaneId("lane-0"), 1024, 0, 1024, 4, JobClass.GUARANTEED)
@@ -48,27 +49,27 @@ async def test_assumptions_end_when_confirmed_or_a_ttl_after_their_actions_finis
     now = [1000.0]
     rt = Runtime(OperatorSettings(), FakeKubeApi(), OperatorMetrics(), clock=lambda: now[0])
     b = JobId("ns/b")
-    rt.assume(A.job, A)
-    rt.assume(b, A)
-    rt.forget_confirmed({A.job})
-    assert set(rt.assumed) == {b}
+    rt.cache.assume(A.job, A)
+    rt.cache.assume(b, A)
+    rt.expire_assumptions({A.job})
+    assert set(rt.cache.assumed) == {b}
     release = asyncio.Event()
     rt.spawn({b}, release.wait())  # b's pod create is queued behind other requests
     await asyncio.sleep(0)
     now[0] += ASSUMED_TTL_S + 30
-    rt.forget_confirmed(set())
-    assert set(rt.assumed) == {b}  # never while in flight
+    rt.expire_assumptions(set())
+    assert set(rt.cache.assumed) == {b}  # never while in flight
     release.set()
     await rt.drain()
-    assert b not in rt.inflight
-    rt.forget_confirmed(set())
-    assert set(rt.assumed) == {b}  # the create just finished: the watch has not had its chance yet
+    assert b not in rt.background.inflight
+    rt.expire_assumptions(set())
+    assert set(rt.cache.assumed) == {b}  # the create just finished: the watch has not had its chance yet
     now[0] += ASSUMED_TTL_S - 1
-    rt.forget_confirmed(set())
-    assert set(rt.assumed) == {b}
+    rt.expire_assumptions(set())
+    assert set(rt.cache.assumed) == {b}
     now[0] += 2
-    rt.forget_confirmed(set())
-    assert rt.assumed == {}  # never confirmed a TTL after its actions finished: forgotten
+    rt.expire_assumptions(set())
+    assert rt.cache.assumed == {}  # never confirmed a TTL after its actions finished: forgotten
 
 
 async def test_the_pause_between_cycles_is_at_least_the_last_cycles_length() -> None:

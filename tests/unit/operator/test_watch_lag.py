@@ -56,7 +56,7 @@ async def scenario(sizes: list[tuple[str, str]], actions: list[tuple[str, int]])
             if keys:
                 key = keys[k % len(keys)]
                 visible.add(key)
-                rt.assumed.pop(f"{key[0]}/{key[1].removesuffix('-gpulane')}", None)  # what pod_changed does
+                rt.cache.assumed.pop(f"{key[0]}/{key[1].removesuffix('-gpulane')}", None)  # what pod_changed does
         elif action == "finish":
             keys = sorted(visible & set(api.pods))
             if keys:
