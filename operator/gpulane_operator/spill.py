@@ -22,7 +22,10 @@ from gpulane_operator.crd import JobRecord
 from gpulane_operator.decide import CyclePlan, Prepared, plan
 from gpulane_operator.snapshot import without_nodes
 
-ROUNDS = 3  # the first placement and at most two spills: each spill excludes the nodes the last one filled
+# The first placement and at most 15 spills; each spill excludes the nodes the last one filled. Measured on
+# a 500-job drain on 100 kwok nodes: 3 rounds bound 92-138 jobs/s, 8 rounds 175-205, 16 rounds 170-289
+# (the held jobs left after a round are few, so later rounds cost little).
+ROUNDS = 16
 
 
 def plan_cycle(

@@ -29,8 +29,8 @@ def test_a_burst_spills_past_the_limiter_and_keeps_every_rule() -> None:
     single = plan(prepared, result, js, {}, {})
     assert single.limited  # the packed first round leaves jobs waiting for counts ...
     assert len(decided.creates) > len(single.creates)  # ... which the spills place elsewhere
-    assert len(decided.creates) >= 110  # three rounds by default ...
-    assert len(plan_cycle(prepared, CONFIG, 0.0, js, {}, {}, rounds=6)[1].creates) == 120  # ... more place all
+    assert len(plan_cycle(prepared, CONFIG, 0.0, js, {}, {}, rounds=3)[1].creates) >= 110  # three rounds: most
+    assert len(decided.creates) == 120  # the default rounds place the whole burst
     charges: dict[NodeName, list[int]] = defaultdict(list)
     for _, a in decided.creates:
         charges[a.node].append(a.charge_units)
