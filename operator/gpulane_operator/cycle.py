@@ -4,7 +4,7 @@ Order of effects for a placement, chosen so a crash at any point is recoverable:
 assumption, create the pod carrying its assignment (the durable record), bind it, then write the
 job's status. A restart finds the pod, counts its lane, and finishes binding and status.
 Status writes and Events are queued (rt.status coalesces a job's writes, rt.events posts rate-limited):
-the Scheduled status waits for the pod to run (up to SCHEDULED_WINDOW_S) and goes out with Running, so a
+the Scheduled status waits for the pod to run (outcomes.SCHEDULED_WINDOW_S) and goes out with Running, so a
 placement costs a pod create, a Binding, one status write and one Event.
 A DRA job's placement adds its ResourceClaim between the pod and the Binding (draapply): a create
 and one status write. Removals of pods (losses, preemption, orphans) live in removals.
@@ -19,9 +19,9 @@ from typing import Any
 
 from gpulane_core.podcontract import Assignment
 
-from gpulane_operator import draapply, lifecycle, statuses
+from gpulane_operator import draapply, lifecycle, outcomes
 from gpulane_operator.assignment import PodRecord, parse_pod, pod_name
-from gpulane_operator.crd import JobRecord, Phase, Reason
+from gpulane_operator.crd import JobRecord, Reason
 from gpulane_operator.decide import job_counts, pods_lost_while_away, prepare
 from gpulane_operator.k8s import binding, pods
 from gpulane_operator.k8s.api import ApiError
@@ -34,7 +34,6 @@ from gpulane_operator.removals import (
     lost,
     orphan_pods,
     preempt,
-    ref,
     sweep_losses,
 )
 from gpulane_operator.runtime import Runtime
@@ -43,12 +42,6 @@ from gpulane_operator.views import Views
 
 __all__ = ["Views", "apply_sync", "delete_orphan", "orphan_pods", "run", "sweep_losses"]
 log = logging.getLogger(__name__)
-# A job that waits its turn (Queued) or only moves in the queue is told so within this long: in a burst
-# most such waits end sooner, and their Queued status would be one more write per job.
-QUEUED_WINDOW_S = 5.0
-# A bound job's Scheduled status waits this long for its pod to run: Running (kwok at once, a real node
-# in about a second) then writes both in one PATCH. A pod slower than that shows Scheduled meanwhile.
-SCHEDULED_WINDOW_S = 5.0
 FIRST_CYCLE = "first scheduling cycle"  # logged once the indexes are complete (benches wait for it)
 
 
@@ -122,20 +115,8 @@ async def _run(rt: Runtime, views: Views) -> None:
 
 def apply_sync(rt: Runtime, rec: JobRecord, patch: dict[str, Any] | None) -> None:
     """Write a lifecycle patch (the job agreeing with its pod) and the Event that goes with it."""
-    if patch is None:
-        return
-    phase = patch["status"].get("phase")
-    # Back to Pending means the pod is gone: nothing would rebuild that status after a crash, so no delay.
-    # Running is what a queued Scheduled status waits for: both go out now.
-    urgent = phase in (Phase.PENDING.value, Phase.RUNNING.value)
-    rt.status.put(rec.namespace, rec.name, patch, window_s=0.0 if urgent else None)
-    now = rt.clock()
-    if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
-        rt.metrics.job_completion.observe(max(0.0, now - rec.created_s))
-        reason = Reason.SUCCEEDED if phase == Phase.SUCCEEDED.value else Reason.FAILED
-        rt.events.post(ref(rec), reason.value, patch["status"]["message"], now)
-    elif phase == Phase.PENDING.value:
-        rt.events.post(ref(rec), Reason.POD_DELETED.value, patch["status"]["message"], now, warning=True)
+    if patch is not None:
+        rt.write(rec, outcomes.synced(patch))
 
 
 async def _place(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib: int | None) -> None:
@@ -149,7 +130,7 @@ async def _place(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib: int | No
 def _retry_later(rt: Runtime, rec: JobRecord, message: str) -> None:
     """A placement whose outcome is unknown: the job says so, and with that reason it gets a kopf daemon
     that holds the scheduling loop for resyncs (its assumption may have to expire first)."""
-    rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.RETRYING, message, rt.clock()))
+    rt.write(rec, outcomes.retrying(rec, message, rt.clock()))
 
 
 async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib: int | None) -> None:
@@ -159,19 +140,20 @@ async def _create_and_bind(rt: Runtime, rec: JobRecord, a: Assignment, claim_mib
         if exc.definitive:
             rt.cache.drop(rec.id)
             rt.metrics.placements.labels(result="error").inc()
-            message = f"the pod cannot be created: {exc.message}"
-            rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, rt.clock()))
-            rt.events.post(ref(rec), Reason.FAILED.value, message, rt.clock(), warning=True)
+            rt.write(rec, outcomes.refused(rec, Reason.FAILED, f"the pod cannot be created: {exc.message}", rt.clock()))
             return
         raise  # outcome unknown: keep the assumption until the watch shows the pod or it expires
     existing = parse_pod(pod)
     if not created:
-        if existing is None or existing.assignment is None or existing.deleting or existing.terminal:
+        same = same_assignment((pod.get("metadata") or {}).get("annotations") or {}, a)
+        unusable = existing is None or existing.deleting or existing.terminal
+        chosen = outcomes.adopted(a, None if existing is None else existing.assignment, unusable, same)
+        if chosen is None:
             rt.cache.drop(rec.id)
             log.warning("pod %s exists but cannot be adopted for %s; retrying later", pod_name(rec.name), rec.id)
             return
-        if not same_assignment((pod.get("metadata") or {}).get("annotations") or {}, a):
-            a = existing.assignment  # what the pod says wins; it is what the lanes are rebuilt from
+        if not same:
+            a = chosen
             rt.cache.assume(rec.id, a)
     if existing is None:
         return  # not a gpulane pod: cannot happen for a body built by build_pod
@@ -191,12 +173,10 @@ async def _bind_and_report(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodR
         return
     now = rt.clock()
     log.info("bound %s to %s GPU %s %s", rec.id, a.node, ",".join(map(str, a.gpu_indices)), a.lane)
-    body = statuses.scheduled(rec, a, now, pod.name if dra else None)
-    rt.status.put(rec.namespace, rec.name, body, window_s=SCHEDULED_WINDOW_S)
+    rt.write(rec, outcomes.placed(rec, a, now, pod.name if dra else None))
     rt.cache.report(rec.id)
     rt.metrics.placements.labels(result="bound").inc()
     rt.metrics.placement_latency.observe(max(0.0, now - rec.created_s))
-    rt.events.post(ref(rec), Reason.PLACED.value, body["status"]["message"], now)
 
 
 async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
@@ -214,18 +194,8 @@ async def _resume(rt: Runtime, rec: JobRecord, pod: PodRecord) -> None:
 
 async def _reject(rt: Runtime, rec: JobRecord, reason: Reason) -> None:
     """A job that can never run as specified (rec.error says why): Failed, nothing created."""
-    now = rt.clock()
-    rt.status.put(rec.namespace, rec.name, statuses.failed(rec, reason, rec.error, now))
-    rt.events.post(ref(rec), reason.value, rec.error, now, warning=True)
+    rt.write(rec, outcomes.refused(rec, reason, rec.error, rt.clock()))
 
 
 async def _queue(rt: Runtime, rec: JobRecord, reason: Reason, message: str, position: int | None) -> None:
-    now = rt.clock()
-    body = statuses.pending(rec, reason, message, now, position)
-    moved_only = rec.scheduled_reason == reason.value and rec.scheduled_message == message
-    if reason is Reason.QUEUED or moved_only:
-        rt.status.put(rec.namespace, rec.name, body, window_s=QUEUED_WINDOW_S)
-    else:
-        rt.status.put(rec.namespace, rec.name, body)
-    if reason is Reason.UNSCHEDULABLE and rec.scheduled_reason != reason.value:
-        rt.events.post(ref(rec), reason.value, message, now, warning=True)
+    rt.write(rec, outcomes.queued(rec, reason, message, position, rt.clock()))

@@ -15,13 +15,12 @@ import logging
 
 from gpulane_core.podcontract import Assignment
 
-from gpulane_operator import claims, statuses
+from gpulane_operator import claims, outcomes
 from gpulane_operator.assignment import PodRecord
 from gpulane_operator.crd import JobRecord, Reason
 from gpulane_operator.k8s import claims as claim_api
 from gpulane_operator.k8s import pods
 from gpulane_operator.k8s.api import ApiError
-from gpulane_operator.k8s.events import JobRef
 from gpulane_operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,10 +39,7 @@ async def allocate(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodRecord) -
         await remove(rt, rec, pod, Reason.FAILED)
         rt.cache.drop(rec.id)
         rt.metrics.placements.labels(result="error").inc()
-        message = f"claim {name}: {exc.message}"
-        now = rt.clock()
-        rt.status.put(rec.namespace, rec.name, statuses.failed(rec, Reason.FAILED, message, now), window_s=0.0)
-        rt.events.post(JobRef(rec.namespace, rec.name, rec.uid), Reason.FAILED.value, message, now, warning=True)
+        rt.write(rec, outcomes.refused(rec, Reason.FAILED, f"claim {name}: {exc.message}", rt.clock(), at_once=True))
         return False
 
 
@@ -73,8 +69,7 @@ async def _allocate(rt: Runtime, rec: JobRecord, a: Assignment, pod: PodRecord, 
         message = f"claim {pod.name} is allocated differently from the job's placement; the job is placed again"
         log.error("%s: %s", rec.id, message)
         await remove(rt, rec, pod, Reason.POD_DELETED)
-        now = rt.clock()
-        rt.status.put(rec.namespace, rec.name, statuses.pending(rec, Reason.RETRYING, message, now), window_s=0.0)
+        rt.write(rec, outcomes.retrying(rec, message, rt.clock(), at_once=True))
         return False
     reserved = status.get("reservedFor") or ()
     if not any(r.get("uid") == pod.uid for r in reserved):

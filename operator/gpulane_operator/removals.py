@@ -14,23 +14,18 @@ from collections.abc import Awaitable
 from gpulane_core.model import JobId
 from gpulane_core.scheduler import Preemption
 
-from gpulane_operator import statuses
+from gpulane_operator import outcomes
 from gpulane_operator.assignment import PodRecord, pod_name
-from gpulane_operator.crd import JobRecord, Reason, split_job_id
+from gpulane_operator.crd import Reason, split_job_id
 from gpulane_operator.decide import live_assignments, lost_to_handle
 from gpulane_operator.k8s import claims as claim_api
 from gpulane_operator.k8s import pods
 from gpulane_operator.k8s.api import ApiError
-from gpulane_operator.k8s.events import JobRef
 from gpulane_operator.runtime import Runtime
 from gpulane_operator.snapshot import Lost, build
 from gpulane_operator.views import Views
 
 log = logging.getLogger(__name__)
-
-
-def ref(rec: JobRecord) -> JobRef:
-    return JobRef(rec.namespace, rec.name, rec.uid)
 
 
 async def gather(rt: Runtime, calls: list[Awaitable[None]]) -> None:
@@ -92,25 +87,16 @@ async def lose(rt: Runtime, item: Lost, views: Views) -> None:
     # The snapshot decided whether a kubelet will ever confirm the pod's end (force_delete); on a live
     # node the pod's memory stays counted until its containers have really stopped.
     await evict(rt, item.job, item.reason, force=item.force_delete, claim=has_claim(views, item.job))
-    now = rt.clock()
-    if rt.settings.scheduling.on_node_loss == "fail":
-        body = statuses.failed(rec, item.reason, item.message, now)
-    else:
-        body = statuses.pending(rec, item.reason, f"{item.message}; queued again", now)
     # Written at once: after a crash no watch event would tell a restarted operator the pod was deleted.
-    rt.status.put(rec.namespace, rec.name, body, window_s=0.0)
-    rt.events.post(ref(rec), item.reason.value, item.message, now, warning=True)
+    rt.write(rec, outcomes.node_lost(rec, item, rt.settings.scheduling.on_node_loss, rt.clock()))
 
 
 async def preempt(rt: Runtime, p: Preemption, views: Views) -> None:
     victim = views.jobs.get(p.victim)
     await evict(rt, p.victim, Reason.PREEMPTED, claim=has_claim(views, p.victim))
     rt.metrics.preemptions.inc()
-    now = rt.clock()
     if victim is not None:
-        body = statuses.pending(victim, Reason.PREEMPTED, f"preempted: {p.reason}", now, preempted=True)
-        rt.status.put(victim.namespace, victim.name, body, window_s=0.0)  # as in _lose: its pod is gone
-        rt.events.post(ref(victim), Reason.PREEMPTED.value, f"preempted for {p.for_job}", now, warning=True)
+        rt.write(victim, outcomes.preempted(victim, p, rt.clock()))  # at once, as in lose: its pod is gone
     preemptor = views.jobs.get(p.for_job)
     if preemptor is not None:
-        rt.events.post(ref(preemptor), Reason.PREEMPTING.value, f"preempting {p.victim}: {p.reason}", now)
+        rt.write(preemptor, outcomes.preempting(p))

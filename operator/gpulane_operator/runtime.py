@@ -20,9 +20,10 @@ from gpulane_core.model import JobId, NodeName
 from gpulane_operator.crd import JobRecord
 from gpulane_operator.inventory import parse_selector
 from gpulane_operator.k8s.api import KubeApi
-from gpulane_operator.k8s.events import EventPoster
+from gpulane_operator.k8s.events import EventPoster, JobRef
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.metrics import OperatorMetrics
+from gpulane_operator.outcomes import JobWrite
 from gpulane_operator.selectors import SelectorCache
 from gpulane_operator.settings import LIVE_S, OperatorSettings
 from gpulane_operator.snapshot import SnapshotMemo
@@ -158,6 +159,17 @@ class Runtime:
             if job in out:
                 out[job] = self.current(out[job])
         return out
+
+    def write(self, rec: JobRecord, w: JobWrite) -> None:
+        """Execute a decided job write (outcomes.py): queue its status, post its Event, observe a completion."""
+        now = self.clock()
+        if w.body is not None:
+            self.status.put(rec.namespace, rec.name, w.body, window_s=w.window_s)
+        if w.event is not None:
+            ref = JobRef(rec.namespace, rec.name, rec.uid)
+            self.events.post(ref, w.event.reason.value, w.event.message, now, warning=w.event.warning)
+        if w.completed:
+            self.metrics.job_completion.observe(max(0.0, now - rec.created_s))
 
     def spawn(self, jobs: set[JobId], work: Coroutine[Any, Any, None]) -> None:
         """Run a cycle's API actions in the background: the next cycle need not wait for them,

@@ -9,7 +9,7 @@ from typing import Any
 
 from gpulane_core.lanes import check_invariant
 from gpulane_core.model import JobId, NodeName
-from gpulane_operator import cycle, lifecycle
+from gpulane_operator import cycle, lifecycle, outcomes
 from gpulane_operator.assignment import parse_pod
 from gpulane_operator.crd import parse_job
 from gpulane_operator.inventory import merge, parse_node
@@ -270,7 +270,7 @@ async def test_a_bound_jobs_scheduled_status_waits_for_running_and_both_are_one_
     while rt.background.tasks:  # the pod create and the Binding, not the status writer
         await asyncio.gather(*list(rt.background.tasks))
     assert len(api.binds) == 1
-    now[0] = cycle.SCHEDULED_WINDOW_S - 0.5  # past the writer's default window, not past Scheduled's
+    now[0] = outcomes.SCHEDULED_WINDOW_S - 0.5  # past the writer's default window, not past Scheduled's
     await asyncio.sleep(0.05)
     assert api.patches == []
     (body,) = api.pods.values()
