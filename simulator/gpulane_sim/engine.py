@@ -480,6 +480,8 @@ def _with_priority(job: Job, priority: int) -> Job:
 def placement_for(spec: PolicySpec, config: SimConfig) -> str:
     if config.placement != "auto":
         return config.placement
+    if spec.placement != "auto":
+        return spec.placement
     # One iteration at a time per GPU: where a job waits is set by the work ahead of it, not memory.
     return "least-work" if spec.lanes is LaneMode.SINGLE else "gpulane"
 
