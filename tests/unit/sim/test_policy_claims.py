@@ -90,6 +90,33 @@ def test_gpulane_does_not_strand_long_jobs_in_one_lane(demo_csv: Path, spec: Mix
     assert gpulane["avg_jct_s"] <= pack["avg_jct_s"]
 
 
+def test_a_job_that_joins_mid_iteration_is_prefetched_before_its_turn() -> None:
+    # long computes 10 s iterations; short arrives at 2 s, ranks first (srtf) and takes the GPU at the
+    # first boundary. Its working set (1.6 GiB, 0.1 s) is copied while long computes, not after.
+    jobs = [
+        Job(JobId("long"), 1_000, 1_000, iteration_s=10.0, iterations=3, working_set_mib=1_000),
+        Job(JobId("short"), 1_000, 1_000, arrival_s=2.0, iteration_s=1.0, iterations=2, working_set_mib=1_600),
+    ]
+    on = {o.job: o for o in simulate(jobs, SimPolicy.SRTF, SimConfig(gpus=1)).jobs}
+    off = {o.job: o for o in simulate(jobs, SimPolicy.SRTF, SimConfig(gpus=1, prefetch=False)).jobs}
+    boundary = 1_000 * 2**20 / 16e9 + 10.0  # long's own first copy, then its first iteration
+    assert on["short"].first_start_s == pytest.approx(boundary)
+    assert off["short"].first_start_s == pytest.approx(boundary + 1_600 * 2**20 / 16e9)
+
+
+def test_gpulane_prefetch_is_no_worse_than_off_on_the_heavy_tail_mixes(demo_csv: Path) -> None:
+    # Seeds where a prefetch that became a demand waited in the prefetch queue (behind other lanes'
+    # copies) or a mid-iteration joiner was copied only at its turn made prefetch on the worse run.
+    profiles = load_workload(demo_csv).jobs
+    cfg = SimConfig(gpus=2, gpu_memory_mib=16_384)
+    for seed in (3, 5, 9):
+        jobs = generate_mix(profiles, replace(_BENCH_HEAVY, seed=seed))
+        on = simulate(jobs, SimPolicy.GPULANE, cfg).summary()
+        off = simulate(jobs, SimPolicy.GPULANE, replace(cfg, prefetch=False)).summary()
+        assert on["avg_jct_s"] <= off["avg_jct_s"] + 1e-9, (seed, on["avg_jct_s"], off["avg_jct_s"])
+        assert on["makespan_s"] <= off["makespan_s"] + 1e-9, (seed, on["makespan_s"], off["makespan_s"])
+
+
 @pytest.mark.parametrize("policy", [SimPolicy.FIFO, SimPolicy.SRTF, SimPolicy.PACK, SimPolicy.WEIGHT, SimPolicy.GPULANE])
 @pytest.mark.parametrize("arrivals", ["bursty", "poisson"])
 def test_prefetch_on_is_never_worse_than_off(demo_csv: Path, policy: SimPolicy, arrivals: str) -> None:
