@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from gpulane_core.framework import Profile, WeightedScore
 from gpulane_core.plugins.binpack import Binpack
+from gpulane_core.plugins.delay import WaitForLeastWork
 from gpulane_core.plugins.filters import GpuType, HealthyGpus
 from gpulane_core.plugins.lane_aware import KeepWholeGpus, LaneFit
 from gpulane_core.plugins.late_binding import JoinWhenFirst
@@ -106,7 +107,12 @@ def spread_profile() -> Profile:
 
 def least_work_profile() -> Profile:
     # Ties (every idle GPU scores 1) go to the emptiest GPU, then the lowest index.
-    return Profile("least-work", _FILTERS, (WeightedScore(LeastWorkAhead(), 4), WeightedScore(Spread(), 1)))
+    # A job whose least-work GPU is full for now waits for it rather than bind where it is stranded.
+    return Profile(
+        "least-work",
+        (*_FILTERS, WaitForLeastWork()),
+        (WeightedScore(LeastWorkAhead(), 4), WeightedScore(Spread(), 1)),
+    )
 
 
 def gpulane_profile() -> Profile:

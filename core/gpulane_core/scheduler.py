@@ -327,7 +327,9 @@ def schedule_cycle(
             unschedulable[job.name] = Status(Code.ERROR, (f"job is already placed on {where}",), PLUGIN)
             continue
         option = None if cycle.known_to_fail(job) else cycle.choose(job)
-        if option is None and config.preemption and job.job_class is JobClass.GUARANTEED:
+        # A job a filter refused has room: it waits by the profile's choice, not for want of memory.
+        refused = job.name in cycle.refused
+        if option is None and config.preemption and job.job_class is JobClass.GUARANTEED and not refused:
             plan = plan_preemption(cycle.state, job)
             if plan is not None:
                 for victim in plan.victims:
