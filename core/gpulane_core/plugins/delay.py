@@ -41,13 +41,15 @@ class WaitForLeastWork:
         work = job.estimated_duration_s
         if work <= 0 or job.gpus > 1:
             return _OK
+        view = ctx.state.nodes[option.node]
+        here = marginal_flow_s(work, self._tenant_work(ctx, view.lanes[option.first.index].tenants))
+        if here <= (1.0 + self.slack) * work + 1e-9:
+            return _OK  # no GPU does better than the job's own work (an idle GPU): no scan needed
         key = (self.name, job.name)
         best = ctx.memo.get(key)
         if not isinstance(best, float):
             best = self._least_flow(ctx, job)
             ctx.memo[key] = best
-        view = ctx.state.nodes[option.node]
-        here = marginal_flow_s(work, self._tenant_work(ctx, view.lanes[option.first.index].tenants))
         if here <= best + self.slack * work + 1e-9:
             return _OK
         return Status.unschedulable(
@@ -63,7 +65,10 @@ class WaitForLeastWork:
             for gpu in view.node.gpus:
                 if not gpu.healthy or not job.accepts(gpu) or gpu.memory_mib < job.footprint_mib:
                     continue
-                best = min(best, marginal_flow_s(work, self._tenant_work(ctx, view.lanes[gpu.index].tenants)))
+                tenants = view.lanes[gpu.index].tenants
+                if not tenants:
+                    return work  # an idle GPU: no GPU does better
+                best = min(best, marginal_flow_s(work, self._tenant_work(ctx, tenants)))
         return best
 
     @staticmethod
