@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 
 from gpulane_core.framework import Profile, WeightedScore
 from gpulane_core.plugins.binpack import Binpack
+from gpulane_core.plugins.delay import WaitForLeastWork
 from gpulane_core.plugins.filters import GpuType, HealthyGpus
 from gpulane_core.plugins.lane_aware import KeepWholeGpus, LaneFit
+from gpulane_core.plugins.late_binding import JoinWhenFirst
 from gpulane_core.plugins.spread import Spread
 from gpulane_core.plugins.workahead import LeastWorkAhead
 
@@ -105,7 +107,12 @@ def spread_profile() -> Profile:
 
 def least_work_profile() -> Profile:
     # Ties (every idle GPU scores 1) go to the emptiest GPU, then the lowest index.
-    return Profile("least-work", _FILTERS, (WeightedScore(LeastWorkAhead(), 4), WeightedScore(Spread(), 1)))
+    # A job whose least-work GPU is full for now waits for it rather than bind where it is stranded.
+    return Profile(
+        "least-work",
+        (*_FILTERS, WaitForLeastWork()),
+        (WeightedScore(LeastWorkAhead(), 4), WeightedScore(Spread(), 1)),
+    )
 
 
 def gpulane_profile() -> Profile:
@@ -116,6 +123,11 @@ def gpulane_profile() -> Profile:
     )
 
 
+def gpulane_late_profile() -> Profile:
+    # gpulane's scores; a job joins a busy lane only when shortest-first turns would serve it first.
+    return Profile("gpulane-late", (*_FILTERS, JoinWhenFirst()), gpulane_profile().scores)
+
+
 def register_builtin(registry: Registry) -> None:
     registry.register_algorithm("binpack", binpack_profile, summary="lane-aware: fullest GPU first")
     registry.register_algorithm("spread", spread_profile, summary="lane-aware: emptiest GPU first")
@@ -124,6 +136,11 @@ def register_builtin(registry: Registry) -> None:
     )
     registry.register_algorithm(
         "gpulane", gpulane_profile, summary="lane-aware: binpack + keep whole GPUs free + lane fit (default)"
+    )
+    registry.register_algorithm(
+        "gpulane-late",
+        gpulane_late_profile,
+        summary="gpulane, joining a busy lane only when shortest-first turns serve the job first (else it waits unbound)",
     )
 
 

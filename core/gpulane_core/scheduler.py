@@ -172,6 +172,7 @@ class _Cycle:
         self.search = Search(self.state, profile, limit)
         self.failed: list[Shape] = []
         self.explained: dict[Shape, Status] = {}
+        self.refused: set[JobId] = set()  # jobs that had options, all refused by a filter
 
     def _adopt(self, state: ClusterState) -> None:
         self.nodes = dict(state.nodes)
@@ -189,6 +190,8 @@ class _Cycle:
         option, seen = self.search.choose(CycleContext(self.state, self.now_s), job)
         if not seen:
             self.failed.append(_shape(job))
+        elif option is None:
+            self.refused.add(job.name)
         return option
 
     def reserve(self, job: Job, option: Placement) -> None:
@@ -212,6 +215,13 @@ class _Cycle:
             self.search.index.refresh(self.state, placement.node)
 
     def explain(self, job: Job) -> Status:
+        if job.name in self.refused:  # it fits, but a filter said no: name the filter's reason
+            ctx = CycleContext(self.state, self.now_s)
+            for name in self.search.names:
+                for option in self.state.candidates(job, name):
+                    status = self.profile.run_filters(ctx, job, option)
+                    if not status.ok:
+                        return status
         shape = _shape(job)
         if shape not in self.explained:
             self.explained[shape] = explain(self.state, job)
@@ -317,7 +327,9 @@ def schedule_cycle(
             unschedulable[job.name] = Status(Code.ERROR, (f"job is already placed on {where}",), PLUGIN)
             continue
         option = None if cycle.known_to_fail(job) else cycle.choose(job)
-        if option is None and config.preemption and job.job_class is JobClass.GUARANTEED:
+        # A job a filter refused has room: it waits by the profile's choice, not for want of memory.
+        refused = job.name in cycle.refused
+        if option is None and config.preemption and job.job_class is JobClass.GUARANTEED and not refused:
             plan = plan_preemption(cycle.state, job)
             if plan is not None:
                 for victim in plan.victims:

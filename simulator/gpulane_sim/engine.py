@@ -11,7 +11,9 @@ Model (docs/simulator.md has the long form):
   PCIe: ``working_set / bandwidth`` on the GPU's single copy engine (loads before prefetches, FIFO;
   a load aborts a prefetch in flight, which is copied again afterwards).
   With prefetch on, when a job starts computing the lane's next job (as the policy would choose it
-  once this iteration ends) is copied in the background.
+  once this iteration ends) is copied in the background, and again when a job joins the lane
+  mid-iteration (it may be the new runner-up). A prefetch whose job's turn comes before the copy
+  is done becomes a load: it leaves the prefetch queue, and in flight no other load aborts it.
 * Optional co-location slowdown: an iteration that starts while k lanes compute on its GPU takes
   ``iteration_s * (1 + slowdown * (k - 1))``.
 """
@@ -62,6 +64,7 @@ class _Lane:
     key: LaneKey
     members: list[JobId] = field(default_factory=list)
     current: JobId | None = None
+    current_span: tuple[float, float] = (0.0, 0.0)  # the running iteration's start and end
     waiting: JobId | None = None
     resident: JobId | None = None
     prefetched: JobId | None = None
@@ -198,6 +201,10 @@ class Simulation:
         lane = self.lanes.setdefault(key, _Lane(key))
         lane.members.append(placement.job)
         lane.cached = None
+        if lane.current is not None and self.config.prefetch:
+            # A job that joins mid-iteration may be the new runner-up: prefetch it now, not at the
+            # next iteration's start (by when its turn may have come).
+            self._prefetch(lane, lane.current, *lane.current_span)
         self._kick(lane)
 
     def _evict(self, victim: JobId) -> None:
@@ -314,6 +321,7 @@ class Simulation:
                 self._compute(lane, name)
             else:
                 lane.waiting = name
+                self._promote(lane, name)
         else:
             lane.waiting = name
             self._request(lane, name, prefetch=False)
@@ -335,19 +343,25 @@ class Simulation:
         if run.first_start_s is None:
             run.first_start_s = self.now
         end = self.now + duration
+        lane.current_span = (self.now, end)
         self.events.push(
             end, Event(EventKind.ITERATION_DONE, job=name, lane=lane.key, epoch=run.epoch, start_s=self.now)
         )
         if self.config.prefetch:
-            nxt = self._peek_after(lane, name, self.now, end)
-            if (
-                nxt is not None
-                and nxt != name
-                and nxt != lane.prefetched
-                and self.runs[nxt].job.working_set_mib > 0
-            ):
-                lane.prefetched, lane.prefetch_done = nxt, False
-                self._request(lane, nxt, prefetch=True)
+            self._prefetch(lane, name, self.now, end)
+
+    def _prefetch(self, lane: _Lane, name: JobId, start: float, end: float) -> None:
+        """Copy the runner-up in the background while ``name`` computes ``start..end``."""
+        nxt = self._peek_after(lane, name, start, end)
+        if (
+            nxt is not None
+            and nxt != name
+            and nxt != lane.prefetched
+            and nxt != lane.resident
+            and self.runs[nxt].job.working_set_mib > 0
+        ):
+            lane.prefetched, lane.prefetch_done = nxt, False
+            self._request(lane, nxt, prefetch=True)
 
     def _compute_stops(self, run: _Run) -> None:
         computing = self.computing
@@ -402,6 +416,23 @@ class Simulation:
             engine.current, engine.busy = None, False
             engine.generation += 1
         self._pump(gpu)
+
+    def _promote(self, lane: _Lane, name: JobId) -> None:
+        """The prefetch of ``name`` became a demand (its turn came first): copy it as a load would be.
+
+        One still queued leaves the prefetch queue for the loads' (a load never waits behind a
+        prefetch, nor should this one); one in flight is no longer aborted by another lane's load.
+        """
+        engine = self.engines[self.runs[name].gpus[0]]
+        current = engine.current
+        if current is not None and current.prefetch and current.job == name and current.lane == lane.key:
+            engine.current = replace(current, prefetch=False)
+            return
+        for transfer in engine.prefetches:
+            if transfer.job == name and transfer.lane == lane.key:
+                engine.prefetches.remove(transfer)
+                break
+        self._request(lane, name, prefetch=False)
 
     def _pump(self, gpu: GpuKey) -> None:
         engine = self.engines[gpu]
@@ -480,6 +511,8 @@ def _with_priority(job: Job, priority: int) -> Job:
 def placement_for(spec: PolicySpec, config: SimConfig) -> str:
     if config.placement != "auto":
         return config.placement
+    if spec.placement != "auto":
+        return spec.placement
     # One iteration at a time per GPU: where a job waits is set by the work ahead of it, not memory.
     return "least-work" if spec.lanes is LaneMode.SINGLE else "gpulane"
 

@@ -40,6 +40,7 @@ class PolicySpec:
     ordering: OrderingPolicy | None  # None: a static order given by the caller (GA)
     discipline: Discipline
     lanes: LaneMode
+    placement: str = "auto"  # the placement profile under ``SimConfig.placement == "auto"``
 
 
 POLICIES: Mapping[SimPolicy, PolicySpec] = MappingProxyType(
@@ -52,8 +53,11 @@ POLICIES: Mapping[SimPolicy, PolicySpec] = MappingProxyType(
         SimPolicy.WEIGHT: PolicySpec(OrderingPolicy.WEIGHT, Discipline.ROUNDS, LaneMode.SINGLE),
         SimPolicy.GA: PolicySpec(None, Discipline.ROUNDS, LaneMode.SINGLE),
         # Lanes run concurrently and pack (gpulane placement); the queue and every lane go by srtf,
-        # preempting at iteration boundaries, with seed 000's weight among equally long jobs.
-        SimPolicy.GPULANE: PolicySpec(OrderingPolicy.GPULANE, Discipline.STRICT, LaneMode.CONCURRENT),
+        # preempting at iteration boundaries, with seed 000's weight among equally long jobs. A job
+        # joins a busy lane only when it would run first there, else waits unbound (gpulane-late).
+        SimPolicy.GPULANE: PolicySpec(
+            OrderingPolicy.GPULANE, Discipline.STRICT, LaneMode.CONCURRENT, placement="gpulane-late"
+        ),
     }
 )
 

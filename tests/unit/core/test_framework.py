@@ -72,7 +72,7 @@ def test_profile_validation_names_fields() -> None:
 
 def test_registry_is_explicit() -> None:
     registry = default_registry()
-    lane_profiles = ["binpack", "gpulane", "least-work", "spread"]
+    lane_profiles = ["binpack", "gpulane", "gpulane-late", "least-work", "spread"]
     fgd_family = ["bestfit", "dotprod", "fgd", "fgd-balance", "gpuclustering", "gpupacking", "random"]
     assert registry.names() == sorted(lane_profiles + fgd_family)  # one name per algorithm
     assert sorted(registry.scorers) == fgd_family and set(registry.summaries) == set(registry.names())
