@@ -261,9 +261,11 @@ async def gpunode_changed(memo: kopf.Memo, **kwargs: Any) -> None:
 
 async def _inventory_changed(rt: Runtime, kwargs: dict[str, Any]) -> None:
     _seen_event(rt)
-    inventory = indexes.inventory(kwargs, rt.selector)
-    if inventory == rt.marks.last_inventory:
+    name = str(kwargs["body"]["metadata"]["name"])  # a GPUNode is named after its Node
+    now = indexes.node_inventory(kwargs, rt.selector, name)
+    known = rt.marks.last_inventory
+    if name in known and known[name] == now:
         return  # a heartbeat: nothing placement-relevant changed
-    rt.marks.last_inventory = inventory
+    known[name] = now
     rt.poke()
-    await cycle.sweep_losses(rt, indexes.views(kwargs, rt.selector, inventory))
+    await cycle.sweep_losses(rt, indexes.views(kwargs, rt.selector))

@@ -94,9 +94,14 @@ def jobs_of(kwargs: Mapping[str, Any]) -> dict[JobId, JobRecord]:
     return _one(kwargs["gsj_index"])
 
 
-def inventory(kwargs: Mapping[str, Any], selector: Mapping[str, str | None]) -> dict[NodeName, NodeInventory]:
-    """The GPU inventory alone (all a Node or GPUNode event can change), without copying jobs and pods."""
-    return merge(_one(kwargs["gpunode_index"]), _one(kwargs["node_index"]), selector)
+def node_inventory(kwargs: Mapping[str, Any], selector: Mapping[str, str | None], name: str) -> NodeInventory | None:
+    """One node's GPU inventory (all that one Node or GPUNode event can change), or None when it has
+    none (gone, not selected, no GPUs): a heartbeat is told apart without merging every node."""
+    node = lookup(kwargs, "node_index", name)
+    if node is None:
+        return None
+    gpunode = lookup(kwargs, "gpunode_index", name)
+    return merge({} if gpunode is None else {name: gpunode}, {name: node}, selector).get(NodeName(name))
 
 
 def views(

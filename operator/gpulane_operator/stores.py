@@ -18,6 +18,7 @@ from gpulane_core.model import JobId, NodeName
 from gpulane_core.podcontract import Assignment
 
 from gpulane_operator.crd import Reason
+from gpulane_operator.inventory import NodeInventory
 
 log = logging.getLogger(__name__)
 # An assumption the watch has not confirmed is forgotten this long after its job's API actions finished
@@ -165,4 +166,5 @@ class Marks:
     swept_at_start: bool = False  # the first cycle looked for pods deleted while no operator watched
     counts_at: float = 0.0  # when a job event last refreshed the jobs-by-phase and queue gauges
     state_observed_at: float = 0.0  # when a cycle last refreshed the per-GPU lane gauges (and those counts)
-    last_inventory: dict[Any, Any] = field(default_factory=dict)  # to skip sweeps on node heartbeats
+    # Each node's inventory as its last event left it (None: none), to skip sweeps on node heartbeats.
+    last_inventory: dict[str, NodeInventory | None] = field(default_factory=dict)
