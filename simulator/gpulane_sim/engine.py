@@ -110,6 +110,9 @@ class Simulation:
             n = len(self.rank)
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         self.stable = self.spec.ordering in _STABLE  # once: an Enum hashes in Python, per turn it showed
+        # Read at every iteration: decided once, not looked up through spec and config per event.
+        self.windowed = self.spec.ordering is OrderingPolicy.WEIGHT
+        self.record = config.record_segments
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
         self.profile = default_registry().profile(self.sched.placement)  # once, not once per cycle
@@ -301,6 +304,8 @@ class Simulation:
 
     def _peek_after(self, lane: _Lane, name: JobId, start: float, end: float) -> JobId | None:
         """The runner-up to prefetch while ``name`` computes ``start..end`` (gpulane_core.turns)."""
+        if len(lane.members) == 1:
+            return None  # a lane of one (``name``): prefetch_target's answer when nobody else asks
         order_of = self._order_of(lane, end, (name, start, end))
         run = self.runs[name]
         if run.done + 1 < run.job.iterations:
@@ -378,11 +383,11 @@ class Simulation:
         lane = self.lanes[event.lane]
         lane.current = None
         self._compute_stops(run)
-        if self.config.record_segments:
+        if self.record:
             self.segments.append(Segment(event.lane, event.job, "compute", event.start_s, self.now))
         run.done += 1
         run.attained_s += self.now - event.start_s
-        if self.spec.ordering is OrderingPolicy.WEIGHT:
+        if self.windowed:
             run.window.append((event.start_s, self.now))
         if run.done >= run.job.iterations:
             run.finish_s = self.now
@@ -460,7 +465,7 @@ class Simulation:
         self.bytes_moved += transfer.nbytes
         self.transfers += 1
         self.transfer_s += transfer.seconds
-        if self.config.record_segments:
+        if self.record:
             start = self.now - transfer.seconds
             self.segments.append(Segment(transfer.lane, transfer.job, "transfer", start, self.now))
         run = self.runs[transfer.job]
