@@ -111,16 +111,20 @@ def measure(view: NodeView) -> NodeFacts:
 def _measure(view: NodeView) -> NodeFacts:
     capacity = committed = occupied = 0
     max_free = max_headroom = -1
-    # Each class's extremes as plain ints, one GpuClass at the end: min and max of ints are exact in
-    # any order, so this is the class that widening GPU by GPU builds, without one object per GPU.
-    used = _Extremes()
-    idle = _Extremes()
+    # Each class's extremes as plain locals (used: GPUs with tenants; idle: without), one GpuClass at
+    # the end: min and max of ints are exact in any order, so this is the class that widening GPU by
+    # GPU builds, without an object or a call per GPU (a node is measured at every change).
+    used_n = used_com = used_per = used_lanes = used_cap_min = used_cap_max = 0
+    idle_n = idle_com = idle_per = idle_lanes = idle_cap_min = idle_cap_max = 0
+    all_lanes = view.lanes
     for gpu in view.node.gpus:
-        lanes = view.lanes[gpu.index]
-        cap, com = lanes.capacity_mib, lanes.committed_mib
+        lanes = all_lanes[gpu.index]
+        cap, per, size = lanes.capacity_mib, lanes.persistent_mib, lanes.lanes_mib
+        com = per + size  # committed_mib
         capacity += cap
         committed += com
-        if lanes.tenants:
+        tenants = lanes.tenants
+        if tenants:
             occupied += 1
         if not gpu.healthy or lanes.is_exclusive:
             continue
@@ -130,32 +134,26 @@ def _measure(view: NodeView) -> NodeFacts:
         headroom = free + max(lane.size_mib for lane in lanes.lanes) if lanes.lanes else free
         if headroom > max_headroom:
             max_headroom = headroom
-        (used if lanes.tenants else idle).add(com, lanes.persistent_mib, lanes.lanes_mib, cap)
-    bounds = BoundFacts(capacity, committed, used.gpu_class(), idle.gpu_class())
-    return NodeFacts(occupied, idle.count, max_free, max_headroom, bounds)
-
-
-class _Extremes:
-    """Running extremes of one class of GPUs while a node is measured (never outlives the call)."""
-
-    __slots__ = ("cap_max", "cap_min", "committed", "count", "lanes", "persistent")
-
-    def __init__(self) -> None:
-        self.count = self.committed = self.persistent = self.lanes = self.cap_min = self.cap_max = 0
-
-    def add(self, committed: int, persistent: int, lanes: int, capacity: int) -> None:
-        if not self.count:
-            self.committed, self.persistent, self.lanes = committed, persistent, lanes
-            self.cap_min = self.cap_max = capacity
+        if tenants:
+            if used_n:
+                used_com = min(used_com, com)
+                used_per = min(used_per, per)
+                used_lanes = max(used_lanes, size)
+                used_cap_min = min(used_cap_min, cap)
+                used_cap_max = max(used_cap_max, cap)
+            else:
+                used_com, used_per, used_lanes, used_cap_min, used_cap_max = com, per, size, cap, cap
+            used_n += 1
         else:
-            self.committed = min(self.committed, committed)
-            self.persistent = min(self.persistent, persistent)
-            self.lanes = max(self.lanes, lanes)
-            self.cap_min = min(self.cap_min, capacity)
-            self.cap_max = max(self.cap_max, capacity)
-        self.count += 1
-
-    def gpu_class(self) -> GpuClass | None:
-        if not self.count:
-            return None
-        return GpuClass(self.committed, self.persistent, self.lanes, self.cap_min, self.cap_max)
+            if idle_n:
+                idle_com = min(idle_com, com)
+                idle_per = min(idle_per, per)
+                idle_lanes = max(idle_lanes, size)
+                idle_cap_min = min(idle_cap_min, cap)
+                idle_cap_max = max(idle_cap_max, cap)
+            else:
+                idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max = com, per, size, cap, cap
+            idle_n += 1
+    used = GpuClass(used_com, used_per, used_lanes, used_cap_min, used_cap_max) if used_n else None
+    idle = GpuClass(idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max) if idle_n else None
+    return NodeFacts(occupied, idle_n, max_free, max_headroom, BoundFacts(capacity, committed, used, idle))
