@@ -131,26 +131,30 @@ def _measure(view: NodeView) -> NodeFacts:
         free = cap - com
         if free > max_free:
             max_free = free
-        headroom = free + max(lane.size_mib for lane in lanes.lanes) if lanes.lanes else free
+        biggest = -1  # the largest lane (sizes are never negative), by comparisons, not max() calls
+        for lane in lanes.lanes:
+            if lane.size_mib > biggest:
+                biggest = lane.size_mib
+        headroom = free + biggest if lanes.lanes else free
         if headroom > max_headroom:
             max_headroom = headroom
         if tenants:
-            if used_n:
-                used_com = min(used_com, com)
-                used_per = min(used_per, per)
-                used_lanes = max(used_lanes, size)
-                used_cap_min = min(used_cap_min, cap)
-                used_cap_max = max(used_cap_max, cap)
+            if used_n:  # min and max of ints by comparison: the same values, no builtin call each
+                used_com = com if com < used_com else used_com
+                used_per = per if per < used_per else used_per
+                used_lanes = size if size > used_lanes else used_lanes
+                used_cap_min = cap if cap < used_cap_min else used_cap_min
+                used_cap_max = cap if cap > used_cap_max else used_cap_max
             else:
                 used_com, used_per, used_lanes, used_cap_min, used_cap_max = com, per, size, cap, cap
             used_n += 1
         else:
             if idle_n:
-                idle_com = min(idle_com, com)
-                idle_per = min(idle_per, per)
-                idle_lanes = max(idle_lanes, size)
-                idle_cap_min = min(idle_cap_min, cap)
-                idle_cap_max = max(idle_cap_max, cap)
+                idle_com = com if com < idle_com else idle_com
+                idle_per = per if per < idle_per else idle_per
+                idle_lanes = size if size > idle_lanes else idle_lanes
+                idle_cap_min = cap if cap < idle_cap_min else idle_cap_min
+                idle_cap_max = cap if cap > idle_cap_max else idle_cap_max
             else:
                 idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max = com, per, size, cap, cap
             idle_n += 1

@@ -111,7 +111,9 @@ class OrderPlugin(Plugin, Protocol):
 def clamp_normalize(scores: Sequence[float]) -> list[float]:
     """For plugins whose raw score is a fraction in [0, 1]: scale to 0..100, clamping outliers."""
     hi, lo = float(MAX_SCORE), float(MIN_SCORE)  # once per call, not twice per score
-    return [min(hi, max(lo, s * MAX_SCORE)) for s in scores]
+    # min(hi, max(lo, v)) by comparison (max keeps lo unless v > lo, min keeps hi unless v < hi; NaN
+    # too), without two builtin calls per score; lo < hi, so a v not above lo stays lo.
+    return [(v if v < hi else hi) if (v := s * MAX_SCORE) > lo else lo for s in scores]
 
 
 def minmax_normalize(scores: Sequence[float]) -> list[float]:

@@ -78,7 +78,8 @@ def fills_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple[f
             lanes = view.lanes[choice.index]
             cap = lanes.capacity_mib
             growth = choice.plan.growth_mib
-            gpu_fill = min(1.0, (lanes.committed_mib + growth) / cap) if cap > 0 else 1.0
+            gpu_fill = (lanes.committed_mib + growth) / cap if cap > 0 else 1.0
+            gpu_fill = gpu_fill if gpu_fill < 1.0 else 1.0  # min(1.0, fill) without the call
         else:
             total = 0.0
             growth = 0
@@ -89,7 +90,8 @@ def fills_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple[f
                 growth += choice.plan.growth_mib
             gpu_fill = total / len(gpus)
         capacity = summary.capacity_mib
-        node_fill = min(1.0, (summary.committed_mib + growth) / capacity) if capacity > 0 else 1.0
+        node_fill = (summary.committed_mib + growth) / capacity if capacity > 0 else 1.0
+        node_fill = node_fill if node_fill < 1.0 else 1.0
         out.append((gpu_fill, node_fill))
     return out
 
