@@ -111,51 +111,53 @@ def measure(view: NodeView) -> NodeFacts:
 def _measure(view: NodeView) -> NodeFacts:
     capacity = committed = occupied = 0
     max_free = max_headroom = -1
-    # Each class's extremes as plain ints, one GpuClass at the end: min and max of ints are exact in
-    # any order, so this is the class that widening GPU by GPU builds, without one object per GPU.
-    used = _Extremes()
-    idle = _Extremes()
+    # Each class's extremes as plain locals (used: GPUs with tenants; idle: without), one GpuClass at
+    # the end: min and max of ints are exact in any order, so this is the class that widening GPU by
+    # GPU builds, without an object or a call per GPU (a node is measured at every change).
+    used_n = used_com = used_per = used_lanes = used_cap_min = used_cap_max = 0
+    idle_n = idle_com = idle_per = idle_lanes = idle_cap_min = idle_cap_max = 0
+    all_lanes = view.lanes
     for gpu in view.node.gpus:
-        lanes = view.lanes[gpu.index]
-        cap, com = lanes.capacity_mib, lanes.committed_mib
+        lanes = all_lanes[gpu.index]
+        cap, per, size = lanes.capacity_mib, lanes.persistent_mib, lanes.lanes_mib
+        com = per + size  # committed_mib
         capacity += cap
         committed += com
-        if lanes.tenants:
+        tenants = lanes.tenants
+        if tenants:
             occupied += 1
         if not gpu.healthy or lanes.is_exclusive:
             continue
         free = cap - com
         if free > max_free:
             max_free = free
-        headroom = free + max(lane.size_mib for lane in lanes.lanes) if lanes.lanes else free
+        biggest = -1  # the largest lane (sizes are never negative), by comparisons, not max() calls
+        for lane in lanes.lanes:
+            if lane.size_mib > biggest:
+                biggest = lane.size_mib
+        headroom = free + biggest if lanes.lanes else free
         if headroom > max_headroom:
             max_headroom = headroom
-        (used if lanes.tenants else idle).add(com, lanes.persistent_mib, lanes.lanes_mib, cap)
-    bounds = BoundFacts(capacity, committed, used.gpu_class(), idle.gpu_class())
-    return NodeFacts(occupied, idle.count, max_free, max_headroom, bounds)
-
-
-class _Extremes:
-    """Running extremes of one class of GPUs while a node is measured (never outlives the call)."""
-
-    __slots__ = ("cap_max", "cap_min", "committed", "count", "lanes", "persistent")
-
-    def __init__(self) -> None:
-        self.count = self.committed = self.persistent = self.lanes = self.cap_min = self.cap_max = 0
-
-    def add(self, committed: int, persistent: int, lanes: int, capacity: int) -> None:
-        if not self.count:
-            self.committed, self.persistent, self.lanes = committed, persistent, lanes
-            self.cap_min = self.cap_max = capacity
+        if tenants:
+            if used_n:  # min and max of ints by comparison: the same values, no builtin call each
+                used_com = com if com < used_com else used_com
+                used_per = per if per < used_per else used_per
+                used_lanes = size if size > used_lanes else used_lanes
+                used_cap_min = cap if cap < used_cap_min else used_cap_min
+                used_cap_max = cap if cap > used_cap_max else used_cap_max
+            else:
+                used_com, used_per, used_lanes, used_cap_min, used_cap_max = com, per, size, cap, cap
+            used_n += 1
         else:
-            self.committed = min(self.committed, committed)
-            self.persistent = min(self.persistent, persistent)
-            self.lanes = max(self.lanes, lanes)
-            self.cap_min = min(self.cap_min, capacity)
-            self.cap_max = max(self.cap_max, capacity)
-        self.count += 1
-
-    def gpu_class(self) -> GpuClass | None:
-        if not self.count:
-            return None
-        return GpuClass(self.committed, self.persistent, self.lanes, self.cap_min, self.cap_max)
+            if idle_n:
+                idle_com = com if com < idle_com else idle_com
+                idle_per = per if per < idle_per else idle_per
+                idle_lanes = size if size > idle_lanes else idle_lanes
+                idle_cap_min = cap if cap < idle_cap_min else idle_cap_min
+                idle_cap_max = cap if cap > idle_cap_max else idle_cap_max
+            else:
+                idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max = com, per, size, cap, cap
+            idle_n += 1
+    used = GpuClass(used_com, used_per, used_lanes, used_cap_min, used_cap_max) if used_n else None
+    idle = GpuClass(idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max) if idle_n else None
+    return NodeFacts(occupied, idle_n, max_free, max_headroom, BoundFacts(capacity, committed, used, idle))

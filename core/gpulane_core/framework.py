@@ -111,7 +111,9 @@ class OrderPlugin(Plugin, Protocol):
 def clamp_normalize(scores: Sequence[float]) -> list[float]:
     """For plugins whose raw score is a fraction in [0, 1]: scale to 0..100, clamping outliers."""
     hi, lo = float(MAX_SCORE), float(MIN_SCORE)  # once per call, not twice per score
-    return [min(hi, max(lo, s * MAX_SCORE)) for s in scores]
+    # min(hi, max(lo, v)) by comparison (max keeps lo unless v > lo, min keeps hi unless v < hi; NaN
+    # too), without two builtin calls per score; lo < hi, so a v not above lo stays lo.
+    return [(v if v < hi else hi) if (v := s * MAX_SCORE) > lo else lo for s in scores]
 
 
 def minmax_normalize(scores: Sequence[float]) -> list[float]:
@@ -178,10 +180,11 @@ class Profile:
         """Weighted sum of each plugin's normalized scores, one total per option."""
         totals = [0.0] * len(options)
         for ws in self.scores:
-            batch = getattr(ws.plugin, "score_options", None)  # BatchScorePlugin, without a Protocol walk
-            raw = batch(ctx, job, options) if callable(batch) else [ws.plugin.score(ctx, job, o) for o in options]
-            for i, s in enumerate(ws.plugin.normalize(raw)):
-                totals[i] += ws.weight * s
+            plugin, weight = ws.plugin, ws.weight
+            batch = getattr(plugin, "score_options", None)  # BatchScorePlugin, without a Protocol walk
+            raw = batch(ctx, job, options) if callable(batch) else [plugin.score(ctx, job, o) for o in options]
+            # total + weight * score, option by option: the same additions as one += per option.
+            totals = [t + weight * s for t, s in zip(totals, plugin.normalize(raw), strict=True)]
         return totals
 
     def select(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> Placement | None:
@@ -191,7 +194,11 @@ class Profile:
 
     def best(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> Ranked | None:
         """:meth:`select` with its sort key; the best of several groups is the min of their keys."""
-        feasible = [o for o in options if self.run_filters(ctx, job, o).ok]
+        # Filter by filter: an option meets the next filter only after passing the ones before, as in
+        # run_filters, without a call per option to walk the filters.
+        feasible = list(options)
+        for plugin in self.filters:
+            feasible = [o for o in feasible if plugin.filter(ctx, job, o).ok]
         if not feasible:
             return None
         totals = self.total_scores(ctx, job, feasible)
@@ -226,10 +233,17 @@ def _tie_key(option: Placement) -> tuple[NodeName, tuple[int, ...]]:
 
 def bound_total(bounders: Bounders, job: Job, facts: BoundFacts) -> float:
     """No option of ``job`` on a node with these facts totals more (as ``Profile.total_scores`` adds)."""
-    total = 0.0
+    return bound_totals(bounders, job, (facts,))[0]
+
+
+def bound_totals(bounders: Bounders, job: Job, facts: Sequence[BoundFacts]) -> list[float]:
+    """:func:`bound_total` of each of several nodes' facts, one ``normalize`` call per plugin: a
+    bounded plugin normalizes each score on its own, so the batch maps each bound as alone."""
+    totals = [0.0] * len(facts)
     for weight, plugin in bounders:
-        total += weight * plugin.normalize([plugin.upper_bound(job, facts)])[0]
-    return total
+        bounds = plugin.normalize([plugin.upper_bound(job, f) for f in facts])
+        totals = [t + weight * b for t, b in zip(totals, bounds, strict=True)]
+    return totals
 
 
 # A ranked option: (-total score, node, GPU indices), lowest first, and the option itself.

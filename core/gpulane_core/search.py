@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from gpulane_core.cluster import ClusterState, NodeView, Placement
 from gpulane_core.facts import BoundFacts, NodeFacts, measure, merge_all
-from gpulane_core.framework import Bounders, CycleContext, Profile, Ranked, bound_total
+from gpulane_core.framework import Bounders, CycleContext, Profile, Ranked, bound_total, bound_totals
 from gpulane_core.model import Job, NodeName
 
 # Bounds are added along another float path than the scores: never prune on a near-tie.
@@ -272,7 +272,8 @@ class Search:
         # Highest bound first (branch and bound): the bar rises early, and once a node's bound falls
         # short every later one does too. The best option is the same in any order: it is the least
         # key over the nodes not pruned, and a pruned node has no option that could win.
-        bounds = [bound_total(self.bounders, job, index.facts[name].bounds) for name in window]
+        facts = index.facts
+        bounds = bound_totals(self.bounders, job, [facts[name].bounds for name in window])
         for k in sorted(range(len(window)), key=lambda k: -bounds[k]):
             if bounds[k] < bar:
                 break

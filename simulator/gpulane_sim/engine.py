@@ -71,6 +71,7 @@ class _Lane:
     prefetch_done: bool = False
     turns: TurnState = field(default_factory=TurnState)
     cached: list[JobId] | None = None  # the order, for policies whose order only membership changes
+    order_of: OrderOf | None = None  # for such policies: the lane's order function, made once
 
 
 @dataclass(slots=True)
@@ -110,6 +111,11 @@ class Simulation:
             n = len(self.rank)
             self.jobs = [_with_priority(j, n - self.rank[j.name]) for j in jobs]
         self.stable = self.spec.ordering in _STABLE  # once: an Enum hashes in Python, per turn it showed
+        # Read at every iteration: decided once, not looked up through spec and config per event.
+        self.windowed = self.spec.ordering is OrderingPolicy.WEIGHT
+        self.record = config.record_segments
+        self.slowdown = config.colocation_slowdown
+        self.discipline = self.spec.discipline
         queue_order = self.spec.ordering.value if self.spec.ordering else "fifo"
         self.sched = SchedulerConfig(ordering=queue_order, placement=placement_for(self.spec, config))
         self.profile = default_registry().profile(self.sched.placement)  # once, not once per cycle
@@ -139,15 +145,17 @@ class Simulation:
         for job in self.jobs:
             self.runs[job.name] = _Run(job, job.arrival_s)
         self.events.preload((job.arrival_s, Event(EventKind.ARRIVAL, job=job.name)) for job in self.jobs)
-        while self.events:
-            self.now, event = self.events.pop()
-            if event.kind is EventKind.ARRIVAL:
+        events, iteration_done, arrival = self.events, EventKind.ITERATION_DONE, EventKind.ARRIVAL
+        while events:
+            self.now, event = events.pop()
+            kind = event.kind
+            if kind is iteration_done:  # the commonest kind first; the kinds are disjoint
+                self._iteration_done(event)
+            elif kind is arrival:
                 assert event.job is not None
                 self.pending[event.job] = PendingJob(self.runs[event.job].job, self.now)
                 self._queue_schedule()
-            elif event.kind is EventKind.ITERATION_DONE:
-                self._iteration_done(event)
-            elif event.kind is EventKind.TRANSFER_DONE:
+            elif kind is EventKind.TRANSFER_DONE:
                 assert event.transfer is not None
                 self._transfer_done(event.transfer, event.epoch)
             else:
@@ -279,6 +287,14 @@ class Simulation:
 
     def _order_of(self, lane: _Lane, now: float, current: tuple[JobId, float, float] | None = None) -> OrderOf:
         """The policy's order of some lane members (``current``: a running iteration counted as done)."""
+        if self.stable:
+            # The order reads neither the clock nor the running iteration: one function per lane.
+            if lane.order_of is None:
+                lane.order_of = self._make_order_of(lane, now, current)
+            return lane.order_of
+        return self._make_order_of(lane, now, current)
+
+    def _make_order_of(self, lane: _Lane, now: float, current: tuple[JobId, float, float] | None) -> OrderOf:
 
         def order_of(names: Sequence[JobId]) -> Sequence[JobId]:
             stable = self._stable_order(lane)
@@ -293,21 +309,22 @@ class Simulation:
 
     def _next_turn(self, lane: _Lane) -> JobId:
         # A simulated job always wants its next iteration: every member asks.
-        pick, lane.turns = next_turn(
-            self.spec.discipline, lane.turns, lane.members, lane.members, self._order_of(lane, self.now)
-        )
+        members = lane.members
+        pick, lane.turns = next_turn(self.discipline, lane.turns, members, members, self._order_of(lane, self.now))
         assert pick is not None
         return pick
 
     def _peek_after(self, lane: _Lane, name: JobId, start: float, end: float) -> JobId | None:
         """The runner-up to prefetch while ``name`` computes ``start..end`` (gpulane_core.turns)."""
+        if len(lane.members) == 1:
+            return None  # a lane of one (``name``): prefetch_target's answer when nobody else asks
         order_of = self._order_of(lane, end, (name, start, end))
         run = self.runs[name]
         if run.done + 1 < run.job.iterations:
-            return prefetch_target(self.spec.discipline, lane.turns, lane.members, name, lane.members, order_of)
+            return prefetch_target(self.discipline, lane.turns, lane.members, name, lane.members, order_of)
         # Its last iteration: the lane will be the others' (the coordinator learns it at the leave).
         live = [j for j in lane.members if j != name]
-        return prefetch_target(self.spec.discipline, lane.turns.without(name), live, name, live, order_of)
+        return prefetch_target(self.discipline, lane.turns.without(name), live, name, live, order_of)
 
     def _kick(self, lane: _Lane) -> None:
         if lane.current is not None or lane.waiting is not None or not lane.members:
@@ -328,27 +345,27 @@ class Simulation:
 
     def _compute(self, lane: _Lane, name: JobId) -> None:
         run = self.runs[name]
+        now = self.now
         lane.current = name
         lane.resident = name
         if lane.prefetched == name:
             lane.prefetched, lane.prefetch_done = None, False
         computing = self.computing
-        active = computing.get(run.gpus[0], 0)
-        duration = run.job.iteration_s * (1.0 + self.config.colocation_slowdown * active)
-        for g in run.gpus:
+        gpus = run.gpus
+        active = computing.get(gpus[0], 0)
+        duration = run.job.iteration_s * (1.0 + self.slowdown * active)
+        for g in gpus:
             count = computing.get(g, 0)
             if count == 0:
-                self.busy_since[g] = self.now
+                self.busy_since[g] = now
             computing[g] = count + 1
         if run.first_start_s is None:
-            run.first_start_s = self.now
-        end = self.now + duration
-        lane.current_span = (self.now, end)
-        self.events.push(
-            end, Event(EventKind.ITERATION_DONE, job=name, lane=lane.key, epoch=run.epoch, start_s=self.now)
-        )
+            run.first_start_s = now
+        end = now + duration
+        lane.current_span = (now, end)
+        self.events.push(end, Event(EventKind.ITERATION_DONE, name, lane.key, run.epoch, now))
         if self.config.prefetch:
-            self._prefetch(lane, name, self.now, end)
+            self._prefetch(lane, name, now, end)
 
     def _prefetch(self, lane: _Lane, name: JobId, start: float, end: float) -> None:
         """Copy the runner-up in the background while ``name`` computes ``start..end``."""
@@ -378,11 +395,11 @@ class Simulation:
         lane = self.lanes[event.lane]
         lane.current = None
         self._compute_stops(run)
-        if self.config.record_segments:
+        if self.record:
             self.segments.append(Segment(event.lane, event.job, "compute", event.start_s, self.now))
         run.done += 1
         run.attained_s += self.now - event.start_s
-        if self.spec.ordering is OrderingPolicy.WEIGHT:
+        if self.windowed:
             run.window.append((event.start_s, self.now))
         if run.done >= run.job.iterations:
             run.finish_s = self.now
@@ -460,7 +477,7 @@ class Simulation:
         self.bytes_moved += transfer.nbytes
         self.transfers += 1
         self.transfer_s += transfer.seconds
-        if self.config.record_segments:
+        if self.record:
             start = self.now - transfer.seconds
             self.segments.append(Segment(transfer.lane, transfer.job, "transfer", start, self.now))
         run = self.runs[transfer.job]

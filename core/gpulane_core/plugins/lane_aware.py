@@ -73,19 +73,24 @@ class LaneFit:
         return self.args.validate()
 
     def score(self, ctx: CycleContext, job: Job, option: Placement) -> float:
-        plan = option.first.plan
-        if plan.kind in (AdmissionKind.NEW_LANE, AdmissionKind.EXCLUSIVE):
-            return 1.0
-        if plan.kind is AdmissionKind.GROW_LANE:
-            return self.args.grow_score
-        lanes = ctx.state.nodes[option.node].lanes[option.first.index]
-        members = len(lanes.lane(plan.lane).jobs)
-        return max(self.args.grow_score, 0.9 - self.args.share_cost_per_job * (members - 1))
+        return self.score_options(ctx, job, (option,))[0]
 
     def score_options(self, ctx: CycleContext, job: Job, options: Sequence[Placement]) -> list[float]:
-        # A new lane (most options) scores 1 without a call: the rest go through score.
-        new = (AdmissionKind.NEW_LANE, AdmissionKind.EXCLUSIVE)
-        return [1.0 if o.gpus[0].plan.kind in new else self.score(ctx, job, o) for o in options]
+        nodes = ctx.state.nodes
+        grow, cost = self.args.grow_score, self.args.share_cost_per_job
+        out: list[float] = []
+        for option in options:
+            choice = option.gpus[0]
+            plan = choice.plan
+            kind = plan.kind
+            if kind is AdmissionKind.NEW_LANE or kind is AdmissionKind.EXCLUSIVE:
+                out.append(1.0)
+            elif kind is AdmissionKind.GROW_LANE:
+                out.append(grow)
+            else:
+                members = len(nodes[option.node].lanes[choice.index].lane(plan.lane).jobs)
+                out.append(max(grow, 0.9 - cost * (members - 1)))
+        return out
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
         return clamp_normalize(scores)

@@ -71,16 +71,28 @@ def fills_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple[f
         if seen is None:
             seen = summaries[option.node] = (nodes[option.node], node_summary(ctx, option.node))
         view, summary = seen
-        total = 0.0
-        growth = 0
-        for choice in option.gpus:
+        gpus = option.gpus
+        if len(gpus) == 1:
+            # One GPU (most options): its fill is the mean, as 0.0 + fill and fill / 1 are exactly.
+            choice = gpus[0]
             lanes = view.lanes[choice.index]
             cap = lanes.capacity_mib
-            total += min(1.0, (lanes.committed_mib + choice.plan.growth_mib) / cap) if cap > 0 else 1.0
-            growth += choice.plan.growth_mib
+            growth = choice.plan.growth_mib
+            gpu_fill = (lanes.committed_mib + growth) / cap if cap > 0 else 1.0
+            gpu_fill = gpu_fill if gpu_fill < 1.0 else 1.0  # min(1.0, fill) without the call
+        else:
+            total = 0.0
+            growth = 0
+            for choice in gpus:
+                lanes = view.lanes[choice.index]
+                cap = lanes.capacity_mib
+                total += min(1.0, (lanes.committed_mib + choice.plan.growth_mib) / cap) if cap > 0 else 1.0
+                growth += choice.plan.growth_mib
+            gpu_fill = total / len(gpus)
         capacity = summary.capacity_mib
-        node_fill = min(1.0, (summary.committed_mib + growth) / capacity) if capacity > 0 else 1.0
-        out.append((total / len(option.gpus), node_fill))
+        node_fill = (summary.committed_mib + growth) / capacity if capacity > 0 else 1.0
+        node_fill = node_fill if node_fill < 1.0 else 1.0
+        out.append((gpu_fill, node_fill))
     return out
 
 
@@ -98,6 +110,10 @@ def empties_after(ctx: CycleContext, options: Sequence[Placement]) -> list[tuple
         if summary is None:
             summary = summaries[option.node] = node_summary(ctx, option.node)
         empty = summary.empty_healthy
-        taken = sum(1 for c in option.gpus if c.index in empty)
+        gpus = option.gpus
+        if len(gpus) == 1:
+            taken = 1 if gpus[0].index in empty else 0
+        else:
+            taken = sum(1 for c in gpus if c.index in empty)
         out.append((len(empty) - taken, summary.healthy))
     return out

@@ -17,7 +17,10 @@ _GPU_SHARE, _NODE_SHARE = 0.7, 0.3
 
 
 def _fill(mib: int, capacity: int) -> float:
-    return min(1.0, mib / capacity) if capacity > 0 else 1.0
+    if capacity <= 0:
+        return 1.0
+    fill = mib / capacity
+    return fill if fill < 1.0 else 1.0  # min(1.0, fill), without the builtin call
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +47,14 @@ class Spread:
         best = -math.inf
         for gpus in (facts.used, facts.idle):
             if gpus is not None:
-                gpu = _fill(max(gpus.committed_min + p, gpus.persistent_min + need), gpus.capacity_max)
-                whole = _fill(max(node + p, node - gpus.lanes_max + need), facts.capacity_mib)
-                best = max(best, 1.0 - (_GPU_SHARE * gpu + _NODE_SHARE * whole))
+                # max() by comparison: the same ints and floats, no builtin call (a bound per node).
+                a, b = gpus.committed_min + p, gpus.persistent_min + need
+                gpu = _fill(a if a > b else b, gpus.capacity_max)
+                a, b = node + p, node - gpus.lanes_max + need
+                whole = _fill(a if a > b else b, facts.capacity_mib)
+                score = 1.0 - (_GPU_SHARE * gpu + _NODE_SHARE * whole)
+                if score > best:
+                    best = score
         return best
 
     def normalize(self, scores: Sequence[float]) -> list[float]:
