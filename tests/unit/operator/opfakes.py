@@ -56,6 +56,19 @@ def node_body(
     }
 
 
+def job_pod_body(phase: str = "Running", name: str = "a", namespace: str = "ns") -> dict[str, Any]:
+    """The gpulane pod of job ``name`` on n1, in ``phase``, with no assignment annotations."""
+    return {
+        "metadata": {
+            "name": f"{name}-gpulane", "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "gpulane", "gpulane.dev/job": name},
+            "annotations": {}, "ownerReferences": [{"uid": f"uid-{name}"}],
+        },
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": phase},
+    }  # fmt: skip
+
+
 class FakeKubeApi:
     """Pods, bindings, status patches and events kept in dicts; ``fail`` injects errors per call."""
 

@@ -17,22 +17,10 @@ from gpulane_operator.k8s.events import BURST, RATE_PER_S, EventPoster, JobRef
 from gpulane_operator.k8s.status import StatusWriter
 from gpulane_operator.ratelimit import TokenBucket
 from gpulane_operator.runtime import CycleRunner
-from opfakes import FakeKubeApi, job_body
+from opfakes import FakeKubeApi, job_body, job_pod_body
 
 NOW = 1767225601.0
 A = Assignment(JobId("ns/a"), NodeName("n1"), (0,), ("GPU-0",), LaneId("lane-0"), 1024, 0, 1024, 4, JobClass.GUARANTEED)
-
-
-def running_pod() -> dict[str, object]:
-    return {
-        "metadata": {
-            "name": "a-gpulane", "namespace": "ns",
-            "labels": {"app.kubernetes.io/managed-by": "gpulane", "gpulane.dev/job": "a"},
-            "annotations": {}, "ownerReferences": [{"uid": "uid-a"}],
-        },
-        "spec": {"nodeName": "n1"},
-        "status": {"phase": "Running"},
-    }  # fmt: skip
 
 
 def test_scheduled_then_running_compose_into_one_patch_that_keeps_both_conditions() -> None:
@@ -41,7 +29,7 @@ def test_scheduled_then_running_compose_into_one_patch_that_keeps_both_condition
     # The Running decision is made from the job as it will read, not as the watch still shows it.
     current = statuses.overlay(rec, placed)
     assert current.phase is Phase.SCHEDULED and current.scheduled_reason == Reason.PLACED.value
-    pod = parse_pod(running_pod())
+    pod = parse_pod(job_pod_body())
     assert lifecycle.sync(rec, pod, NOW) is None  # the stale record would never say Running
     running = lifecycle.sync(current, pod, NOW + 0.5)
     assert running is not None

@@ -12,23 +12,11 @@ from gpulane_operator.assignment import parse_pod
 from gpulane_operator.crd import Reason, parse_job
 from gpulane_operator.outcomes import AT_ONCE, QUEUED_WINDOW_S, SCHEDULED_WINDOW_S, EventPost
 from gpulane_operator.snapshot import Lost
-from opfakes import job_body
+from opfakes import job_body, job_pod_body
 
 NOW = 1767225601.0
 A = Assignment(JobId("ns/a"), NodeName("n1"), (0,), ("GPU-0",), LaneId("lane-0"), 1024, 0, 1024, 4, JobClass.GUARANTEED)
 REC = parse_job(job_body("a"))
-
-
-def pod(phase: str) -> dict[str, object]:
-    return {
-        "metadata": {
-            "name": "a-gpulane", "namespace": "ns",
-            "labels": {"app.kubernetes.io/managed-by": "gpulane", "gpulane.dev/job": "a"},
-            "annotations": {}, "ownerReferences": [{"uid": "uid-a"}],
-        },
-        "spec": {"nodeName": "n1"},
-        "status": {"phase": phase},
-    }  # fmt: skip
 
 
 def test_a_placement_waits_for_running_and_running_goes_out_at_once_with_no_second_event() -> None:
@@ -36,7 +24,7 @@ def test_a_placement_waits_for_running_and_running_goes_out_at_once_with_no_seco
     assert placed.window_s == SCHEDULED_WINDOW_S and placed.event is not None
     assert placed.event.reason is Reason.PLACED and not placed.event.warning
     assert placed.body is not None
-    running = lifecycle.sync(statuses.overlay(REC, placed.body), parse_pod(pod("Running")), NOW + 1)
+    running = lifecycle.sync(statuses.overlay(REC, placed.body), parse_pod(job_pod_body("Running")), NOW + 1)
     assert running is not None
     w = outcomes.synced(running)
     assert (w.window_s, w.event, w.completed) == (AT_ONCE, None, False)
