@@ -111,11 +111,12 @@ def measure(view: NodeView) -> NodeFacts:
 def _measure(view: NodeView) -> NodeFacts:
     capacity = committed = occupied = 0
     max_free = max_headroom = -1
-    # Each class's extremes as plain locals (used: GPUs with tenants; idle: without), one GpuClass at
+    # Each class's running extremes (used: GPUs with tenants; idle: without) as one small list
+    # [count, committed_min, persistent_min, lanes_max, capacity_min, capacity_max], one GpuClass at
     # the end: min and max of ints are exact in any order, so this is the class that widening GPU by
     # GPU builds, without an object or a call per GPU (a node is measured at every change).
-    used_n = used_com = used_per = used_lanes = used_cap_min = used_cap_max = 0
-    idle_n = idle_com = idle_per = idle_lanes = idle_cap_min = idle_cap_max = 0
+    used = [0, 0, 0, 0, 0, 0]
+    idle = [0, 0, 0, 0, 0, 0]
     all_lanes = view.lanes
     for gpu in view.node.gpus:
         lanes = all_lanes[gpu.index]
@@ -138,26 +139,25 @@ def _measure(view: NodeView) -> NodeFacts:
         headroom = free + biggest if lanes.lanes else free
         if headroom > max_headroom:
             max_headroom = headroom
-        if tenants:
-            if used_n:  # min and max of ints by comparison: the same values, no builtin call each
-                used_com = com if com < used_com else used_com
-                used_per = per if per < used_per else used_per
-                used_lanes = size if size > used_lanes else used_lanes
-                used_cap_min = cap if cap < used_cap_min else used_cap_min
-                used_cap_max = cap if cap > used_cap_max else used_cap_max
-            else:
-                used_com, used_per, used_lanes, used_cap_min, used_cap_max = com, per, size, cap, cap
-            used_n += 1
+        acc = used if tenants else idle
+        if acc[0]:  # by comparison: the same values as min() and max(), no builtin call each
+            if com < acc[1]:
+                acc[1] = com
+            if per < acc[2]:
+                acc[2] = per
+            if size > acc[3]:
+                acc[3] = size
+            if cap < acc[4]:
+                acc[4] = cap
+            if cap > acc[5]:
+                acc[5] = cap
         else:
-            if idle_n:
-                idle_com = com if com < idle_com else idle_com
-                idle_per = per if per < idle_per else idle_per
-                idle_lanes = size if size > idle_lanes else idle_lanes
-                idle_cap_min = cap if cap < idle_cap_min else idle_cap_min
-                idle_cap_max = cap if cap > idle_cap_max else idle_cap_max
-            else:
-                idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max = com, per, size, cap, cap
-            idle_n += 1
-    used = GpuClass(used_com, used_per, used_lanes, used_cap_min, used_cap_max) if used_n else None
-    idle = GpuClass(idle_com, idle_per, idle_lanes, idle_cap_min, idle_cap_max) if idle_n else None
-    return NodeFacts(occupied, idle_n, max_free, max_headroom, BoundFacts(capacity, committed, used, idle))
+            acc[1:] = com, per, size, cap, cap
+        acc[0] += 1
+    bounds = BoundFacts(capacity, committed, _gpu_class(used), _gpu_class(idle))
+    return NodeFacts(occupied, idle[0], max_free, max_headroom, bounds)
+
+
+def _gpu_class(acc: list[int]) -> GpuClass | None:
+    """The class _measure accumulated in ``acc`` (its count first), or None for no GPU."""
+    return GpuClass(acc[1], acc[2], acc[3], acc[4], acc[5]) if acc[0] else None

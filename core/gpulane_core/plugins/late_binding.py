@@ -46,11 +46,12 @@ class JoinWhenFirst:
             if choice.plan.kind not in _JOINS:
                 continue
             lane = ctx.state.nodes[option.node].lanes[choice.index].lane(choice.plan.lane)
-            ahead = [m for m in lane.jobs if 0 < jobs[m].estimated_duration_s * self.margin <= work]
-            if ahead:
-                left = jobs[ahead[0]].estimated_duration_s * self.margin
+            # The first member expected to keep the turns (the only one the message names).
+            ahead = next((m for m in lane.jobs if 0 < jobs[m].estimated_duration_s * self.margin <= work), None)
+            if ahead is not None:
+                left = jobs[ahead].estimated_duration_s * self.margin
                 return Status.unschedulable(
-                    f"{option.node}/gpu{choice.index} {choice.plan.lane}: {ahead[0]} would keep the turns"
+                    f"{option.node}/gpu{choice.index} {choice.plan.lane}: {ahead} would keep the turns"
                     f" (expected {left:.1f} s left <= {work:.1f} s); waits for a lane of its own",
                     self.name,
                 )

@@ -267,8 +267,7 @@ async def test_a_bound_jobs_scheduled_status_waits_for_running_and_both_are_one_
     rt.status = StatusWriter(api, rt.limit, compose, clock=lambda: now[0])
     bodies = [job_body("a", "1Gi", "2Gi")]
     await cycle.run(rt, lambda: views(api, bodies))
-    while rt.background.tasks:  # the pod create and the Binding, not the status writer
-        await asyncio.gather(*list(rt.background.tasks))
+    await rt.background.wait()  # the pod create and the Binding, not the status writer
     assert len(api.binds) == 1
     now[0] = outcomes.SCHEDULED_WINDOW_S - 0.5  # past the writer's default window, not past Scheduled's
     await asyncio.sleep(0.05)
